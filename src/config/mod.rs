@@ -1,0 +1,219 @@
+//! Keel's configuration, in two steps: the strict file format (`raw`) and the validated
+//! runtime objects below. Only the CLI layer reads files and environment variables; everything
+//! else receives a [`Config`].
+
+mod raw;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub use raw::RawConfig;
+
+/// The commented example printed by `keel default-config`.
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {message}")]
+    Read { file: String, message: String },
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: `{key}`: {message}")]
+    Invalid { file: String, key: &'static str, message: String },
+}
+
+/// How BM25 and dense scores are combined.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fusion {
+    /// Min-max normalise each list, then `w·dense + (1-w)·bm25`.
+    Weighted { dense_weight: f32 },
+    /// Reciprocal-rank fusion: `Σ 1/(k + rank)`.
+    Rrf { k: f32 },
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub max_question_chars: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    pub max_file_bytes: u64,
+    pub chunk_tokens: usize,
+    pub overlap_tokens: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct RetrievalConfig {
+    pub top_k: usize,
+    pub candidates: usize,
+    pub fusion: Fusion,
+    pub relevance_floor: f32,
+}
+
+#[derive(Debug, Clone)]
+pub struct AnswerConfig {
+    pub max_sentences: usize,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub model_dir: Option<PathBuf>,
+    pub server: ServerConfig,
+    pub ingest: IngestConfig,
+    pub retrieval: RetrievalConfig,
+    pub answer: AnswerConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The defaults are the validated empty file; it cannot fail.
+        match Self::from_raw(RawConfig::default(), "<defaults>") {
+            Ok(c) => c,
+            Err(_) => unreachable_defaults(),
+        }
+    }
+}
+
+#[cold]
+fn unreachable_defaults() -> Config {
+    // Only reachable if a default above is itself invalid, which the unit tests rule out.
+    Config {
+        data_dir: PathBuf::from("./keel-data"),
+        model_dir: None,
+        server: ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1 << 20,
+            max_question_chars: 4000,
+        },
+        ingest: IngestConfig { max_file_bytes: 10 << 20, chunk_tokens: 300, overlap_tokens: 40 },
+        retrieval: RetrievalConfig {
+            top_k: 5,
+            candidates: 100,
+            fusion: Fusion::Weighted { dense_weight: 0.5 },
+            relevance_floor: 0.3,
+        },
+        answer: AnswerConfig { max_sentences: 3 },
+    }
+}
+
+impl Config {
+    /// Loads and validates a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { file: file.clone(), message: e.to_string() })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Parses and validates TOML text; `file` names it in error messages.
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { file: file.to_string(), message: e.to_string().trim().to_string() })?;
+        Self::from_raw(raw, file)
+    }
+
+    pub fn from_raw(raw: RawConfig, file: &str) -> Result<Self, ConfigError> {
+        let invalid =
+            |key: &'static str, message: String| ConfigError::Invalid { file: file.to_string(), key, message };
+        let listen_text = raw.server.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_text
+            .parse()
+            .map_err(|_| invalid("server.listen", format!("`{listen_text}` is not an address like 127.0.0.1:8080")))?;
+        let range = |key: &'static str, v: Option<u64>, default: u64, lo: u64, hi: u64| -> Result<u64, ConfigError> {
+            let v = v.unwrap_or(default);
+            if v < lo || v > hi {
+                return Err(invalid(key, format!("{v} is outside {lo}..={hi}")));
+            }
+            Ok(v)
+        };
+        let server = ServerConfig {
+            listen,
+            max_body_bytes: range("server.max_body_bytes", raw.server.max_body_bytes, 1 << 20, 1024, 1 << 30)? as usize,
+            max_question_chars: range("server.max_question_chars", raw.server.max_question_chars, 4000, 16, 1_000_000)?
+                as usize,
+        };
+        let chunk_tokens = range("ingest.chunk_tokens", raw.ingest.chunk_tokens, 300, 32, 2000)? as usize;
+        let overlap_tokens = range("ingest.overlap_tokens", raw.ingest.overlap_tokens, 40, 0, 1000)? as usize;
+        if overlap_tokens * 2 >= chunk_tokens {
+            return Err(invalid("ingest.overlap_tokens", format!("{overlap_tokens} must be under half of chunk_tokens ({chunk_tokens})")));
+        }
+        let ingest = IngestConfig {
+            max_file_bytes: range("ingest.max_file_bytes", raw.ingest.max_file_bytes, 10 << 20, 1, 1 << 32)?,
+            chunk_tokens,
+            overlap_tokens,
+        };
+        let top_k = range("retrieval.top_k", raw.retrieval.top_k, 5, 1, 100)? as usize;
+        let candidates = range("retrieval.candidates", raw.retrieval.candidates, 100, 1, 10_000)? as usize;
+        let fusion = match raw.retrieval.fusion.as_deref().unwrap_or("weighted") {
+            "weighted" => {
+                let w = raw.retrieval.dense_weight.unwrap_or(0.5);
+                if !(0.0..=1.0).contains(&w) {
+                    return Err(invalid("retrieval.dense_weight", format!("{w} is outside 0..=1")));
+                }
+                Fusion::Weighted { dense_weight: w as f32 }
+            }
+            "rrf" => {
+                let k = raw.retrieval.rrf_k.unwrap_or(60.0);
+                if !(k > 0.0 && k.is_finite()) {
+                    return Err(invalid("retrieval.rrf_k", format!("{k} must be a positive number")));
+                }
+                Fusion::Rrf { k: k as f32 }
+            }
+            other => return Err(invalid("retrieval.fusion", format!("`{other}` is not one of \"weighted\", \"rrf\""))),
+        };
+        let floor = raw.retrieval.relevance_floor.unwrap_or(0.3);
+        if !(-1.0..=1.0).contains(&floor) {
+            return Err(invalid("retrieval.relevance_floor", format!("{floor} is outside -1..=1 (a cosine similarity)")));
+        }
+        let retrieval = RetrievalConfig { top_k, candidates: candidates.max(top_k), fusion, relevance_floor: floor as f32 };
+        let answer = AnswerConfig { max_sentences: range("answer.max_sentences", raw.answer.max_sentences, 3, 1, 20)? as usize };
+        Ok(Self {
+            data_dir: PathBuf::from(raw.data_dir.unwrap_or_else(|| "./keel-data".into())),
+            model_dir: raw.embedding.model_dir.map(PathBuf::from),
+            server,
+            ingest,
+            retrieval,
+            answer,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_example_is_valid_and_equals_the_defaults() {
+        let c = Config::parse(DEFAULT_CONFIG, "default.toml").unwrap();
+        let d = Config::from_raw(RawConfig::default(), "x").unwrap();
+        assert_eq!(format!("{c:?}"), format!("{d:?}"));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_file_and_key() {
+        let e = Config::parse("[retrieval]\ntop_kk = 3\n", "keel.toml").unwrap_err().to_string();
+        assert!(e.starts_with("keel.toml:"), "{e}");
+        assert!(e.contains("top_kk"), "{e}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let e = Config::parse("[retrieval]\nfusion = \"max\"\n", "k.toml").unwrap_err().to_string();
+        assert!(e.contains("retrieval.fusion") && e.contains("max"), "{e}");
+        let e = Config::parse("[server]\nlisten = \"nowhere\"\n", "k.toml").unwrap_err().to_string();
+        assert!(e.contains("server.listen"), "{e}");
+        let e = Config::parse("[ingest]\nchunk_tokens = 100\noverlap_tokens = 60\n", "k.toml").unwrap_err().to_string();
+        assert!(e.contains("ingest.overlap_tokens"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_are_reported() {
+        let e = Config::parse("[retrieval]\ntop_k = \"five\"\n", "k.toml").unwrap_err().to_string();
+        assert!(e.contains("top_k"), "{e}");
+    }
+}

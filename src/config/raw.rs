@@ -1,0 +1,61 @@
+//! The configuration file as written: strict serde structs that reject unknown keys.
+//!
+//! Nothing here is validated beyond types; `config::Config::from_raw` turns these into the
+//! runtime objects the rest of Keel uses.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub data_dir: Option<String>,
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub ingest: RawIngest,
+    #[serde(default)]
+    pub retrieval: RawRetrieval,
+    #[serde(default)]
+    pub embedding: RawEmbedding,
+    #[serde(default)]
+    pub answer: RawAnswer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub max_body_bytes: Option<u64>,
+    pub max_question_chars: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIngest {
+    pub max_file_bytes: Option<u64>,
+    pub chunk_tokens: Option<u64>,
+    pub overlap_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetrieval {
+    pub top_k: Option<u64>,
+    pub candidates: Option<u64>,
+    pub fusion: Option<String>,
+    pub dense_weight: Option<f64>,
+    pub rrf_k: Option<f64>,
+    pub relevance_floor: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmbedding {
+    pub model_dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnswer {
+    pub max_sentences: Option<u64>,
+}

@@ -1,0 +1,75 @@
+//! The one place errors become HTTP responses: OpenAI's shape
+//! `{"error": {"message", "type", "code", "param"}}` with the right status.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::pipeline::PipelineError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub code: &'static str,
+    pub message: String,
+    pub param: Option<String>,
+}
+
+/// Attached to error responses so the logging middleware can report server faults.
+#[derive(Debug, Clone)]
+pub struct ErrorDetail(pub String);
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        let kind = match status.as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            429 => "rate_limit_error",
+            500..=599 => "server_error",
+            _ => "invalid_request_error",
+        };
+        Self { status, kind, code, message: message.into(), param: None }
+    }
+
+    pub fn param(mut self, p: impl Into<String>) -> Self {
+        self.param = Some(p.into());
+        self
+    }
+
+    pub fn not_ready() -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "Keel is still loading its indexes; retry shortly")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": {
+            "message": self.message,
+            "type": self.kind,
+            "code": self.code,
+            "param": self.param,
+        }});
+        let mut res = (self.status, Json(body)).into_response();
+        if self.status.is_server_error() {
+            res.extensions_mut().insert(ErrorDetail(self.message));
+        }
+        res
+    }
+}
+
+impl From<PipelineError> for ApiError {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::InvalidInput { field, message } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_value", message).param(field)
+            }
+            // Internal details stay in the log (via ErrorDetail); the client gets a stable code.
+            PipelineError::Embed(_) | PipelineError::Index(_) | PipelineError::Internal(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e.to_string())
+            }
+        }
+    }
+}

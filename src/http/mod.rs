@@ -1,0 +1,115 @@
+//! The HTTP faces of the pipeline: an OpenAI-compatible API and Keel's native API.
+//!
+//! Invariant: only this folder knows wire types. Handlers are thin: parse, call one function
+//! of the pipeline, map the result. Errors become HTTP in one place (`error.rs`); requests
+//! are logged in one middleware, nowhere else.
+
+mod error;
+mod extract;
+mod native;
+mod openai;
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::app::App;
+pub use error::ApiError;
+use error::ErrorDetail;
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct ServerState {
+    app: Arc<OnceLock<Arc<App>>>,
+    pub max_body_bytes: usize,
+}
+
+impl ServerState {
+    /// A state that is not ready until [`ServerState::set_ready`] is called.
+    pub fn loading(max_body_bytes: usize) -> Self {
+        Self { app: Arc::new(OnceLock::new()), max_body_bytes }
+    }
+
+    pub fn ready(app: Arc<App>) -> Self {
+        let s = Self::loading(app.config.server.max_body_bytes);
+        s.set_ready(app);
+        s
+    }
+
+    pub fn set_ready(&self, app: Arc<App>) {
+        let _ = self.app.set(app);
+    }
+
+    fn app(&self) -> Result<&Arc<App>, ApiError> {
+        self.app.get().ok_or_else(ApiError::not_ready)
+    }
+}
+
+pub fn router(state: ServerState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/answer", post(native::answer))
+        .route("/v1/traces/{id}", get(native::trace))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(log_requests))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves. Takes a bound listener so tests can use port 0.
+pub async fn serve(listener: TcpListener, state: ServerState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // No Nagle: small responses must not wait for a delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<ServerState>) -> Response {
+    match state.app() {
+        Ok(app) => {
+            let index = app.pipeline.index();
+            Json(json!({ "status": "ready", "corpus_version": index.corpus_version(), "chunks": index.len() })).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "unknown_route", format!("no route for {} {}", req.method(), req.uri().path()))
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{} is not allowed on {}", req.method(), req.uri().path()))
+}
+
+async fn log_requests(req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let start = Instant::now();
+    let res = next.run(req).await;
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let status = res.status().as_u16();
+    match res.extensions().get::<ErrorDetail>() {
+        Some(detail) => tracing::error!(%method, %path, status, ms, error = %detail.0, "request failed"),
+        None if status >= 400 => tracing::info!(%method, %path, status, ms, "request rejected"),
+        None => tracing::debug!(%method, %path, status, ms, "request"),
+    }
+    res
+}

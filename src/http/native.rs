@@ -1,0 +1,47 @@
+//! Keel's native API: the full answer structure (citations, verdicts, versions, escalation)
+//! and traces.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::extract::JsonBody;
+use super::ServerState;
+use crate::pipeline::Question;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerRequest {
+    pub question: String,
+    #[serde(default)]
+    pub top_k: Option<u16>,
+}
+
+pub async fn answer(State(state): State<ServerState>, JsonBody(req): JsonBody<AnswerRequest>) -> Result<Response, ApiError> {
+    let app = state.app()?;
+    if req.top_k == Some(0) {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "`top_k` must be at least 1").param("top_k"));
+    }
+    let out = app
+        .pipeline
+        .run(Question { text: req.question, top_k: req.top_k.map(usize::from), route: "/v1/answer".into() })
+        .await?;
+    let mut res = Json(&out.answer).into_response();
+    if let Ok(v) = HeaderValue::from_str(&out.answer.trace_id) {
+        res.headers_mut().insert("x-keel-trace-id", v);
+    }
+    Ok(res)
+}
+
+pub async fn trace(State(state): State<ServerState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let app = state.app()?;
+    app.sink.flush().await;
+    match app.store.traces.get_trace(&id).await {
+        Ok(Some(t)) => Ok(Json(t).into_response()),
+        Ok(None) => Err(ApiError::new(StatusCode::NOT_FOUND, "trace_not_found", format!("no trace `{id}`"))),
+        Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e.to_string())),
+    }
+}

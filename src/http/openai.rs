@@ -1,0 +1,247 @@
+//! The OpenAI-compatible face: `/v1/chat/completions` (plain and streaming) and `/v1/models`.
+//!
+//! `model: "keel"` runs the grounded pipeline. Numbered references are in the message text so
+//! any chat UI shows them; the structured answer rides in the `keel` extension field.
+
+use std::convert::Infallible;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::stream;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::extract::JsonBody;
+use super::ServerState;
+use crate::answer::Answer;
+use crate::kb::chunk::estimate_tokens;
+use crate::pipeline::Question;
+
+/// The grounded pipeline's model name.
+pub const GROUNDED_MODEL: &str = "keel";
+
+/// OpenAI's request body. Unknown fields are rejected so a typo is an error, not a silent
+/// default; sampling fields are accepted and have no effect on the deterministic pipeline.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[expect(dead_code, reason = "accepted for compatibility; the grounded pipeline ignores sampling fields")]
+pub struct ChatRequest {
+    model: String,
+    messages: Vec<ChatMessage>,
+    #[serde(default)]
+    stream: bool,
+    stream_options: Option<Value>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    n: Option<u32>,
+    max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
+    stop: Option<Value>,
+    presence_penalty: Option<f64>,
+    frequency_penalty: Option<f64>,
+    logit_bias: Option<Value>,
+    logprobs: Option<bool>,
+    top_logprobs: Option<u32>,
+    user: Option<String>,
+    seed: Option<i64>,
+    response_format: Option<Value>,
+    metadata: Option<Value>,
+    store: Option<bool>,
+    tools: Option<Value>,
+    tool_choice: Option<Value>,
+    parallel_tool_calls: Option<bool>,
+    service_tier: Option<String>,
+    reasoning_effort: Option<String>,
+    modalities: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChatMessage {
+    role: Role,
+    #[serde(default)]
+    content: Option<Content>,
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Role {
+    System,
+    Developer,
+    User,
+    Assistant,
+    Tool,
+    Function,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Debug, Deserialize)]
+struct Part {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+impl Content {
+    fn text(&self) -> String {
+        match self {
+            Content::Text(t) => t.clone(),
+            Content::Parts(parts) => {
+                parts.iter().filter(|p| p.kind == "text").filter_map(|p| p.text.clone()).collect::<Vec<_>>().join("\n")
+            }
+        }
+    }
+}
+
+pub async fn models() -> impl IntoResponse {
+    Json(json!({
+        "object": "list",
+        "data": [{ "id": GROUNDED_MODEL, "object": "model", "created": 0, "owned_by": "keel" }]
+    }))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// The question is the last user message.
+fn question_of(req: &ChatRequest) -> Result<String, ApiError> {
+    if req.messages.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_value", "`messages` must contain at least one message").param("messages"));
+    }
+    let (i, last) = req
+        .messages
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, m)| m.role == Role::User)
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_value", "`messages` has no message with role `user`").param("messages"))?;
+    let text = last.content.as_ref().map(Content::text).unwrap_or_default();
+    if text.trim().is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_value", format!("`messages[{i}].content` is empty"))
+            .param(format!("messages[{i}].content")));
+    }
+    Ok(text)
+}
+
+/// The assistant message: the answer, then its numbered sources.
+fn message_text(a: &Answer) -> String {
+    let mut s = a.answer.clone();
+    if !a.citations.is_empty() {
+        s.push_str("\n\nSources:");
+        for c in &a.citations {
+            let heading = if c.heading.is_empty() { String::new() } else { format!(" — {}", c.heading) };
+            s.push_str(&format!("\n[{}] {}{} ({})", c.n, c.title, heading, c.doc));
+        }
+    }
+    s
+}
+
+fn extension(a: &Answer) -> Value {
+    json!({
+        "citations": a.citations,
+        "grounded": a.grounded,
+        "escalate": a.escalate,
+        "reason": a.reason,
+        "trace_id": a.trace_id,
+        "versions": a.versions,
+        "usage_estimated": true,
+    })
+}
+
+pub async fn chat_completions(State(state): State<ServerState>, JsonBody(req): JsonBody<ChatRequest>) -> Result<Response, ApiError> {
+    let app = state.app()?;
+    if req.model != GROUNDED_MODEL {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "model_not_found", format!("The model `{}` does not exist", req.model))
+            .param("model"));
+    }
+    if req.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "unsupported_value", "only `n: 1` is supported").param("n"));
+    }
+    let question = question_of(&req)?;
+    let prompt_tokens: usize = req.messages.iter().filter_map(|m| m.content.as_ref()).map(|c| estimate_tokens(&c.text())).sum();
+    let out = app
+        .pipeline
+        .run(Question { text: question, top_k: None, route: "/v1/chat/completions".into() })
+        .await?;
+    let a = out.answer;
+    let id = format!("chatcmpl-{}", a.trace_id.trim_start_matches("tr_"));
+    let text = message_text(&a);
+    let completion_tokens = estimate_tokens(&text);
+    let usage = json!({ "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens });
+    let created = unix_now();
+    let trace_header = HeaderValue::from_str(&a.trace_id).ok();
+    let mut res = if req.stream {
+        let include_usage = req.stream_options.as_ref().and_then(|o| o.get("include_usage")).and_then(Value::as_bool).unwrap_or(false);
+        let chunk = |delta: Value, finish: Value| {
+            json!({ "id": id, "object": "chat.completion.chunk", "created": created, "model": GROUNDED_MODEL,
+                    "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }] })
+        };
+        let mut events = vec![chunk(json!({ "role": "assistant", "content": "" }), Value::Null)];
+        for piece in split_stream(&text) {
+            events.push(chunk(json!({ "content": piece }), Value::Null));
+        }
+        let mut last = chunk(json!({}), json!("stop"));
+        last["keel"] = extension(&a);
+        events.push(last);
+        if include_usage {
+            events.push(json!({ "id": id, "object": "chat.completion.chunk", "created": created, "model": GROUNDED_MODEL,
+                                "choices": [], "usage": usage }));
+        }
+        let mut sse: Vec<Result<Event, Infallible>> = events.into_iter().map(|e| Ok(Event::default().data(e.to_string()))).collect();
+        sse.push(Ok(Event::default().data("[DONE]")));
+        Sse::new(stream::iter(sse)).into_response()
+    } else {
+        Json(json!({
+            "id": id,
+            "object": "chat.completion",
+            "created": created,
+            "model": GROUNDED_MODEL,
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": "stop" }],
+            "usage": usage,
+            "keel": extension(&a),
+        }))
+        .into_response()
+    };
+    if let Some(v) = trace_header {
+        res.headers_mut().insert("x-keel-trace-id", v);
+    }
+    Ok(res)
+}
+
+/// Pieces of a few words each, so clients render the stream progressively.
+fn split_stream(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for (i, word) in text.split_inclusive(' ').enumerate() {
+        cur.push_str(word);
+        if i % 4 == 3 {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_stream;
+
+    #[test]
+    fn stream_pieces_reassemble_to_the_text() {
+        let t = "Returns are accepted within 30 days [1].\n\nSources:\n[1] Returns (returns.md)";
+        assert_eq!(split_stream(t).concat(), t);
+    }
+}

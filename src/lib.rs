@@ -1,0 +1,15 @@
+//! Keel: a production runtime for applications built on foundation models.
+//!
+//! See ARCHITECTURE.md for the code map and the invariants each folder keeps.
+
+pub mod answer;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod embedding;
+pub mod http;
+pub mod index;
+pub mod kb;
+pub mod pipeline;
+pub mod store;
+pub mod trace;

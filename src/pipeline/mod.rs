@@ -1,0 +1,152 @@
+//! The request pipeline of DESIGN.md, as code: an ordered list of stages, each a module with
+//! one job, run by one runner that opens and closes every stage's span on the trace.
+//!
+//! # The stage contract
+//!
+//! A stage reads and writes the [`RequestCtx`] and returns a [`Flow`]:
+//! - `Flow::Continue`: the next stage runs;
+//! - `Flow::Respond(draft)`: the request is answered now and no later stage runs. A cache hit,
+//!   a guard block and an approved answer are all this one mechanism.
+//!
+//! An `Err` ends the request with that error (mapped to HTTP once, in `http/error.rs`).
+//! Stages never time themselves and never read configuration files or environment
+//! variables: what they need is given to them at construction.
+
+mod generate;
+mod input;
+mod retrieve;
+pub mod sink;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use crate::answer::extractive::Evidence;
+use crate::answer::{Answer, Draft, Versions};
+use crate::config::Config;
+use crate::embedding::Embedder;
+use crate::index::{Hit, Index, IndexError};
+use crate::trace::{Trace, TraceBuilder};
+
+pub use sink::TraceSink;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The client sent something unusable; `field` names the offending input.
+    #[error("{message}")]
+    InvalidInput { field: &'static str, message: String },
+    #[error("embedding the question: {0}")]
+    Embed(#[from] keel_embed::EmbedError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// What flows through the stages.
+pub struct RequestCtx {
+    pub question: String,
+    pub top_k: usize,
+    pub trace: TraceBuilder,
+    pub hits: Vec<Hit>,
+    pub evidence: Vec<Evidence>,
+}
+
+pub enum Flow {
+    Continue,
+    Respond(Draft),
+}
+
+#[async_trait]
+pub trait Stage: Send + Sync {
+    /// The span name on the trace.
+    fn name(&self) -> &'static str;
+    async fn run(&self, ctx: &mut RequestCtx) -> Result<Flow, PipelineError>;
+}
+
+/// One question to the grounded pipeline.
+#[derive(Debug, Clone)]
+pub struct Question {
+    pub text: String,
+    pub top_k: Option<usize>,
+    /// Which face asked (`/v1/answer`, `/v1/chat/completions`, `cli`): recorded on the trace.
+    pub route: String,
+}
+
+/// The grounded pipeline, built once from configuration and shared by every request.
+pub struct Pipeline {
+    stages: Vec<Box<dyn Stage>>,
+    index: Arc<Index>,
+    default_top_k: usize,
+    sink: TraceSink,
+}
+
+/// A finished request: the answer and its trace.
+pub struct Outcome {
+    pub answer: Answer,
+    pub trace: Trace,
+}
+
+impl Pipeline {
+    pub fn new(config: &Config, index: Arc<Index>, embedder: Arc<Embedder>, sink: TraceSink) -> Self {
+        let stages: Vec<Box<dyn Stage>> = vec![
+            Box::new(input::InputStage { max_chars: config.server.max_question_chars }),
+            Box::new(retrieve::RetrieveStage::new(index.clone(), embedder, config.retrieval.clone())),
+            Box::new(generate::ExtractiveStage { max_sentences: config.answer.max_sentences }),
+        ];
+        Self { stages, index, default_top_k: config.retrieval.top_k, sink }
+    }
+
+    pub fn index(&self) -> &Arc<Index> {
+        &self.index
+    }
+
+    /// Runs every stage until one responds; records the trace (without waiting for the write).
+    pub async fn run(&self, q: Question) -> Result<Outcome, PipelineError> {
+        let input = json!({ "question": q.text, "top_k": q.top_k });
+        let mut ctx = RequestCtx {
+            question: q.text,
+            top_k: q.top_k.unwrap_or(self.default_top_k).clamp(1, 100),
+            trace: TraceBuilder::new(&q.route, input),
+            hits: Vec::new(),
+            evidence: Vec::new(),
+        };
+        let mut draft = None;
+        for stage in &self.stages {
+            let start = ctx.trace.elapsed_us();
+            let result = stage.run(&mut ctx).await;
+            if let Err(e) = &result {
+                ctx.trace.attr("error", e.to_string());
+            }
+            ctx.trace.close_span(stage.name(), start);
+            match result {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Respond(d)) => {
+                    draft = Some(d);
+                    break;
+                }
+                Err(e) => {
+                    let trace = ctx.trace.finish("error", json!({ "error": e.to_string() }));
+                    self.sink.record(trace);
+                    return Err(e);
+                }
+            }
+        }
+        let draft = draft.ok_or_else(|| PipelineError::Internal("no stage produced an answer".into()))?;
+        let answer = Answer {
+            answer: draft.text,
+            citations: draft.citations,
+            grounded: draft.grounded,
+            escalate: draft.escalate,
+            reason: draft.reason,
+            trace_id: ctx.trace.id().to_string(),
+            versions: Versions { corpus: self.index.corpus_version(), model: draft.model, prompt: None },
+        };
+        let status = if answer.escalate { "escalated" } else { "ok" };
+        let output = serde_json::to_value(&answer).unwrap_or(Value::Null);
+        let trace = ctx.trace.finish(status, output);
+        self.sink.record(trace.clone());
+        Ok(Outcome { answer, trace })
+    }
+}

@@ -1,0 +1,61 @@
+//! Stage `retrieve`: hybrid search, top-k cap and relevance floor. What clears the floor is
+//! the evidence later stages may use.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::{Flow, PipelineError, RequestCtx, Stage};
+use crate::answer::extractive::Evidence;
+use crate::config::RetrievalConfig;
+use crate::embedding::Embedder;
+use crate::index::Index;
+
+pub struct RetrieveStage {
+    index: Arc<Index>,
+    embedder: Arc<Embedder>,
+    cfg: RetrievalConfig,
+}
+
+impl RetrieveStage {
+    pub fn new(index: Arc<Index>, embedder: Arc<Embedder>, cfg: RetrievalConfig) -> Self {
+        Self { index, embedder, cfg }
+    }
+}
+
+#[async_trait]
+impl Stage for RetrieveStage {
+    fn name(&self) -> &'static str {
+        "retrieve"
+    }
+
+    async fn run(&self, ctx: &mut RequestCtx) -> Result<Flow, PipelineError> {
+        let (index, embedder, cfg) = (self.index.clone(), self.embedder.clone(), self.cfg.clone());
+        let (question, top) = (ctx.question.clone(), ctx.top_k.min(self.cfg.top_k.max(ctx.top_k)));
+        // Embedding and scoring are CPU work: keep them off the async workers.
+        let (hits, embed_us) = tokio::task::spawn_blocking(move || -> Result<_, PipelineError> {
+            let t = std::time::Instant::now();
+            let qv = embedder.embed(&[question.as_str()])?;
+            let embed_us = t.elapsed().as_micros() as u64;
+            Ok((index.search(&question, &qv, top, &cfg)?, embed_us))
+        })
+        .await
+        .map_err(|e| PipelineError::Internal(format!("retrieval task: {e}")))??;
+        ctx.trace.attr("embed_us", embed_us);
+        ctx.trace.attr("relevance_floor", self.cfg.relevance_floor);
+        let mut listed = Vec::new();
+        for h in &hits {
+            let Some(chunk) = self.index.chunk(h.row) else { continue };
+            let evidence = h.cosine >= self.cfg.relevance_floor;
+            listed.push(json!({ "chunk": chunk.id, "score": h.score, "cosine": h.cosine, "bm25": h.bm25, "evidence": evidence }));
+            if evidence {
+                ctx.evidence.push(Evidence { chunk: chunk.clone(), hit: h.clone() });
+            }
+        }
+        ctx.trace.attr("hits", listed);
+        ctx.trace.attr("evidence", ctx.evidence.len());
+        ctx.hits = hits;
+        Ok(Flow::Continue)
+    }
+}

@@ -1,0 +1,131 @@
+//! Where Keel's state lives, behind one small trait per area.
+//!
+//! Each backend is a folder (`sqlite/` today; `postgres/` mirrors it file for file) with its
+//! own migrations under `migrations/<backend>/`. `open` is the single place that picks a
+//! backend; everything else holds a [`Store`] and never knows which one it is.
+
+mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::trace::Trace;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("store at {path}: {message}")]
+    Open { path: String, message: String },
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// A stored document (its chunks are stored separately).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocRecord {
+    pub id: String,
+    pub path: String,
+    pub title: String,
+    pub content_hash: String,
+    pub bytes: u64,
+}
+
+/// A stored chunk with its embedding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkRecord {
+    pub id: String,
+    pub doc_id: String,
+    pub ordinal: u32,
+    pub title: String,
+    pub heading: String,
+    pub text: String,
+    pub start_char: u64,
+    pub end_char: u64,
+    pub embedding: Vec<f32>,
+}
+
+/// Everything one ingest changes, applied atomically.
+#[derive(Debug, Default)]
+pub struct IngestBatch {
+    /// New and changed documents with their complete new set of chunks.
+    pub upserts: Vec<(DocRecord, Vec<ChunkRecord>)>,
+    /// Ids of documents to delete.
+    pub removals: Vec<String>,
+    pub added: u64,
+    pub changed: u64,
+}
+
+/// A corpus version: a content hash over every document's id and content hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CorpusVersion {
+    pub version: String,
+    pub created_at_ms: i64,
+    pub documents: u64,
+    pub chunks: u64,
+}
+
+/// Documents, chunks and corpus versions.
+///
+/// Contract: `apply_ingest` is all-or-nothing; when it returns `Ok`, the batch and the new
+/// corpus version are durable. A batch that changes nothing creates no version.
+#[async_trait]
+pub trait DocumentStore: Send + Sync {
+    async fn documents(&self) -> Result<Vec<DocRecord>, StoreError>;
+    async fn apply_ingest(&self, batch: IngestBatch) -> Result<Option<CorpusVersion>, StoreError>;
+    async fn current_corpus(&self) -> Result<Option<CorpusVersion>, StoreError>;
+    async fn all_chunks(&self) -> Result<Vec<ChunkRecord>, StoreError>;
+}
+
+/// Request traces.
+///
+/// Contract: `put_trace` is idempotent per trace id (a second put replaces the first).
+#[async_trait]
+pub trait TraceStore: Send + Sync {
+    async fn put_trace(&self, trace: &Trace) -> Result<(), StoreError>;
+    async fn get_trace(&self, id: &str) -> Result<Option<Trace>, StoreError>;
+}
+
+/// Handles to every area of the store.
+#[derive(Clone)]
+pub struct Store {
+    pub docs: Arc<dyn DocumentStore>,
+    pub traces: Arc<dyn TraceStore>,
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the embedded store in `data_dir`.
+    pub async fn open_embedded(data_dir: &Path) -> Result<Self, StoreError> {
+        let db = Arc::new(sqlite::SqliteStore::open(&data_dir.join("keel.db")).await?);
+        Ok(Self { docs: db.clone(), traces: db })
+    }
+}
+
+/// The corpus version for a set of `(doc id, content hash)` pairs: order-independent.
+pub fn corpus_hash(mut docs: Vec<(String, String)>) -> String {
+    use sha2::{Digest, Sha256};
+    docs.sort();
+    let mut h = Sha256::new();
+    for (id, hash) in docs {
+        h.update(id.as_bytes());
+        h.update([0]);
+        h.update(hash.as_bytes());
+        h.update([0]);
+    }
+    format!("c_{}", &hex::encode(h.finalize())[..16])
+}
+
+/// Little-endian f32 bytes, as stored in `chunks.embedding`.
+pub fn vector_to_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub fn vector_from_bytes(b: &[u8]) -> Result<Vec<f32>, StoreError> {
+    if b.len() % 4 != 0 {
+        return Err(StoreError::Corrupt(format!("embedding of {} bytes", b.len())));
+    }
+    Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+}
