@@ -11,7 +11,8 @@ use crate::index::{ChunkMeta, Hit};
 
 pub const MODEL_VERSION: &str = "keel-extractive@1";
 
-pub const NOT_FOUND: &str = "I can't find this in the documentation, so I've passed your question on to a person who can help.";
+pub const NOT_FOUND: &str =
+    "I can't find this in the documentation, so I've passed your question on to a person who can help.";
 
 /// A chunk that cleared the relevance floor, in rank order.
 #[derive(Debug, Clone)]
@@ -21,20 +22,17 @@ pub struct Evidence {
 }
 
 const STOP: &[&str] = &[
-    "a", "an", "the", "and", "or", "but", "if", "of", "to", "in", "on", "at", "by", "for", "with", "from", "about", "as",
-    "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "have", "has", "had", "i", "you", "we", "my",
-    "your", "our", "me", "it", "its", "this", "that", "these", "those", "what", "which", "who", "whom", "how", "when",
-    "where", "why", "can", "could", "should", "would", "will", "shall", "may", "might", "must", "there", "their", "they",
-    "them", "so", "than", "then", "not", "no", "any", "all", "some", "into", "up", "out", "get", "much", "many", "s",
+    "a", "an", "the", "and", "or", "but", "if", "of", "to", "in", "on", "at", "by", "for", "with", "from", "about",
+    "as", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "have", "has", "had", "i", "you",
+    "we", "my", "your", "our", "me", "it", "its", "this", "that", "these", "those", "what", "which", "who", "whom",
+    "how", "when", "where", "why", "can", "could", "should", "would", "will", "shall", "may", "might", "must", "there",
+    "their", "they", "them", "so", "than", "then", "not", "no", "any", "all", "some", "into", "up", "out", "get",
+    "much", "many", "s",
 ];
 
 /// Lower-cased word stems of a text, without stop words.
 pub fn terms(text: &str) -> Vec<String> {
-    text.unicode_words()
-        .map(str::to_lowercase)
-        .filter(|w| !STOP.contains(&w.as_str()))
-        .map(|w| stem(&w))
-        .collect()
+    text.unicode_words().map(str::to_lowercase).filter(|w| !STOP.contains(&w.as_str())).map(|w| stem(&w)).collect()
 }
 
 /// A light suffix stripper: enough to match "returns"/"returned"/"returning" to "return".
@@ -47,6 +45,31 @@ fn stem(w: &str) -> String {
         }
     }
     w.to_string()
+}
+
+/// Whether the question asks how long, how much, how many or when.
+fn asks_for_quantity(question: &str) -> bool {
+    let q = question.to_lowercase();
+    [
+        "how long",
+        "how much",
+        "how many",
+        "how soon",
+        "how quickly",
+        "when ",
+        "what time",
+        "cost",
+        "price",
+        "fee",
+        "charge",
+        "minimum",
+        "maximum",
+        "limit",
+        "days",
+        "hours",
+    ]
+    .iter()
+    .any(|k| q.contains(k))
 }
 
 struct Candidate {
@@ -89,6 +112,7 @@ pub fn answer(question: &str, evidence: &[Evidence], max_sentences: usize) -> Dr
         };
     }
     let q: HashSet<String> = terms(question).into_iter().collect();
+    let wants_quantity = asks_for_quantity(question);
     let mut cands = Vec::new();
     let mut seen = HashSet::new();
     for (rank, e) in evidence.iter().enumerate() {
@@ -111,8 +135,14 @@ pub fn answer(question: &str, evidence: &[Evidence], max_sentences: usize) -> Dr
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let overlap: f32 = q.iter().filter(|t| c.terms.contains(*t)).map(|t| (1.0 + n / (1.0 + df.get(t.as_str()).copied().unwrap_or(0.0))).ln()).sum();
-            (overlap / (1.0 + 0.15 * c.rank as f32), i)
+            let overlap: f32 = q
+                .iter()
+                .filter(|t| c.terms.contains(*t))
+                .map(|t| (1.0 + n / (1.0 + df.get(t.as_str()).copied().unwrap_or(0.0))).ln())
+                .sum();
+            // A question about an amount, a duration or a time is answered by a sentence with a number.
+            let quantity = if wants_quantity && c.text.chars().any(|ch| ch.is_ascii_digit()) { 1.5 } else { 1.0 };
+            (quantity * overlap / (1.0 + 0.15 * c.rank as f32), i)
         })
         .filter(|(s, _)| *s > 0.0)
         .collect();
@@ -211,7 +241,11 @@ mod tests {
 
     #[test]
     fn every_answer_sentence_is_verbatim_from_a_cited_chunk() {
-        let e = vec![ev("a", "1. Sign in to your account. 2. Open Orders and choose the order. Members get free returns.", 0.9)];
+        let e = vec![ev(
+            "a",
+            "1. Sign in to your account. 2. Open Orders and choose the order. Members get free returns.",
+            0.9,
+        )];
         let d = answer("how do I find my order after I sign in", &e, 3);
         for part in d.text.split(" [1]") {
             let p = part.trim_start_matches(['.', ' ']).trim();

@@ -63,7 +63,13 @@ async fn open_index(config: &Config) -> anyhow::Result<(Arc<embedding::Embedder>
     Ok((embedder, index))
 }
 
-fn search_one(embedder: &embedding::Embedder, index: &Index, config: &Config, text: &str, top: usize) -> anyhow::Result<Vec<serde_json::Value>> {
+fn search_one(
+    embedder: &embedding::Embedder,
+    index: &Index,
+    config: &Config,
+    text: &str,
+    top: usize,
+) -> anyhow::Result<Vec<serde_json::Value>> {
     let qv = embedder.embed(&[text])?;
     let hits = index.search(text, &qv, top, &config.retrieval)?;
     Ok(hits
@@ -77,7 +83,13 @@ fn search_one(embedder: &embedding::Embedder, index: &Index, config: &Config, te
         .collect())
 }
 
-pub async fn search(config: Config, query: Option<String>, queries: Option<PathBuf>, json_out: bool, top: usize) -> anyhow::Result<ExitCode> {
+pub async fn search(
+    config: Config,
+    query: Option<String>,
+    queries: Option<PathBuf>,
+    json_out: bool,
+    top: usize,
+) -> anyhow::Result<ExitCode> {
     let (embedder, index) = open_index(&config).await?;
     let top = top.max(1);
     let stdout = std::io::stdout();
@@ -89,7 +101,8 @@ pub async fn search(config: Config, query: Option<String>, queries: Option<PathB
             if line.trim().is_empty() {
                 continue;
             }
-            let q: serde_json::Value = serde_json::from_str(&line).with_context(|| format!("{}:{}: not JSON", file.display(), n + 1))?;
+            let q: serde_json::Value =
+                serde_json::from_str(&line).with_context(|| format!("{}:{}: not JSON", file.display(), n + 1))?;
             let (Some(id), Some(text)) = (q.get("id"), q.get("text").and_then(|t| t.as_str())) else {
                 anyhow::bail!("{}:{}: expected {{\"id\": .., \"text\": \"..\"}}", file.display(), n + 1);
             };
@@ -104,7 +117,14 @@ pub async fn search(config: Config, query: Option<String>, queries: Option<PathB
         writeln!(out, "{}", json!({ "query": query, "corpus_version": index.corpus_version(), "results": results }))?;
     } else {
         for (i, r) in results.iter().enumerate() {
-            writeln!(out, "{:>2}. {:.4}  {}  ({})", i + 1, r["score"].as_f64().unwrap_or(0.0), r["chunk"].as_str().unwrap_or(""), r["heading"].as_str().unwrap_or(""))?;
+            writeln!(
+                out,
+                "{:>2}. {:.4}  {}  ({})",
+                i + 1,
+                r["score"].as_f64().unwrap_or(0.0),
+                r["chunk"].as_str().unwrap_or(""),
+                r["heading"].as_str().unwrap_or("")
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -184,18 +204,20 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<Exi
     println!("Keel is listening on {url}");
     println!("Try:\n  curl -s {url}/v1/chat/completions -H 'Content-Type: application/json' \\\n    -d '{{\"model\":\"keel\",\"messages\":[{{\"role\":\"user\",\"content\":\"How long do I have to return an item?\"}}]}}'");
     let server = http::serve(listener, state, shutdown_signal());
+    tokio::pin!(server);
     tokio::select! {
-        r = server => r?,
-        loaded = loader => {
-            match loaded {
-                Ok(Err(e)) => return Err(anyhow::Error::new(e).context("loading the knowledge base")),
-                Err(e) => return Err(anyhow::anyhow!("loader task: {e}")),
-                Ok(Ok(())) => {}
-            }
-            // Loaded: keep serving until shutdown.
-            return Err(anyhow::anyhow!("internal: server future was dropped")).or(Ok(ExitCode::SUCCESS));
+        r = &mut server => {
+            r?;
+            return Ok(ExitCode::SUCCESS);
         }
+        loaded = loader => match loaded {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(anyhow::Error::new(e).context("loading the knowledge base")),
+            Err(e) => return Err(anyhow::anyhow!("loader task: {e}")),
+        },
     }
+    // Loaded: serve until shutdown.
+    server.await?;
     Ok(ExitCode::SUCCESS)
 }
 

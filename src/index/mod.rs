@@ -95,7 +95,26 @@ impl Index {
         Self::from_records(records, dim, bm25, corpus)
     }
 
-    fn from_records(records: Vec<ChunkRecord>, dim: usize, bm25: Bm25, corpus: Option<CorpusVersion>) -> Result<Self, IndexError> {
+    /// Builds an index over `records` with its BM25 part in `bm25_dir` (benchmarks use this to
+    /// measure scale without ingesting).
+    pub fn build(
+        records: Vec<ChunkRecord>,
+        dim: usize,
+        bm25_dir: &Path,
+        corpus: Option<CorpusVersion>,
+    ) -> Result<Self, IndexError> {
+        let mut bm25 = Bm25::open(bm25_dir)?;
+        let version = corpus.as_ref().map(|c| c.version.clone()).unwrap_or_default();
+        bm25.rebuild(&version, &records)?;
+        Self::from_records(records, dim, bm25, corpus)
+    }
+
+    fn from_records(
+        records: Vec<ChunkRecord>,
+        dim: usize,
+        bm25: Bm25,
+        corpus: Option<CorpusVersion>,
+    ) -> Result<Self, IndexError> {
         let mut vectors = Vec::with_capacity(records.len() * dim);
         let mut chunks = Vec::with_capacity(records.len());
         let mut by_key = HashMap::with_capacity(records.len());
@@ -139,7 +158,13 @@ impl Index {
     }
 
     /// Ranks chunks for a query: BM25 and dense candidates, fused, best `top` returned.
-    pub fn search(&self, query: &str, query_vec: &[f32], top: usize, cfg: &RetrievalConfig) -> Result<Vec<Hit>, IndexError> {
+    pub fn search(
+        &self,
+        query: &str,
+        query_vec: &[f32],
+        top: usize,
+        cfg: &RetrievalConfig,
+    ) -> Result<Vec<Hit>, IndexError> {
         let depth = cfg.candidates.max(top);
         let lexical: Vec<(usize, f32)> = self
             .bm25
@@ -148,7 +173,8 @@ impl Index {
             .filter_map(|(key, score)| self.by_key.get(&key).map(|&row| (row, score)))
             .collect();
         let dense = keel_embed::vecmath::top_n_dot(&self.vectors, self.dim, query_vec, depth);
-        let cosine = |row: usize| keel_embed::vecmath::dot(&self.vectors[row * self.dim..(row + 1) * self.dim], query_vec);
+        let cosine =
+            |row: usize| keel_embed::vecmath::dot(&self.vectors[row * self.dim..(row + 1) * self.dim], query_vec);
         let fused = match cfg.fusion {
             Fusion::Weighted { dense_weight } => fusion::weighted(&lexical, &dense, cosine, dense_weight),
             Fusion::Rrf { k } => fusion::rrf(&lexical, &dense, cosine, k),

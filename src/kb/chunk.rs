@@ -113,7 +113,8 @@ fn split_units(text: &str, start: usize, end: usize, max: usize, section: usize,
 
 fn word_windows(text: &str, start: usize, end: usize, max: usize, section: usize, out: &mut Vec<Unit>) {
     let words_per = (max * 3 / 4).max(1);
-    let words: Vec<(usize, &str)> = text[start..end].split_word_bound_indices().filter(|(_, w)| !w.trim().is_empty()).collect();
+    let words: Vec<(usize, &str)> =
+        text[start..end].split_word_bound_indices().filter(|(_, w)| !w.trim().is_empty()).collect();
     for group in words.chunks(words_per) {
         if let (Some(first), Some(last)) = (group.first(), group.last()) {
             let (s, e) = (start + first.0, start + last.0 + last.1.len());
@@ -153,7 +154,12 @@ mod tests {
         }
         // Consecutive chunks share a paragraph (the overlap).
         for w in c.windows(2) {
-            assert!(w[1].start < w[0].end, "no overlap between {:?} and {:?}", (w[0].start, w[0].end), (w[1].start, w[1].end));
+            assert!(
+                w[1].start < w[0].end,
+                "no overlap between {:?} and {:?}",
+                (w[0].start, w[0].end),
+                (w[1].start, w[1].end)
+            );
         }
         // Every paragraph is covered.
         for p in 0..12 {

@@ -123,9 +123,11 @@ fn read_documents(files: &[PathBuf], cfg: &IngestConfig, report: &mut IngestRepo
     let mut docs = Vec::new();
     for f in files {
         let path = display(f);
-        let skip = |report: &mut IngestReport, reason: String| report.skipped.push(Skipped { path: path.clone(), reason });
+        let skip =
+            |report: &mut IngestReport, reason: String| report.skipped.push(Skipped { path: path.clone(), reason });
         let Some(format) = DocFormat::from_path(f) else {
-            let ext = f.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_else(|| "no extension".into());
+            let ext =
+                f.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_else(|| "no extension".into());
             skip(report, format!("unsupported type ({ext})"));
             continue;
         };
@@ -227,7 +229,8 @@ pub async fn ingest(
     let mut report = IngestReport::default();
     let files = collect_files(paths)?;
     let incoming = read_documents(&files, cfg, &mut report);
-    let stored: BTreeMap<String, DocRecord> = store.docs.documents().await?.into_iter().map(|d| (d.id.clone(), d)).collect();
+    let stored: BTreeMap<String, DocRecord> =
+        store.docs.documents().await?.into_iter().map(|d| (d.id.clone(), d)).collect();
     let old_version = store.docs.current_corpus().await?.map(|c| c.version).unwrap_or_default();
 
     let mut batch = IngestBatch::default();
@@ -235,7 +238,9 @@ pub async fn ingest(
     let mut seen = HashSet::new();
     for doc in incoming {
         if !seen.insert(doc.id.clone()) {
-            report.skipped.push(Skipped { path: doc.path.clone(), reason: format!("duplicate document id `{}`", doc.id) });
+            report
+                .skipped
+                .push(Skipped { path: doc.path.clone(), reason: format!("duplicate document id `{}`", doc.id) });
             continue;
         }
         match stored.get(&doc.id) {
@@ -269,14 +274,16 @@ pub async fn ingest(
                 embedding: Vec::new(),
             })
             .collect();
-        let record = DocRecord { id: doc.id, path: doc.path, title: parsed.title, content_hash: doc.hash, bytes: doc.bytes };
+        let record =
+            DocRecord { id: doc.id, path: doc.path, title: parsed.title, content_hash: doc.hash, bytes: doc.bytes };
         pending.push((record, records));
     }
 
     // Documents under the given roots whose files are gone.
     let roots: Vec<String> = paths.iter().map(|p| display(p)).collect();
     for (id, d) in &stored {
-        let under_root = roots.iter().any(|r| d.path == *r || d.path.starts_with(&format!("{}/", r.trim_end_matches('/'))));
+        let under_root =
+            roots.iter().any(|r| d.path == *r || d.path.starts_with(&format!("{}/", r.trim_end_matches('/'))));
         let file_gone = !Path::new(&d.path).exists();
         let jsonl_line_gone = d.path != *id && files.iter().any(|f| display(f) == d.path) && !seen.contains(id);
         if under_root && (file_gone || jsonl_line_gone) && !seen.contains(id) {
@@ -292,7 +299,8 @@ pub async fn ingest(
     report.chunks_embedded = embed_all(&mut pending, embedder, opts.progress)?;
     batch.added = report.added.len() as u64;
     batch.changed = report.changed.len() as u64;
-    let touched: Vec<String> = pending.iter().map(|(d, _)| d.id.clone()).chain(batch.removals.iter().cloned()).collect();
+    let touched: Vec<String> =
+        pending.iter().map(|(d, _)| d.id.clone()).chain(batch.removals.iter().cloned()).collect();
     let new_chunks: Vec<ChunkRecord> = pending.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
     batch.upserts = pending;
 
@@ -319,14 +327,20 @@ pub async fn ingest(
     Ok(report)
 }
 
-fn embed_all(pending: &mut [(DocRecord, Vec<ChunkRecord>)], embedder: &Embedder, progress: bool) -> Result<usize, IngestError> {
+fn embed_all(
+    pending: &mut [(DocRecord, Vec<ChunkRecord>)],
+    embedder: &Embedder,
+    progress: bool,
+) -> Result<usize, IngestError> {
     let total: usize = pending.iter().map(|(_, c)| c.len()).sum();
     if total == 0 {
         return Ok(0);
     }
     let bar = if progress && std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(total as u64);
-        if let Ok(style) = indicatif::ProgressStyle::with_template("embedding {bar:40} {pos}/{len} chunks {per_sec} eta {eta}") {
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("embedding {bar:40} {pos}/{len} chunks {per_sec} eta {eta}")
+        {
             b.set_style(style);
         }
         b

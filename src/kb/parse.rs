@@ -128,7 +128,8 @@ fn parse_text(text: &str, stem: &str) -> ParsedDoc {
 }
 
 const SKIP: [&str; 8] = ["script", "style", "noscript", "template", "head", "svg", "iframe", "nav"];
-const BLOCKS: [&str; 12] = ["p", "li", "td", "th", "dd", "dt", "pre", "blockquote", "figcaption", "div", "section", "tr"];
+const BLOCKS: [&str; 12] =
+    ["p", "li", "td", "th", "dd", "dt", "pre", "blockquote", "figcaption", "div", "section", "tr"];
 
 /// Flattens HTML into Markdown-like text: headings become `#` lines, block elements paragraphs.
 fn html_to_markdown(raw: &str) -> (Option<String>, String) {
@@ -173,7 +174,9 @@ fn walk(el: ElementRef<'_>, out: &mut String, inline: &mut String) {
                     continue;
                 }
                 let Some(child_el) = ElementRef::wrap(child) else { continue };
-                if let Some(level) = name.strip_prefix('h').and_then(|d| d.parse::<usize>().ok()).filter(|l| (1..=6).contains(l)) {
+                if let Some(level) =
+                    name.strip_prefix('h').and_then(|d| d.parse::<usize>().ok()).filter(|l| (1..=6).contains(l))
+                {
                     flush(out, inline, "");
                     let text = collapse(&child_el.text().collect::<String>());
                     if !text.is_empty() {

@@ -42,12 +42,15 @@ impl BertConfig {
             vocab: get("vocab_size")?,
             layer_norm_eps: eps,
         };
-        if cfg.heads == 0 || cfg.hidden % cfg.heads != 0 {
+        if cfg.heads == 0 || !cfg.hidden.is_multiple_of(cfg.heads) {
             return Err(EmbedError::Model("config.json: hidden_size is not a multiple of num_attention_heads".into()));
         }
         Ok(cfg)
     }
 }
+
+/// One attention head's output for one sequence: (sequence, head, `len × head_dim` values).
+type HeadContext = (usize, usize, Vec<f32>);
 
 struct LayerNorm {
     weight: Vec<f32>,
@@ -85,9 +88,23 @@ fn tensor(st: &SafeTensors<'_>, name: &str, len: usize) -> Result<Vec<f32>, Embe
     }
     let data = view.data();
     if data.len() < len * 4 {
-        return Err(EmbedError::Model(format!("model.safetensors: `{name}` has {} values, expected {len}", data.len() / 4)));
+        return Err(EmbedError::Model(format!(
+            "model.safetensors: `{name}` has {} values, expected {len}",
+            data.len() / 4
+        )));
     }
     Ok(data[..len * 4].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
+/// `[rows, cols]` row-major → `[cols, rows]` row-major.
+fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; w.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = w[r * cols + c];
+        }
+    }
+    t
 }
 
 impl Bert {
@@ -110,15 +127,17 @@ impl Bert {
             let mut qkv_b = t(&format!("{p}.attention.self.query.bias"), h)?;
             qkv_b.extend(t(&format!("{p}.attention.self.key.bias"), h)?);
             qkv_b.extend(t(&format!("{p}.attention.self.value.bias"), h)?);
+            // Linear weights are kept transposed (`[in, out]`), the layout gemm consumes
+            // without repacking on every call: this is what makes single-query latency low.
             layers.push(Layer {
-                qkv_w,
+                qkv_w: transpose(&qkv_w, 3 * h, h),
                 qkv_b,
-                attn_out_w: t(&format!("{p}.attention.output.dense.weight"), h * h)?,
+                attn_out_w: transpose(&t(&format!("{p}.attention.output.dense.weight"), h * h)?, h, h),
                 attn_out_b: t(&format!("{p}.attention.output.dense.bias"), h)?,
                 attn_ln: ln(&format!("{p}.attention.output.LayerNorm"))?,
-                inter_w: t(&format!("{p}.intermediate.dense.weight"), i * h)?,
+                inter_w: transpose(&t(&format!("{p}.intermediate.dense.weight"), i * h)?, i, h),
                 inter_b: t(&format!("{p}.intermediate.dense.bias"), i)?,
-                out_w: t(&format!("{p}.output.dense.weight"), h * i)?,
+                out_w: transpose(&t(&format!("{p}.output.dense.weight"), h * i)?, h, i),
                 out_b: t(&format!("{p}.output.dense.bias"), h)?,
                 out_ln: ln(&format!("{p}.output.LayerNorm"))?,
             });
@@ -144,7 +163,11 @@ impl Bert {
         offsets.push(0usize);
         for s in seqs {
             if s.is_empty() || s.len() > self.cfg.max_positions {
-                return Err(EmbedError::Input(format!("sequence of {} tokens (1..={} allowed)", s.len(), self.cfg.max_positions)));
+                return Err(EmbedError::Input(format!(
+                    "sequence of {} tokens (1..={} allowed)",
+                    s.len(),
+                    self.cfg.max_positions
+                )));
             }
             offsets.push(offsets[offsets.len() - 1] + s.len());
         }
@@ -203,14 +226,15 @@ impl Bert {
         let scale = 1.0 / (hd as f32).sqrt();
         let tasks: Vec<(usize, usize)> =
             (0..offsets.len() - 1).flat_map(|s| (0..heads).map(move |head| (s, head))).collect();
-        let parts: Vec<Result<(usize, usize, Vec<f32>), EmbedError>> = tasks
+        let parts: Vec<Result<HeadContext, EmbedError>> = tasks
             .par_iter()
             .map(|&(s, head)| {
                 let (start, len) = (offsets[s], offsets[s + 1] - offsets[s]);
                 let base = &qkv[start * 3 * h..];
                 let q = View { data: &base[head * hd..], rows: len, cols: hd, row_stride: 3 * h, col_stride: 1 };
                 let k_t = View { data: &base[h + head * hd..], rows: hd, cols: len, row_stride: 1, col_stride: 3 * h };
-                let v = View { data: &base[2 * h + head * hd..], rows: len, cols: hd, row_stride: 3 * h, col_stride: 1 };
+                let v =
+                    View { data: &base[2 * h + head * hd..], rows: len, cols: hd, row_stride: 3 * h, col_stride: 1 };
                 let mut scores = vec![0.0f32; len * len];
                 if !matmul(&mut scores, len, q, k_t, Threads::One) {
                     return Err(EmbedError::Internal("attention scores shape"));
@@ -248,10 +272,10 @@ impl Bert {
     }
 }
 
-/// `x[rows×in] · wᵀ + b`, where `w` is `[out, in]` row-major as stored by PyTorch.
+/// `x[rows×in] · w + b`, where `w` is `[in, out]` row-major (PyTorch's weight, transposed).
 fn linear(x: &[f32], rows: usize, inp: usize, w: &[f32], b: &[f32], out: usize) -> Result<Vec<f32>, EmbedError> {
     let mut y = vec![0.0f32; rows * out];
-    if !matmul(&mut y, out, View::row_major(x, rows, inp), View::transposed(w, out, inp), Threads::All) {
+    if !matmul(&mut y, out, View::row_major(x, rows, inp), View::row_major(w, inp, out), Threads::All) {
         return Err(EmbedError::Internal("linear layer shape"));
     }
     y.par_chunks_mut(out).for_each(|row| row.iter_mut().zip(b).for_each(|(v, b)| *v += b));
@@ -275,16 +299,67 @@ fn layer_norm(x: &mut [f32], h: usize, ln: &LayerNorm, eps: f32) {
 
 fn softmax_scaled(row: &mut [f32], scale: f32) {
     let max = row.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v)) * scale;
-    let mut sum = 0.0;
-    for v in row.iter_mut() {
-        *v = (*v * scale - max).exp();
-        sum += *v;
-    }
+    row.iter_mut().for_each(|v| *v = fast_exp(*v * scale - max));
+    let sum: f32 = row.iter().sum();
     let inv = 1.0 / sum;
     row.iter_mut().for_each(|v| *v *= inv);
 }
 
+/// `e^x` to about 2e-7 relative error, branch-free so loops over slices vectorise
+/// (the library `expf` is a call per element and dominated attention time).
+#[inline(always)]
+pub(crate) fn fast_exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Adding 1.5·2²³ rounds to the nearest integer and leaves it in the low mantissa bits.
+    const SHIFTER: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * LOG2E + SHIFTER;
+    let n = t - SHIFTER;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let bits = (t.to_bits().wrapping_sub(0x4B40_0000) as i32).wrapping_add(127) << 23;
+    p * f32::from_bits(bits as u32)
+}
+
+/// erf(x) by Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7), branch-free.
+#[inline(always)]
+fn fast_erf(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    let y = 1.0 - poly * fast_exp(-a * a);
+    y.copysign(x)
+}
+
 /// The exact (erf) GELU that BERT uses.
+#[inline(always)]
 fn gelu(v: f32) -> f32 {
-    0.5 * v * (1.0 + libm::erff(v * std::f32::consts::FRAC_1_SQRT_2))
+    0.5 * v * (1.0 + fast_erf(v * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fast_erf, fast_exp};
+
+    #[test]
+    fn fast_exp_is_accurate_over_the_useful_range() {
+        let mut x = -80.0f32;
+        while x < 80.0 {
+            let (got, want) = (fast_exp(x), x.exp());
+            assert!(((got - want) / want).abs() < 1e-6, "exp({x}) = {got}, want {want}");
+            x += 0.173;
+        }
+        assert!(fast_exp(-1000.0) < 1e-37);
+    }
+
+    #[test]
+    fn fast_erf_matches_libm() {
+        let mut x = -6.0f32;
+        while x < 6.0 {
+            assert!((fast_erf(x) - libm::erff(x)).abs() < 5e-7, "erf({x})");
+            x += 0.01;
+        }
+    }
 }

@@ -23,7 +23,7 @@ pub const DEFAULT_MAX_TOKENS: usize = 256;
 
 /// Tokens per forward pass; longer batches are split. Sorted-by-length batching keeps
 /// sequences of similar sizes together so per-sequence attention tasks are balanced.
-const TOKENS_PER_BATCH: usize = 4096;
+const TOKENS_PER_BATCH: usize = 8192;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
@@ -81,10 +81,8 @@ impl Embedder {
 
     /// Token ids (with `[CLS]`/`[SEP]`) for each text, truncated to the model's cap.
     pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>, EmbedError> {
-        let enc = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        let enc =
+            self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         Ok(enc.into_iter().map(|e| e.get_ids().to_vec()).collect())
     }
 

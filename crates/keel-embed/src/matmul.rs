@@ -21,6 +21,7 @@ impl<'a> View<'a> {
     }
 
     /// The transpose of a dense row-major `[rows, cols]` matrix, seen as `[cols, rows]`.
+    #[cfg(test)]
     pub fn transposed(data: &'a [f32], rows: usize, cols: usize) -> Self {
         Self { data, rows: cols, cols: rows, row_stride: 1, col_stride: cols }
     }

@@ -2,12 +2,14 @@
 //! The fixture was written by `scripts/reference_embeddings.py` (PyTorch); the model comes
 //! from `keel models fetch`. Without the model the test says it skipped.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic is a failed test")]
+
 use std::path::PathBuf;
 
 fn model_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("KEEL_MODEL_DIR").map(PathBuf::from).or_else(|| {
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/keel/models/all-MiniLM-L6-v2"))
-    })?;
+    let dir = std::env::var_os("KEEL_MODEL_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/keel/models/all-MiniLM-L6-v2")))?;
     dir.join("model.safetensors").is_file().then_some(dir)
 }
 
@@ -46,7 +48,9 @@ fn embeddings_match_sentence_transformers() {
 
 #[test]
 fn a_missing_model_folder_is_named_in_the_error() {
-    let err = keel_embed::Embedder::load(std::path::Path::new("/nonexistent/model")).err().expect("fails");
+    let err = keel_embed::Embedder::load(std::path::Path::new("/nonexistent/model"))
+        .err()
+        .unwrap_or_else(|| panic!("loading a missing folder succeeded"));
     let msg = err.to_string();
     assert!(msg.contains("/nonexistent/model") && msg.contains("config.json"), "{msg}");
 }

@@ -5,8 +5,8 @@ use sqlx::Row;
 
 use super::SqliteStore;
 use crate::store::{
-    corpus_hash, vector_from_bytes, vector_to_bytes, ChunkRecord, CorpusVersion, DocRecord, DocumentStore,
-    IngestBatch, StoreError,
+    corpus_hash, vector_from_bytes, vector_to_bytes, ChunkRecord, CorpusVersion, DocRecord, DocumentStore, IngestBatch,
+    StoreError,
 };
 
 #[async_trait]
@@ -35,7 +35,8 @@ impl DocumentStore for SqliteStore {
         let mut tx = self.pool.begin().await?;
         let mut removed = 0u64;
         for id in &batch.removals {
-            removed += sqlx::query("DELETE FROM documents WHERE id = ?").bind(id).execute(&mut *tx).await?.rows_affected();
+            removed +=
+                sqlx::query("DELETE FROM documents WHERE id = ?").bind(id).execute(&mut *tx).await?.rows_affected();
         }
         for (doc, chunks) in &batch.upserts {
             sqlx::query("DELETE FROM chunks WHERE doc_id = ?").bind(&doc.id).execute(&mut *tx).await?;

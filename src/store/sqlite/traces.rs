@@ -46,10 +46,11 @@ impl TraceStore for SqliteStore {
     }
 
     async fn get_trace(&self, id: &str) -> Result<Option<Trace>, StoreError> {
-        let Some(r) = sqlx::query("SELECT id, created_at, route, status, duration_us, input, output FROM traces WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
+        let Some(r) =
+            sqlx::query("SELECT id, created_at, route, status, duration_us, input, output FROM traces WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
         else {
             return Ok(None);
         };

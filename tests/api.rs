@@ -1,0 +1,338 @@
+//! The HTTP API end to end on the sample knowledge base: answers with citations, the bad-input
+//! table, streaming, traces, and determinism across a restart.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic is a failed test")]
+
+mod common;
+
+use serde_json::{json, Value};
+
+async fn setup() -> Option<(tempfile::TempDir, keel::config::Config, std::sync::Arc<keel::embedding::Embedder>)> {
+    let embedder = common::embedder()?;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = common::config(tmp.path());
+    let r = common::ingest_paths(&cfg, &embedder, &[common::repo().join("sample-kb")], false).await;
+    assert!(r.added.len() >= 30, "sample KB has {} pages", r.added.len());
+    assert!(r.skipped.is_empty(), "{:?}", r.skipped);
+    Some((tmp, cfg, embedder))
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+    let res = client.post(url).json(body).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grounded_answers_cite_the_page_that_holds_the_fact() {
+    let Some((_tmp, cfg, embedder)) = setup().await else { return };
+    let server = common::Server::start(cfg, embedder).await;
+    let client = reqwest::Client::new();
+    let facts = common::facts();
+    assert!(facts.len() >= 30);
+    let mut cited_right_page = 0;
+    let mut number_found = 0;
+    let mut with_number = 0;
+    for (q, fact, page) in &facts {
+        let (status, a) = post(&client, &server.url("/v1/answer"), &json!({ "question": q })).await;
+        assert_eq!(status, 200, "{a}");
+        assert_eq!(a["grounded"], true, "{q}: {a}");
+        assert_eq!(a["escalate"], false, "{q}: {a}");
+        let cites = a["citations"].as_array().unwrap();
+        assert!(!cites.is_empty(), "{q}");
+        // Every [n] in the text refers to a listed citation.
+        let text = a["answer"].as_str().unwrap();
+        for c in cites {
+            assert!(text.contains(&format!("[{}]", c["n"])), "{q}: citation {} unused in {text}", c["n"]);
+        }
+        if cites.iter().any(|c| c["doc"].as_str().unwrap().ends_with(page.as_str())) {
+            cited_right_page += 1;
+        }
+        let first_number: Option<String> = fact
+            .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))
+            .find(|t| t.chars().any(|c| c.is_ascii_digit()))
+            .map(|t| t.trim_matches(|c| c == '.' || c == ',').to_string());
+        if let Some(n) = first_number {
+            with_number += 1;
+            if text.contains(&n) {
+                number_found += 1;
+            }
+        }
+    }
+    let n = facts.len();
+    eprintln!(
+        "sample KB: right page cited {cited_right_page}/{n}; fact's number in answer {number_found}/{with_number}"
+    );
+    assert!(cited_right_page * 100 >= n * 80, "right page cited for only {cited_right_page}/{n}");
+    assert!(number_found * 100 >= with_number * 60, "fact's number in only {number_found}/{with_number} answers");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_topic_questions_escalate_without_invented_text() {
+    let Some((_tmp, cfg, embedder)) = setup().await else { return };
+    let server = common::Server::start(cfg, embedder).await;
+    let client = reqwest::Client::new();
+    let qs = common::offtopic();
+    let mut escalated = 0;
+    for q in &qs {
+        let (status, a) = post(&client, &server.url("/v1/answer"), &json!({ "question": q })).await;
+        assert_eq!(status, 200);
+        if a["escalate"] == true {
+            escalated += 1;
+            assert_eq!(a["reason"], "no_evidence");
+            assert_eq!(a["citations"].as_array().unwrap().len(), 0);
+            assert_eq!(a["answer"].as_str().unwrap(), keel::answer::extractive::NOT_FOUND);
+        }
+    }
+    eprintln!("off-topic: {escalated}/{} escalated", qs.len());
+    assert!(escalated * 100 >= qs.len() * 60, "only {escalated}/{} off-topic questions escalated", qs.len());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_get_precise_openai_shaped_errors() {
+    let Some((_tmp, cfg, embedder)) = setup().await else { return };
+    let mut cfg = cfg;
+    cfg.server.max_body_bytes = 64 * 1024;
+    let server = common::Server::start(cfg, embedder).await;
+    let client = reqwest::Client::new();
+    let chat = server.url("/v1/chat/completions");
+    let answer = server.url("/v1/answer");
+    let big = "x".repeat(100 * 1024);
+    // (url, content type, body, status, code, text the message must contain)
+    let cases: Vec<(&str, &str, String, u16, &str, &str)> = vec![
+        (
+            &chat,
+            "application/json",
+            "{\"model\": \"keel\", \"messages\": [".into(),
+            400,
+            "invalid_json",
+            "malformed JSON",
+        ),
+        (&chat, "application/json", "".into(), 400, "invalid_json", "malformed JSON"),
+        (
+            &chat,
+            "application/json",
+            "{\"model\":\"keel\",\"messages\":[]} trailing".into(),
+            400,
+            "invalid_json",
+            "trailing",
+        ),
+        (&chat, "application/json", "{\"model\":\"keel\"}".into(), 422, "invalid_field", "messages"),
+        (
+            &chat,
+            "application/json",
+            "{\"model\":\"keel\",\"messages\":\"hi\"}".into(),
+            422,
+            "invalid_field",
+            "messages",
+        ),
+        (
+            &chat,
+            "application/json",
+            "{\"model\":\"keel\",\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}".into(),
+            422,
+            "invalid_field",
+            "messages[0].role",
+        ),
+        (&chat, "application/json", "{\"model\":\"keel\",\"mesages\":[]}".into(), 422, "invalid_field", "mesages"),
+        (
+            &chat,
+            "application/json",
+            "{\"model\":\"gpt-9\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}".into(),
+            404,
+            "model_not_found",
+            "gpt-9",
+        ),
+        (
+            &chat,
+            "application/json",
+            "{\"model\":\"keel\",\"messages\":[]}".into(),
+            400,
+            "invalid_value",
+            "at least one message",
+        ),
+        (
+            &chat,
+            "application/json",
+            "{\"model\":\"keel\",\"messages\":[{\"role\":\"system\",\"content\":\"x\"}]}".into(),
+            400,
+            "invalid_value",
+            "role `user`",
+        ),
+        (
+            &chat,
+            "application/json",
+            "{\"model\":\"keel\",\"messages\":[{\"role\":\"user\",\"content\":\"  \"}]}".into(),
+            400,
+            "invalid_value",
+            "messages[0].content",
+        ),
+        (
+            &chat,
+            "text/plain",
+            "{\"model\":\"keel\",\"messages\":[]}".into(),
+            415,
+            "unsupported_media_type",
+            "application/json",
+        ),
+        (
+            &chat,
+            "application/json",
+            format!("{{\"model\":\"keel\",\"messages\":[{{\"role\":\"user\",\"content\":\"{big}\"}}]}}"),
+            413,
+            "body_too_large",
+            "65536",
+        ),
+        (&answer, "application/json", "{\"question\": 42}".into(), 422, "invalid_field", "question"),
+        (&answer, "application/json", "{\"question\": \"hi\", \"topk\": 3}".into(), 422, "invalid_field", "topk"),
+        (&answer, "application/json", "{\"question\": \"hi\", \"top_k\": -1}".into(), 422, "invalid_field", "top_k"),
+        (&answer, "application/json", "{\"question\": \"hi\", \"top_k\": 0}".into(), 422, "invalid_field", "top_k"),
+        (&answer, "application/json", "{\"question\": \"\\u0000\\u0001   \"}".into(), 400, "invalid_value", "empty"),
+        (
+            &answer,
+            "application/json",
+            format!("{{\"question\": \"{}\"}}", "why ".repeat(2000)),
+            400,
+            "invalid_value",
+            "limit is 4000",
+        ),
+        (
+            &answer,
+            "application/json",
+            "\"just a string\"".into(),
+            422,
+            "invalid_field",
+            "expected struct AnswerRequest",
+        ),
+    ];
+    for (url, ct, body, status, code, needle) in cases {
+        let res = client.post(url).header("content-type", ct).body(body.clone()).send().await.unwrap();
+        let got = res.status().as_u16();
+        let v: Value = res.json().await.unwrap_or(Value::Null);
+        let shown: String = body.chars().take(80).collect();
+        assert_eq!(got, status, "{shown}: {v}");
+        assert_eq!(v["error"]["code"], code, "{shown}: {v}");
+        let msg = v["error"]["message"].as_str().unwrap_or("");
+        assert!(msg.contains(needle), "{shown}: message `{msg}` lacks `{needle}`");
+        assert!(v["error"]["type"].is_string());
+    }
+    // Unknown routes and wrong methods are errors in the same shape.
+    let res = client.get(server.url("/v1/nothing")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "unknown_route");
+    let res = client.get(server.url("/v1/answer")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 405);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "method_not_allowed");
+    // The server still answers after all of that.
+    let (status, _) = post(&client, &answer, &json!({ "question": "How long do I have to return an item?" })).await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_completions_plain_and_streaming_carry_citations() {
+    let Some((_tmp, cfg, embedder)) = setup().await else { return };
+    let server = common::Server::start(cfg, embedder).await;
+    let client = reqwest::Client::new();
+    let body =
+        json!({ "model": "keel", "messages": [{ "role": "user", "content": "How much does express shipping cost?" }] });
+    let res = client.post(server.url("/v1/chat/completions")).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let trace_header = res.headers().get("x-keel-trace-id").unwrap().to_str().unwrap().to_string();
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["object"], "chat.completion");
+    let content = v["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    assert!(content.contains("[1]") && content.contains("Sources:"), "{content}");
+    assert!(content.contains("14.95"), "{content}");
+    assert_eq!(v["keel"]["trace_id"], trace_header.as_str());
+    assert!(!v["keel"]["citations"].as_array().unwrap().is_empty());
+
+    let mut sbody = body.clone();
+    sbody["stream"] = json!(true);
+    let res = client.post(server.url("/v1/chat/completions")).json(&sbody).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let text = res.text().await.unwrap();
+    let datas: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    assert_eq!(datas.last(), Some(&"[DONE]"));
+    let mut streamed = String::new();
+    let mut finish = None;
+    let mut ext = Value::Null;
+    for d in &datas[..datas.len() - 1] {
+        let c: Value = serde_json::from_str(d).unwrap();
+        assert_eq!(c["object"], "chat.completion.chunk");
+        if let Some(s) = c["choices"][0]["delta"]["content"].as_str() {
+            streamed.push_str(s);
+        }
+        if c["choices"][0]["finish_reason"].is_string() {
+            finish = Some(c["choices"][0]["finish_reason"].clone());
+            ext = c["keel"].clone();
+        }
+    }
+    assert_eq!(finish, Some(json!("stop")));
+    assert_eq!(streamed, content, "streamed text equals the non-streamed answer");
+    assert!(!ext["citations"].as_array().unwrap().is_empty());
+
+    // Models, health and readiness.
+    let m: Value = client.get(server.url("/v1/models")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(m["data"][0]["id"], "keel");
+    let r: Value = client.get(server.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["status"], "ready");
+    assert!(r["chunks"].as_u64().unwrap() > 30);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_leaves_a_trace_with_a_span_per_stage() {
+    let Some((_tmp, cfg, embedder)) = setup().await else { return };
+    let server = common::Server::start(cfg, embedder).await;
+    let client = reqwest::Client::new();
+    let (_, a) =
+        post(&client, &server.url("/v1/answer"), &json!({ "question": "Is there a restocking fee on returns?" })).await;
+    let id = a["trace_id"].as_str().unwrap();
+    let t: Value = client.get(server.url(&format!("/v1/traces/{id}"))).send().await.unwrap().json().await.unwrap();
+    let names: Vec<&str> = t["spans"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["input", "retrieve", "generate"]);
+    let retrieve = &t["spans"][1];
+    let hits = retrieve["attrs"]["hits"].as_array().unwrap();
+    assert!(!hits.is_empty() && hits[0]["chunk"].is_string() && hits[0]["cosine"].is_number());
+    assert_eq!(t["output"]["answer"], a["answer"]);
+    // Spans are ordered and inside the request.
+    let total = t["duration_us"].as_u64().unwrap();
+    for s in t["spans"].as_array().unwrap() {
+        assert!(s["start_us"].as_u64().unwrap() + s["duration_us"].as_u64().unwrap() <= total);
+    }
+    let res = client.get(server.url("/v1/traces/tr_nope")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_question_same_bytes_before_and_after_a_restart() {
+    let Some((_tmp, cfg, embedder)) = setup().await else { return };
+    let questions = ["How long is the return label valid?", "Do you ship to Canada?", "How do I reset my password?"];
+    let ask = |server: &common::Server, q: &str| {
+        let url = server.url("/v1/answer");
+        let q = q.to_string();
+        async move {
+            let (_, mut v) = post(&reqwest::Client::new(), &url, &json!({ "question": q })).await;
+            v.as_object_mut().unwrap().remove("trace_id");
+            serde_json::to_string(&v).unwrap()
+        }
+    };
+    let server = common::Server::start(cfg.clone(), embedder.clone()).await;
+    let mut first = Vec::new();
+    for q in questions {
+        let a = ask(&server, q).await;
+        assert_eq!(a, ask(&server, q).await, "same server, same question: {q}");
+        first.push(a);
+    }
+    server.stop().await;
+    let server = common::Server::start(cfg, embedder).await;
+    for (q, before) in questions.iter().zip(&first) {
+        assert_eq!(&ask(&server, q).await, before, "after restart: {q}");
+    }
+    server.stop().await;
+}

@@ -1,0 +1,103 @@
+//! Shared fixtures for the integration tests: the model, a knowledge base ingested into a
+//! temporary data directory, and a real server on port 0.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic is a failed test")]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use keel::app::App;
+use keel::config::Config;
+use keel::embedding::Embedder;
+use keel::http::ServerState;
+use keel::kb::ingest::{ingest, IngestOptions, IngestReport};
+use keel::store::Store;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The embedding model, or `None` (with a visible message) when it was not fetched.
+pub fn embedder() -> Option<Arc<Embedder>> {
+    let dir = std::env::var_os("KEEL_MODEL_DIR").map(PathBuf::from).unwrap_or_else(keel::embedding::default_model_dir);
+    if !keel::embedding::is_present(&dir) {
+        eprintln!("SKIPPED: embedding model not in {} (run `keel models fetch`)", dir.display());
+        return None;
+    }
+    Some(Arc::new(keel::embedding::load(&dir).expect("model loads")))
+}
+
+pub fn config(data_dir: &Path) -> Config {
+    Config { data_dir: data_dir.to_path_buf(), ..Config::default() }
+}
+
+pub async fn ingest_paths(cfg: &Config, embedder: &Embedder, paths: &[PathBuf], prune: bool) -> IngestReport {
+    let store = Store::open_embedded(&cfg.data_dir).await.expect("store opens");
+    ingest(paths, &cfg.ingest, &store, &cfg.data_dir, embedder, &IngestOptions { prune, progress: false })
+        .await
+        .expect("ingest succeeds")
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    pub async fn start(cfg: Config, embedder: Arc<Embedder>) -> Self {
+        let store = Store::open_embedded(&cfg.data_dir).await.expect("store");
+        let app = Arc::new(App::open_with(cfg, store, embedder).await.expect("app opens"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let state = ServerState::ready(app.clone());
+        let handle = tokio::spawn(async move {
+            keel::http::serve(listener, state, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        Self { addr, app, stop: Some(tx), handle: Some(handle) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = h.await;
+        }
+        self.app.sink.flush().await;
+    }
+}
+
+/// Facts from sample-kb.FACTS.md: (question, expected fact, page).
+pub fn facts() -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(repo().join("sample-kb.FACTS.md")).expect("facts file");
+    text.lines()
+        .filter_map(|l| l.strip_prefix("- "))
+        .filter_map(|l| {
+            let parts: Vec<&str> = l.split(" | ").collect();
+            (parts.len() == 3).then(|| (parts[0].to_string(), parts[1].to_string(), parts[2].trim().to_string()))
+        })
+        .collect()
+}
+
+pub fn offtopic() -> Vec<String> {
+    std::fs::read_to_string(repo().join("sample-kb.OFFTOPIC.txt"))
+        .expect("off-topic file")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
