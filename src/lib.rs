@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod embedding;
+pub mod gateway;
 pub mod http;
 pub mod index;
 pub mod kb;

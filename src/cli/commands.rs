@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::app::App;
 use crate::config::Config;
 use crate::embedding;
+use crate::gateway::{Gateway, Secrets};
 use crate::http::{self, ServerState};
 use crate::index::Index;
 use crate::kb::ingest::{self, IngestOptions, IngestReport};
@@ -177,17 +178,35 @@ pub fn models_fetch(config: &Config, python: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<ExitCode> {
+/// Reads each provider's credential from the environment variable its config names.
+fn secrets_from_env(config: &Config) -> anyhow::Result<Secrets> {
+    let mut s = Secrets::default();
+    for p in &config.gateway.providers {
+        if let Some(var) = &p.api_key_env {
+            let key = std::env::var(var)
+                .with_context(|| format!("provider `{}`: environment variable {var} is not set", p.name))?;
+            s.0.insert(p.name.clone(), key);
+        }
+    }
+    Ok(s)
+}
+
+pub async fn serve(config: Config, listen: Option<String>, quick: super::QuickProxy) -> anyhow::Result<ExitCode> {
     let addr = match listen {
         Some(l) => l.parse().with_context(|| format!("--listen `{l}` is not an address like 127.0.0.1:8080"))?,
         None => config.server.listen,
     };
+    if let (Some(url), Some(model)) = (&quick.openai_base_url, &quick.model) {
+        return serve_proxy(config, addr, url, model, quick.api_key_env.clone(), quick.deadline.clone()).await;
+    }
+    let gateway = Arc::new(Gateway::new(&config.gateway, &secrets_from_env(&config)?)?);
+    config.gateway.providers.iter().for_each(|p| tracing::info!(provider = %p.name, url = %p.base_url, "provider"));
     // Fail before binding if the model is missing: the message says how to fetch it.
     if !embedding::is_present(&App::model_dir(&config)) {
         return Err(embedding::ModelError::NotFetched { dir: App::model_dir(&config).display().to_string() }.into());
     }
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-    let state = ServerState::loading(config.server.max_body_bytes);
+    let state = ServerState::loading(config.server.max_body_bytes, gateway);
     let loader_state = state.clone();
     let loader = tokio::spawn(async move {
         match App::open(config).await {
@@ -221,6 +240,40 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
+async fn serve_proxy(
+    mut config: Config,
+    addr: std::net::SocketAddr,
+    url: &str,
+    model: &str,
+    api_key_env: Option<String>,
+    deadline: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    use crate::config::gateway::{parse_duration, ProviderConfig, ProviderKind, RouteConfig, TargetConfig};
+    anyhow::ensure!(
+        url.starts_with("http://") || url.starts_with("https://"),
+        "--openai-base-url must start with http:// or https://"
+    );
+    if let Some(d) = deadline {
+        config.gateway.deadline =
+            parse_duration(&d).filter(|d| !d.is_zero()).with_context(|| format!("--deadline `{d}` is not like 30s"))?;
+    }
+    config.gateway.providers = vec![ProviderConfig {
+        name: "upstream".into(),
+        kind: ProviderKind::OpenAi,
+        base_url: url.trim_end_matches('/').into(),
+        api_key_env,
+    }];
+    config.gateway.routes = vec![RouteConfig {
+        model: model.to_string(),
+        targets: vec![TargetConfig { provider: "upstream".into(), model: model.to_string() }],
+    }];
+    let gateway = Arc::new(Gateway::new(&config.gateway, &secrets_from_env(&config)?)?);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    println!("Keel (quick proxy mode) on http://{} → {url} as model `{model}`", listener.local_addr()?);
+    http::serve(listener, ServerState::proxy_only(config.server.max_body_bytes, gateway), shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -247,5 +300,6 @@ pub async fn quickstart(config: Config, kb: PathBuf, listen: Option<String>) -> 
     let kb = if kb.exists() { kb } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-kb") };
     println!("Ingesting {}…", kb.display());
     ingest(config.clone(), &[kb], true, false).await?;
-    serve(config, listen).await
+    serve(config, listen, super::QuickProxy { openai_base_url: None, api_key_env: None, model: None, deadline: None })
+        .await
 }

@@ -61,6 +61,8 @@ pub enum Command {
         /// Address to listen on (overrides `server.listen`).
         #[arg(long)]
         listen: Option<String>,
+        #[command(flatten)]
+        quick: QuickProxy,
     },
     /// Show a request's trace (one span per pipeline stage).
     Trace {
@@ -88,6 +90,23 @@ pub enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+}
+
+/// Quick mode: Keel as a proxy in one line, no config file, no knowledge base.
+#[derive(Debug, clap::Args)]
+pub struct QuickProxy {
+    /// Proxy to this OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1).
+    #[arg(long, requires = "model")]
+    pub openai_base_url: Option<String>,
+    /// Environment variable holding the upstream API key.
+    #[arg(long, requires = "openai_base_url")]
+    pub api_key_env: Option<String>,
+    /// Model name clients use (and that is sent upstream).
+    #[arg(long, requires = "openai_base_url")]
+    pub model: Option<String>,
+    /// Total deadline per request, e.g. 30s.
+    #[arg(long, requires = "openai_base_url")]
+    pub deadline: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,7 +189,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest { paths, prune, json } => commands::ingest(config, &paths, prune, json).await,
         Command::Search { query, queries, json, top } => commands::search(config, query, queries, json, top).await,
         Command::Ask { question, json, top } => commands::ask(config, question, json, top).await,
-        Command::Serve { listen } => commands::serve(config, listen).await,
+        Command::Serve { listen, quick } => commands::serve(config, listen, quick).await,
         Command::Trace { id, json } => commands::trace(config, &id, json).await,
         Command::Models { action: ModelsAction::Fetch { python } } => commands::models_fetch(&config, &python),
         Command::Models { action: ModelsAction::Path } => {

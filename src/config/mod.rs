@@ -2,11 +2,13 @@
 //! runtime objects below. Only the CLI layer reads files and environment variables; everything
 //! else receives a [`Config`].
 
+pub mod gateway;
 mod raw;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub use gateway::GatewayConfig;
 pub use raw::RawConfig;
 
 /// The commented example printed by `keel default-config`.
@@ -67,6 +69,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub retrieval: RetrievalConfig,
     pub answer: AnswerConfig,
+    pub gateway: GatewayConfig,
 }
 
 impl Default for Config {
@@ -95,6 +98,22 @@ fn unreachable_defaults() -> Config {
             relevance_floor: 0.45,
         },
         answer: AnswerConfig { max_sentences: 3 },
+        gateway: GatewayConfig {
+            deadline: std::time::Duration::from_secs(30),
+            attempt_timeout: std::time::Duration::from_secs(15),
+            first_token_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(10),
+            max_attempts: 3,
+            backoff_base: std::time::Duration::from_millis(100),
+            backoff_max: std::time::Duration::from_secs(2),
+            max_model_calls: 8,
+            breaker_window: 20,
+            breaker_min_requests: 10,
+            breaker_error_ratio: 0.5,
+            breaker_cooldown: std::time::Duration::from_secs(30),
+            providers: Vec::new(),
+            routes: Vec::new(),
+        },
     }
 }
 
@@ -177,7 +196,9 @@ impl Config {
             RetrievalConfig { top_k, candidates: candidates.max(top_k), fusion, relevance_floor: floor as f32 };
         let answer =
             AnswerConfig { max_sentences: range("answer.max_sentences", raw.answer.max_sentences, 3, 1, 20)? as usize };
+        let gateway = gateway::validate(raw.gateway, raw.providers, raw.routes, file)?;
         Ok(Self {
+            gateway,
             data_dir: PathBuf::from(raw.data_dir.unwrap_or_else(|| "./keel-data".into())),
             model_dir: raw.embedding.model_dir.map(PathBuf::from),
             server,

@@ -19,6 +19,12 @@ pub struct RawConfig {
     pub embedding: RawEmbedding,
     #[serde(default)]
     pub answer: RawAnswer,
+    #[serde(default)]
+    pub gateway: super::gateway::RawGateway,
+    #[serde(default)]
+    pub providers: Vec<super::gateway::RawProvider>,
+    #[serde(default)]
+    pub routes: Vec<super::gateway::RawRoute>,
 }
 
 #[derive(Debug, Default, Deserialize)]

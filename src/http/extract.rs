@@ -70,3 +70,16 @@ fn strip_position(s: &str) -> String {
         None => s.to_string(),
     }
 }
+
+/// Validates an already-parsed JSON value against a type, naming the offending field.
+pub fn parse_value<T: DeserializeOwned>(v: &serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize::<_, T>(v).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = strip_position(&e.into_inner().to_string());
+        if path == "." || path.is_empty() {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", msg)
+        } else {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("`{path}`: {msg}")).param(path)
+        }
+    })
+}

@@ -6,6 +6,7 @@
 
 mod error;
 mod extract;
+mod gateway;
 mod native;
 mod openai;
 
@@ -23,6 +24,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::app::App;
+use crate::gateway::Gateway;
 pub use error::ApiError;
 use error::ErrorDetail;
 
@@ -30,19 +32,31 @@ use error::ErrorDetail;
 #[derive(Clone)]
 pub struct ServerState {
     app: Arc<OnceLock<Arc<App>>>,
+    /// Whether this server runs the grounded pipeline (false in quick proxy mode).
+    grounded: bool,
+    pub gateway: Arc<Gateway>,
     pub max_body_bytes: usize,
 }
 
 impl ServerState {
-    /// A state that is not ready until [`ServerState::set_ready`] is called.
-    pub fn loading(max_body_bytes: usize) -> Self {
-        Self { app: Arc::new(OnceLock::new()), max_body_bytes }
+    /// A grounded server that is not ready until [`ServerState::set_ready`] is called.
+    pub fn loading(max_body_bytes: usize, gateway: Arc<Gateway>) -> Self {
+        Self { app: Arc::new(OnceLock::new()), grounded: true, gateway, max_body_bytes }
     }
 
-    pub fn ready(app: Arc<App>) -> Self {
-        let s = Self::loading(app.config.server.max_body_bytes);
+    /// A proxy-only server (quick mode): no knowledge base, no embedding model.
+    pub fn proxy_only(max_body_bytes: usize, gateway: Arc<Gateway>) -> Self {
+        Self { app: Arc::new(OnceLock::new()), grounded: false, gateway, max_body_bytes }
+    }
+
+    pub fn ready(app: Arc<App>, gateway: Arc<Gateway>) -> Self {
+        let s = Self::loading(app.config.server.max_body_bytes, gateway);
         s.set_ready(app);
         s
+    }
+
+    pub fn grounded(&self) -> bool {
+        self.grounded
     }
 
     pub fn set_ready(&self, app: Arc<App>) {
@@ -62,6 +76,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/answer", post(native::answer))
         .route("/v1/traces/{id}", get(native::trace))
+        .route("/v1/admin/breakers", get(breakers))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(log_requests))
@@ -87,6 +102,9 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<ServerState>) -> Response {
+    if !state.grounded {
+        return Json(json!({ "status": "ready", "mode": "proxy", "models": state.gateway.models() })).into_response();
+    }
     match state.app() {
         Ok(app) => {
             let index = app.pipeline.index();
@@ -95,6 +113,12 @@ async fn readyz(State(state): State<ServerState>) -> Response {
         }
         Err(e) => e.into_response(),
     }
+}
+
+async fn breakers(State(state): State<ServerState>) -> impl IntoResponse {
+    let list: Vec<_> =
+        state.gateway.breaker_states().into_iter().map(|(t, s)| json!({ "target": t, "state": s })).collect();
+    Json(json!({ "breakers": list }))
 }
 
 async fn not_found(req: Request) -> ApiError {

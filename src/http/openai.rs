@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::extract::JsonBody;
+use super::extract::{parse_value, JsonBody};
 use super::ServerState;
 use crate::answer::Answer;
 use crate::kb::chunk::estimate_tokens;
@@ -103,11 +103,15 @@ impl Content {
     }
 }
 
-pub async fn models() -> impl IntoResponse {
-    Json(json!({
-        "object": "list",
-        "data": [{ "id": GROUNDED_MODEL, "object": "model", "created": 0, "owned_by": "keel" }]
-    }))
+pub async fn models(State(state): State<ServerState>) -> impl IntoResponse {
+    let mut data = Vec::new();
+    if state.grounded() {
+        data.push(json!({ "id": GROUNDED_MODEL, "object": "model", "created": 0, "owned_by": "keel" }));
+    }
+    for m in state.gateway.models() {
+        data.push(json!({ "id": m, "object": "model", "created": 0, "owned_by": "keel-gateway" }));
+    }
+    Json(json!({ "object": "list", "data": data }))
 }
 
 fn unix_now() -> u64 {
@@ -167,17 +171,25 @@ fn extension(a: &Answer) -> Value {
 
 pub async fn chat_completions(
     State(state): State<ServerState>,
-    JsonBody(req): JsonBody<ChatRequest>,
+    JsonBody(raw): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    let app = state.app()?;
-    if req.model != GROUNDED_MODEL {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "model_not_found",
-            format!("The model `{}` does not exist", req.model),
-        )
-        .param("model"));
+    let req: ChatRequest = parse_value(&raw)?;
+    if req.model != GROUNDED_MODEL || !state.grounded() {
+        if !state.gateway.has_model(&req.model) {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "model_not_found",
+                format!("The model `{}` does not exist", req.model),
+            )
+            .param("model"));
+        }
+        return if req.stream {
+            super::gateway::stream(&state.gateway, &req.model, raw).await
+        } else {
+            super::gateway::complete(&state.gateway, &req.model, raw).await
+        };
     }
+    let app = state.app()?;
     if req.n.is_some_and(|n| n != 1) {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "unsupported_value", "only `n: 1` is supported").param("n"));
     }

@@ -1,0 +1,286 @@
+//! The gateway: routes a model name to an ordered fallback chain of targets and applies every
+//! control on the way (bounded retries with backoff, one total deadline, circuit breakers, a
+//! loop guard). The composition order, in one place (`Gateway::call`):
+//!
+//! ```text
+//! for target in route.chain:
+//!     if target.breaker is open: skip
+//!     for attempt in 1..=max_attempts (≤ 5):
+//!         if calls == max_model_calls: fail (loop guard)
+//!         if deadline passed: fail 504
+//!         result = provider call with timeout min(attempt timeout, time left)
+//!         success → return; 400/413/422 → return the client error;
+//!         401/403/404 → next target; transient → wait backoff (or Retry-After),
+//!         unless the wait would pass the deadline → next target
+//! all open → 503 fail fast; else the last error (502) or 504
+//! ```
+
+pub mod breaker;
+pub mod provider;
+pub mod retry;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::GatewayConfig;
+use breaker::{Breaker, BreakerConfig};
+use provider::{OpenStream, Provider, ProviderError};
+use retry::Verdict;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("The model `{0}` does not exist")]
+    UnknownModel(String),
+    #[error("every target for `{0}` is unavailable (circuit open); retry later")]
+    AllOpen(String),
+    #[error("the request deadline of {0:?} passed before a provider answered")]
+    Deadline(Duration),
+    #[error("the request reached its limit of {0} model calls")]
+    LoopGuard(u32),
+    #[error("the provider rejected the request: {message}")]
+    Rejected { status: u16, message: String },
+    #[error("no provider could answer: {0}")]
+    Exhausted(String),
+    #[error("HTTP client: {0}")]
+    Client(String),
+}
+
+/// Credentials by provider name, read from the environment by the CLI. Never printed.
+#[derive(Default, Clone)]
+pub struct Secrets(pub HashMap<String, String>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} redacted)", self.0.len())
+    }
+}
+
+/// What happened on one attempt (for headers, traces and tests).
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub target: String,
+    pub outcome: String,
+    pub ms: u64,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct CallReport {
+    pub attempts: Vec<Attempt>,
+    /// Time spent waiting on providers (the rest is Keel's own overhead).
+    #[serde(skip)]
+    pub provider_wait: Duration,
+}
+
+pub struct Target {
+    pub label: String,
+    model: String,
+    provider: Arc<Provider>,
+    pub breaker: Breaker,
+}
+
+enum Op {
+    Complete,
+    Stream,
+}
+
+enum Outcome {
+    Json(Value),
+    Stream(OpenStream),
+}
+
+pub struct Gateway {
+    routes: HashMap<String, Vec<usize>>,
+    targets: Vec<Target>,
+    cfg: GatewayConfig,
+}
+
+impl Gateway {
+    pub fn new(cfg: &GatewayConfig, secrets: &Secrets) -> Result<Self, GatewayError> {
+        let client = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|e| GatewayError::Client(e.to_string()))?;
+        let providers: HashMap<&str, Arc<Provider>> = cfg
+            .providers
+            .iter()
+            .map(|p| (p.name.as_str(), Arc::new(Provider::new(p, secrets.0.get(&p.name).cloned(), client.clone()))))
+            .collect();
+        let bcfg = BreakerConfig {
+            window: cfg.breaker_window as usize,
+            min_requests: cfg.breaker_min_requests as usize,
+            error_ratio: cfg.breaker_error_ratio,
+            cooldown: cfg.breaker_cooldown,
+        };
+        let mut targets: Vec<Target> = Vec::new();
+        let mut routes = HashMap::new();
+        for r in &cfg.routes {
+            let mut chain = Vec::new();
+            for t in &r.targets {
+                let label = format!("{}/{}", t.provider, t.model);
+                let idx = match targets.iter().position(|x| x.label == label) {
+                    Some(i) => i,
+                    None => {
+                        let Some(p) = providers.get(t.provider.as_str()) else {
+                            return Err(GatewayError::Client(format!("unknown provider `{}`", t.provider)));
+                        };
+                        targets.push(Target {
+                            label,
+                            model: t.model.clone(),
+                            provider: p.clone(),
+                            breaker: Breaker::new(bcfg),
+                        });
+                        targets.len() - 1
+                    }
+                };
+                chain.push(idx);
+            }
+            routes.insert(r.model.clone(), chain);
+        }
+        Ok(Self { routes, targets, cfg: cfg.clone() })
+    }
+
+    pub fn has_model(&self, model: &str) -> bool {
+        self.routes.contains_key(model)
+    }
+
+    pub fn models(&self) -> Vec<String> {
+        let mut m: Vec<String> = self.routes.keys().cloned().collect();
+        m.sort();
+        m
+    }
+
+    pub fn breaker_states(&self) -> Vec<(String, &'static str)> {
+        self.targets.iter().map(|t| (t.label.clone(), t.breaker.state().as_str())).collect()
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        self.cfg.idle_timeout
+    }
+
+    pub async fn complete(&self, model: &str, body: Value, report: &mut CallReport) -> Result<Value, GatewayError> {
+        match self.call(model, body, Op::Complete, report).await? {
+            Outcome::Json(v) => Ok(v),
+            Outcome::Stream(_) => Err(GatewayError::Exhausted("internal: stream for a plain call".into())),
+        }
+    }
+
+    /// Opens a stream; fallback happens only here, before the first byte reaches the client.
+    pub async fn stream(&self, model: &str, body: Value, report: &mut CallReport) -> Result<OpenStream, GatewayError> {
+        match self.call(model, body, Op::Stream, report).await? {
+            Outcome::Stream(s) => Ok(s),
+            Outcome::Json(_) => Err(GatewayError::Exhausted("internal: plain reply for a stream".into())),
+        }
+    }
+
+    async fn call(
+        &self,
+        model: &str,
+        mut body: Value,
+        op: Op,
+        report: &mut CallReport,
+    ) -> Result<Outcome, GatewayError> {
+        let chain = self.routes.get(model).ok_or_else(|| GatewayError::UnknownModel(model.to_string()))?;
+        let deadline = Instant::now() + self.cfg.deadline;
+        let mut calls = 0u32;
+        let mut tried_any = false;
+        let mut last_error = String::from("no target was tried");
+        for &ti in chain {
+            let target = &self.targets[ti];
+            if !target.breaker.try_acquire() {
+                report.attempts.push(Attempt {
+                    target: target.label.clone(),
+                    outcome: "skipped: circuit open".into(),
+                    ms: 0,
+                });
+                continue;
+            }
+            tried_any = true;
+            body["model"] = Value::String(target.model.clone());
+            let mut attempt = 0u32;
+            loop {
+                attempt += 1;
+                if calls >= self.cfg.max_model_calls {
+                    target.breaker.release();
+                    return Err(GatewayError::LoopGuard(self.cfg.max_model_calls));
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    target.breaker.release();
+                    return Err(GatewayError::Deadline(self.cfg.deadline));
+                }
+                calls += 1;
+                let started = Instant::now();
+                let result = match op {
+                    Op::Complete => {
+                        target.provider.complete(&body, self.cfg.attempt_timeout.min(left)).await.map(Outcome::Json)
+                    }
+                    Op::Stream => target
+                        .provider
+                        .open_stream(&body, self.cfg.first_token_timeout.min(left))
+                        .await
+                        .map(Outcome::Stream),
+                };
+                let took = started.elapsed();
+                report.provider_wait += took;
+                let ms = took.as_millis() as u64;
+                let err = match result {
+                    Ok(o) => {
+                        target.breaker.record_success();
+                        report.attempts.push(Attempt { target: target.label.clone(), outcome: "ok".into(), ms });
+                        return Ok(o);
+                    }
+                    Err(e) => e,
+                };
+                let retry_after = match &err {
+                    ProviderError::Status { status: 429, retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                target.breaker.record_failure(retry_after);
+                report.attempts.push(Attempt { target: target.label.clone(), outcome: err.to_string(), ms });
+                last_error = err.to_string();
+                if Instant::now() >= deadline {
+                    return Err(GatewayError::Deadline(self.cfg.deadline));
+                }
+                match retry::classify(&err) {
+                    Verdict::Fail => {
+                        let status = match &err {
+                            ProviderError::Status { status, .. } => *status,
+                            _ => 400,
+                        };
+                        return Err(GatewayError::Rejected { status, message: err.to_string() });
+                    }
+                    Verdict::NextTarget => break,
+                    Verdict::Retry => {
+                        if attempt >= self.cfg.max_attempts {
+                            break;
+                        }
+                        let wait =
+                            retry::backoff(attempt, self.cfg.backoff_base, self.cfg.backoff_max, retry::jitter_unit())
+                                .max(err.retry_after().unwrap_or_default());
+                        if Instant::now() + wait >= deadline {
+                            report.attempts.push(Attempt {
+                                target: target.label.clone(),
+                                outcome: format!("retry skipped: a {wait:?} wait passes the deadline"),
+                                ms: 0,
+                            });
+                            break;
+                        }
+                        tokio::time::sleep(wait).await;
+                        if !target.breaker.try_acquire() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if !tried_any {
+            return Err(GatewayError::AllOpen(model.to_string()));
+        }
+        Err(GatewayError::Exhausted(last_error))
+    }
+}

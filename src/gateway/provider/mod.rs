@@ -1,0 +1,75 @@
+//! Model providers behind one enum, dispatched in this file only. Most vendors are a
+//! configuration of the OpenAI-compatible client; adding a wire format means a new file here
+//! and one variant.
+
+mod openai;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use serde_json::Value;
+
+use crate::config::gateway::{ProviderConfig, ProviderKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("cannot reach the provider: {0}")]
+    Connect(String),
+    #[error("the provider did not answer in time")]
+    Timeout,
+    #[error("the provider answered {status}: {body}")]
+    Status { status: u16, retry_after: Option<Duration>, body: String },
+    #[error("the provider's reply is not valid: {0}")]
+    Malformed(String),
+    #[error("the provider's stream broke: {0}")]
+    StreamBroken(String),
+}
+
+impl ProviderError {
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ProviderError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// A stream whose first chunk has arrived (so the gateway may still fall back before it).
+pub struct OpenStream {
+    pub first: Bytes,
+    pub rest: BoxStream<'static, Result<Bytes, ProviderError>>,
+}
+
+pub enum Provider {
+    OpenAi(openai::OpenAiProvider),
+}
+
+impl Provider {
+    /// Builds a provider; `api_key` was read by the caller from the configured variable.
+    pub fn new(cfg: &ProviderConfig, api_key: Option<String>, client: reqwest::Client) -> Self {
+        match cfg.kind {
+            ProviderKind::OpenAi => Provider::OpenAi(openai::OpenAiProvider::new(&cfg.base_url, api_key, client)),
+        }
+    }
+
+    /// One non-streaming chat completion; `body` already names the target's model.
+    pub async fn complete(&self, body: &Value, timeout: Duration) -> Result<Value, ProviderError> {
+        match self {
+            Provider::OpenAi(p) => p.complete(body, timeout).await,
+        }
+    }
+
+    /// Starts a streaming completion and waits for its first chunk.
+    pub async fn open_stream(&self, body: &Value, first_token_timeout: Duration) -> Result<OpenStream, ProviderError> {
+        match self {
+            Provider::OpenAi(p) => p.open_stream(body, first_token_timeout).await,
+        }
+    }
+}
+
+/// `Retry-After` in seconds (HTTP dates are rare from model APIs and are ignored).
+pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+}
