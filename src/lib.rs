@@ -4,6 +4,7 @@
 
 pub mod answer;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod embedding;

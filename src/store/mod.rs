@@ -89,18 +89,41 @@ pub trait TraceStore: Send + Sync {
     async fn get_trace(&self, id: &str) -> Result<Option<Trace>, StoreError>;
 }
 
+/// An API key as stored (the key itself never is: only its SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyRecord {
+    pub id: String,
+    pub tenant: String,
+    pub scopes: Vec<String>,
+    pub created_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// API keys.
+///
+/// Contract: `key_by_hash` returns revoked keys too (the caller decides); `revoke_key` returns
+/// `false` when the id is unknown or already revoked.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn create_key(&self, key: &KeyRecord, key_hash: &str) -> Result<(), StoreError>;
+    async fn key_by_hash(&self, key_hash: &str) -> Result<Option<KeyRecord>, StoreError>;
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+    async fn revoke_key(&self, id: &str) -> Result<bool, StoreError>;
+}
+
 /// Handles to every area of the store.
 #[derive(Clone)]
 pub struct Store {
     pub docs: Arc<dyn DocumentStore>,
     pub traces: Arc<dyn TraceStore>,
+    pub keys: Arc<dyn KeyStore>,
 }
 
 impl Store {
     /// Opens (creating and migrating if needed) the embedded store in `data_dir`.
     pub async fn open_embedded(data_dir: &Path) -> Result<Self, StoreError> {
         let db = Arc::new(sqlite::SqliteStore::open(&data_dir.join("keel.db")).await?);
-        Ok(Self { docs: db.clone(), traces: db })
+        Ok(Self { docs: db.clone(), traces: db.clone(), keys: db })
     }
 }
 

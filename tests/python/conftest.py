@@ -20,8 +20,20 @@ def free_port():
 
 
 @pytest.fixture(scope="session")
-def keel_url():
-    data = tempfile.mkdtemp(prefix="keel-py-")
+def keel_data():
+    return tempfile.mkdtemp(prefix="keel-py-")
+
+
+@pytest.fixture(scope="session")
+def keel_key(keel_data):
+    out = subprocess.run([KEEL, "--data-dir", keel_data, "keys", "create", "--tenant", "pytest", "--scopes", "query", "--json"],
+                         check=True, capture_output=True, text=True, cwd=REPO).stdout
+    return json.loads(out)["key"]
+
+
+@pytest.fixture(scope="session")
+def keel_url(keel_data, keel_key):
+    data = keel_data
     subprocess.run([KEEL, "--data-dir", data, "ingest", os.path.join(REPO, "sample-kb")], check=True, cwd=REPO)
     port = free_port()
     proc = subprocess.Popen([KEEL, "--data-dir", data, "serve", "--listen", f"127.0.0.1:{port}"], cwd=REPO)

@@ -4,8 +4,22 @@ import pytest
 from openai import OpenAI
 
 
-def client(url):
-    return OpenAI(base_url=url + "/v1", api_key="not-needed-locally", max_retries=0)
+KEY = None
+
+
+@pytest.fixture(autouse=True)
+def _key(keel_key):
+    global KEY
+    KEY = keel_key
+
+
+def client(url, key=None):
+    return OpenAI(base_url=url + "/v1", api_key=key or KEY, max_retries=0)
+
+
+def test_a_wrong_key_is_rejected(keel_url):
+    with pytest.raises(openai.AuthenticationError):
+        client(keel_url, key="kl_wrong_key").models.list()
 
 
 def test_chat_completion_returns_a_cited_answer(keel_url):

@@ -2,6 +2,7 @@
 //! at open.
 
 mod docs;
+mod keys;
 mod traces;
 
 use std::path::Path;
@@ -13,7 +14,10 @@ use sqlx::Row;
 
 use super::StoreError;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../../../migrations/sqlite/0002_api_keys.sql")),
+];
 
 pub struct SqliteStore {
     pool: SqlitePool,
