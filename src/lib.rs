@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod http;
 pub mod index;
 pub mod kb;
+pub mod metrics;
 pub mod pipeline;
 pub mod store;
 pub mod trace;

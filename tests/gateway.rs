@@ -323,3 +323,29 @@ async fn unknown_models_are_404_and_the_model_list_shows_routes() {
     let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["chain", "solo"], "no grounded `keel` model in proxy mode");
 }
+
+#[tokio::test]
+async fn metrics_count_attempts_and_a_retry_storm_is_raised() {
+    let (fa, a) = start_fake().await;
+    let (_fb, b) = start_fake().await;
+    let (keel, _) = start_keel(&config(&a, &b)).await;
+    let m = keel::metrics::global();
+    let storms_before = m.counter("keel_retry_storm_total", "");
+    for _ in 0..20 {
+        fa.push(&[Play::Status(500, None), Play::Ok("second try")]);
+        let (status, _, _) = chat(keel, "solo", false).await;
+        assert_eq!(status, 200);
+    }
+    assert!(m.counter("keel_retry_storm_total", "") > storms_before, "1 retry per request over 20 requests is a storm");
+    let text = reqwest::get(format!("http://{keel}/metrics")).await.unwrap().text().await.unwrap();
+    for needle in [
+        "keel_gateway_attempts_total{target=\"a/a-model\",outcome=\"error\"}",
+        "keel_gateway_attempts_total{target=\"a/a-model\",outcome=\"ok\"}",
+        "keel_http_requests_total{route=\"/v1/chat/completions\",status=\"200\"}",
+        "keel_http_request_duration_seconds_bucket{route=\"/v1/chat/completions\",le=\"+Inf\"}",
+        "keel_breaker_state{target=\"a/a-model\"}",
+        "# TYPE keel_retry_storm_total counter",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+}

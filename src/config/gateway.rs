@@ -26,6 +26,7 @@ pub struct RawGateway {
     pub breaker_min_requests: Option<u32>,
     pub breaker_error_ratio: Option<f64>,
     pub breaker_cooldown: Option<String>,
+    pub retry_storm_ratio: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,6 +93,8 @@ pub struct GatewayConfig {
     pub breaker_min_requests: u32,
     pub breaker_error_ratio: f64,
     pub breaker_cooldown: Duration,
+    /// Retries per request over a minute above which `keel_retry_storm_total` is raised.
+    pub retry_storm_ratio: f64,
     pub providers: Vec<ProviderConfig>,
     pub routes: Vec<RouteConfig>,
 }
@@ -194,6 +197,7 @@ pub fn validate(
         breaker_min_requests: raw.breaker_min_requests.unwrap_or(10).max(1),
         breaker_error_ratio: ratio,
         breaker_cooldown: dur("gateway.breaker_cooldown", raw.breaker_cooldown, Duration::from_secs(30))?,
+        retry_storm_ratio: raw.retry_storm_ratio.filter(|r| r.is_finite() && *r > 0.0).unwrap_or(0.5),
         providers: out_providers,
         routes: out_routes,
     })

@@ -111,6 +111,7 @@ fn unreachable_defaults() -> Config {
             breaker_min_requests: 10,
             breaker_error_ratio: 0.5,
             breaker_cooldown: std::time::Duration::from_secs(30),
+            retry_storm_ratio: 0.5,
             providers: Vec::new(),
             routes: Vec::new(),
         },

@@ -27,6 +27,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::GatewayConfig;
+use crate::metrics;
 use breaker::{Breaker, BreakerConfig};
 use provider::{OpenStream, Provider, ProviderError};
 use retry::Verdict;
@@ -96,6 +97,27 @@ pub struct Gateway {
     routes: HashMap<String, Vec<usize>>,
     targets: Vec<Target>,
     cfg: GatewayConfig,
+    storm: std::sync::Mutex<StormWindow>,
+}
+
+/// Retries and requests in the current minute, for the retry-storm alarm.
+struct StormWindow {
+    started: Instant,
+    requests: u64,
+    retries: u64,
+    raised: bool,
+}
+
+/// The alarm sounds when a minute holds at least this many requests…
+const STORM_MIN_REQUESTS: u64 = 20;
+
+fn count_attempt(target: &str, outcome: &str) {
+    metrics::global().inc(
+        "keel_gateway_attempts_total",
+        "Provider calls by target and outcome",
+        metrics::labels(&[("target", target), ("outcome", outcome)]),
+        1,
+    );
 }
 
 impl Gateway {
@@ -141,7 +163,9 @@ impl Gateway {
             }
             routes.insert(r.model.clone(), chain);
         }
-        Ok(Self { routes, targets, cfg: cfg.clone() })
+        let storm =
+            std::sync::Mutex::new(StormWindow { started: Instant::now(), requests: 0, retries: 0, raised: false });
+        Ok(Self { routes, targets, cfg: cfg.clone(), storm })
     }
 
     pub fn has_model(&self, model: &str) -> bool {
@@ -177,7 +201,61 @@ impl Gateway {
         }
     }
 
-    async fn call(
+    async fn call(&self, model: &str, body: Value, op: Op, report: &mut CallReport) -> Result<Outcome, GatewayError> {
+        let result = self.call_chain(model, body, op, report).await;
+        let calls = report
+            .attempts
+            .iter()
+            .filter(|a| !a.outcome.starts_with("skipped") && !a.outcome.starts_with("retry skipped"))
+            .count() as u64;
+        self.note_storm(calls.saturating_sub(1));
+        if let Err(e) = &result {
+            let reason = match e {
+                GatewayError::UnknownModel(_) => "unknown_model",
+                GatewayError::AllOpen(_) => "all_open",
+                GatewayError::Deadline(_) => "deadline",
+                GatewayError::LoopGuard(_) => "loop_guard",
+                GatewayError::Rejected { .. } => "rejected",
+                GatewayError::Exhausted(_) | GatewayError::Client(_) => "exhausted",
+            };
+            metrics::global().inc(
+                "keel_gateway_failures_total",
+                "Gateway requests that failed, by reason",
+                metrics::labels(&[("reason", reason)]),
+                1,
+            );
+        }
+        result
+    }
+
+    /// Counts retries per request over a one-minute window; raises `keel_retry_storm_total`
+    /// (once per window, with a warning) when retries per request exceed the configured ratio.
+    fn note_storm(&self, retries: u64) {
+        let mut w = self.storm.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if w.started.elapsed() > Duration::from_secs(60) {
+            *w = StormWindow { started: Instant::now(), requests: 0, retries: 0, raised: false };
+        }
+        w.requests += 1;
+        w.retries += retries;
+        let ratio = w.retries as f64 / w.requests as f64;
+        if !w.raised && w.requests >= STORM_MIN_REQUESTS && ratio > self.cfg.retry_storm_ratio {
+            w.raised = true;
+            tracing::warn!(
+                requests = w.requests,
+                retries = w.retries,
+                limit = self.cfg.retry_storm_ratio,
+                "retry storm"
+            );
+            metrics::global().inc(
+                "keel_retry_storm_total",
+                "Minutes in which retries per request exceeded the configured ratio",
+                String::new(),
+                1,
+            );
+        }
+    }
+
+    async fn call_chain(
         &self,
         model: &str,
         mut body: Value,
@@ -198,6 +276,14 @@ impl Gateway {
                     ms: 0,
                 });
                 continue;
+            }
+            if tried_any {
+                metrics::global().inc(
+                    "keel_gateway_fallbacks_total",
+                    "Moves to the next target of a chain",
+                    metrics::labels(&[("model", model)]),
+                    1,
+                );
             }
             tried_any = true;
             body["model"] = Value::String(target.model.clone());
@@ -231,6 +317,7 @@ impl Gateway {
                 let err = match result {
                     Ok(o) => {
                         target.breaker.record_success();
+                        count_attempt(&target.label, "ok");
                         report.attempts.push(Attempt { target: target.label.clone(), outcome: "ok".into(), ms });
                         return Ok(o);
                     }
@@ -241,6 +328,7 @@ impl Gateway {
                     _ => None,
                 };
                 target.breaker.record_failure(retry_after);
+                count_attempt(&target.label, "error");
                 report.attempts.push(Attempt { target: target.label.clone(), outcome: err.to_string(), ms });
                 last_error = err.to_string();
                 if Instant::now() >= deadline {

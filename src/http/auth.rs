@@ -14,7 +14,7 @@ use crate::auth::{self, AuthError};
 const PUBLIC: [&str; 2] = ["/healthz", "/readyz"];
 
 fn scope_for(path: &str) -> &'static str {
-    if path.starts_with("/v1/admin") || path.starts_with("/v1/traces") {
+    if path.starts_with("/v1/admin") || path.starts_with("/v1/traces") || path == "/metrics" {
         "admin"
     } else {
         "query"

@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::gateway::Gateway;
+use crate::metrics;
 use crate::store::Store;
 pub use error::ApiError;
 use error::ErrorDetail;
@@ -87,6 +88,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/v1/answer", post(native::answer))
         .route("/v1/traces/{id}", get(native::trace))
         .route("/v1/admin/breakers", get(breakers))
+        .route("/metrics", get(prometheus))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_key))
@@ -126,6 +128,44 @@ async fn readyz(State(state): State<ServerState>) -> Response {
     }
 }
 
+async fn prometheus(State(state): State<ServerState>) -> Response {
+    let gauges: Vec<_> = state
+        .gateway
+        .breaker_states()
+        .into_iter()
+        .map(|(t, s)| {
+            let v = match s {
+                "open" => 2.0,
+                "half_open" => 1.0,
+                _ => 0.0,
+            };
+            (
+                "keel_breaker_state",
+                "Circuit state per target: 0 closed, 1 half-open, 2 open",
+                metrics::labels(&[("target", &t)]),
+                v,
+            )
+        })
+        .collect();
+    let text = metrics::global().render(&gauges);
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// The route label for metrics: the route pattern, never a raw path (bounded cardinality).
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/metrics" => "/metrics",
+        "/v1/models" => "/v1/models",
+        "/v1/chat/completions" => "/v1/chat/completions",
+        "/v1/answer" => "/v1/answer",
+        "/v1/admin/breakers" => "/v1/admin/breakers",
+        p if p.starts_with("/v1/traces/") => "/v1/traces/{id}",
+        _ => "other",
+    }
+}
+
 async fn breakers(State(state): State<ServerState>) -> impl IntoResponse {
     let list: Vec<_> =
         state.gateway.breaker_states().into_iter().map(|(t, s)| json!({ "target": t, "state": s })).collect();
@@ -148,8 +188,23 @@ async fn log_requests(req: Request, next: Next) -> Response {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let start = Instant::now();
     let res = next.run(req).await;
-    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = start.elapsed();
+    let ms = elapsed.as_secs_f64() * 1000.0;
     let status = res.status().as_u16();
+    let route = route_label(&path);
+    let m = metrics::global();
+    m.inc(
+        "keel_http_requests_total",
+        "HTTP requests by route and status",
+        metrics::labels(&[("route", route), ("status", &status.to_string())]),
+        1,
+    );
+    m.observe(
+        "keel_http_request_duration_seconds",
+        "Time to response headers by route",
+        metrics::labels(&[("route", route)]),
+        elapsed,
+    );
     match res.extensions().get::<ErrorDetail>() {
         Some(_) if status == 503 => tracing::info!(%method, %path, status, ms, "not ready"),
         Some(detail) => tracing::error!(%method, %path, status, ms, error = %detail.0, "request failed"),

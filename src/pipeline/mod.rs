@@ -120,6 +120,13 @@ impl Pipeline {
                 ctx.trace.attr("error", e.to_string());
             }
             ctx.trace.close_span(stage.name(), start);
+            let took = std::time::Duration::from_micros(ctx.trace.elapsed_us().saturating_sub(start));
+            crate::metrics::global().observe(
+                "keel_stage_duration_seconds",
+                "Time spent in each pipeline stage",
+                crate::metrics::labels(&[("stage", stage.name())]),
+                took,
+            );
             match result {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Respond(d)) => {
