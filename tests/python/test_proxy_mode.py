@@ -1,0 +1,110 @@
+"""Quick proxy mode with the real `openai` client: Keel in front of a fake OpenAI-compatible
+upstream (a tiny Python server), plain and streaming, with retries on an upstream 503."""
+import json
+import os
+import subprocess
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import openai
+import pytest
+from openai import OpenAI
+
+from conftest import KEEL, REPO, free_port
+
+FAILS = {"left": 0}
+SEEN = []
+
+
+class Upstream(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        SEEN.append(body["model"])
+        if FAILS["left"] > 0:
+            FAILS["left"] -= 1
+            self.send_response(503)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"error":{"message":"overloaded"}}')
+            return
+        if body.get("stream"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for piece in ["Hello", " from", " upstream"]:
+                chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": body["model"],
+                         "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
+            last = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": body["model"],
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            self.wfile.write(f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode())
+            return
+        reply = {"id": "c1", "object": "chat.completion", "created": 1, "model": body["model"],
+                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from upstream"},
+                              "finish_reason": "stop"}],
+                 "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture(scope="module")
+def proxy_url(tmp_path_factory):
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    port = free_port()
+    data = str(tmp_path_factory.mktemp("proxy"))
+    proc = subprocess.Popen([KEEL, "--data-dir", data, "serve", "--no-auth", "--listen", f"127.0.0.1:{port}",
+                             "--openai-base-url", f"http://127.0.0.1:{upstream.server_port}/v1",
+                             "--model", "tiny-model", "--deadline", "10s"], cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=1)
+            break
+        except Exception:
+            time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+    upstream.shutdown()
+
+
+def client(url):
+    return OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+
+
+def test_plain_completion_passes_through_with_retry(proxy_url):
+    FAILS["left"] = 1
+    before = len(SEEN)
+    r = client(proxy_url).chat.completions.with_raw_response.create(
+        model="tiny-model", messages=[{"role": "user", "content": "hi"}])
+    assert r.headers["x-keel-attempts"] == "2"
+    assert float(r.headers["x-keel-overhead-ms"]) >= 0
+    c = r.parse()
+    assert c.choices[0].message.content == "Hello from upstream"
+    assert c.usage.total_tokens == 8
+    assert len(SEEN) - before == 2
+
+
+def test_streaming_passes_through_chunk_by_chunk(proxy_url):
+    parts = []
+    for chunk in client(proxy_url).chat.completions.create(
+            model="tiny-model", messages=[{"role": "user", "content": "hi"}], stream=True):
+        if chunk.choices and chunk.choices[0].delta.content:
+            parts.append(chunk.choices[0].delta.content)
+    assert parts == ["Hello", " from", " upstream"]
+
+
+def test_unknown_model_is_a_not_found_error(proxy_url):
+    with pytest.raises(openai.NotFoundError):
+        client(proxy_url).chat.completions.create(model="gpt-nope", messages=[{"role": "user", "content": "hi"}])
