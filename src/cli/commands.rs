@@ -363,3 +363,30 @@ pub async fn quickstart(config: Config, kb: PathBuf, listen: Option<String>) -> 
     let quick = super::QuickProxy { openai_base_url: None, api_key_env: None, model: None, deadline: None };
     serve(config, listen, quick, true).await
 }
+
+pub async fn status(url: &str, key: Option<&str>) -> anyhow::Result<ExitCode> {
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build()?;
+    let get = |path: &str| {
+        let mut r = client.get(format!("{}{path}", url.trim_end_matches('/')));
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        r.send()
+    };
+    let ready = get("/readyz").await.with_context(|| format!("cannot reach {url}"))?;
+    let ready_ok = ready.status().is_success();
+    println!("ready: {}", ready.text().await.unwrap_or_default());
+    let res = get("/v1/admin/breakers").await?;
+    if !res.status().is_success() {
+        anyhow::bail!("breakers: {} {}", res.status(), res.text().await.unwrap_or_default());
+    }
+    let v: serde_json::Value = res.json().await?;
+    let list = v["breakers"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("no gateway targets configured");
+    }
+    for b in list {
+        println!("{:<40} {}", b["target"].as_str().unwrap_or("?"), b["state"].as_str().unwrap_or("?"));
+    }
+    Ok(if ready_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -86,6 +86,15 @@ pub enum Command {
     },
     /// Print a commented example keel.toml with every default.
     DefaultConfig,
+    /// Ask a running server for its readiness and circuit-breaker states.
+    Status {
+        /// Base URL of the server.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// An admin-scope key (or set KEEL_KEY).
+        #[arg(long, env = "KEEL_KEY", hide_env_values = true)]
+        key: Option<String>,
+    },
     /// Measurements that write a report (see bench/README.md).
     Bench {
         #[command(subcommand)]
@@ -228,6 +237,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::serve(config, listen, quick, !no_auth).await
         }
         Command::Keys { action } => commands::keys(config, action).await,
+        Command::Status { url, key } => commands::status(&url, key.as_deref()).await,
         Command::Trace { id, json } => commands::trace(config, &id, json).await,
         Command::Models { action: ModelsAction::Fetch { python } } => commands::models_fetch(&config, &python),
         Command::Models { action: ModelsAction::Path } => {

@@ -108,3 +108,11 @@ def test_streaming_passes_through_chunk_by_chunk(proxy_url):
 def test_unknown_model_is_a_not_found_error(proxy_url):
     with pytest.raises(openai.NotFoundError):
         client(proxy_url).chat.completions.create(model="gpt-nope", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_status_and_metrics_show_the_breaker(proxy_url):
+    out = subprocess.run([KEEL, "status", "--url", proxy_url], capture_output=True, text=True, check=True).stdout
+    assert "upstream/tiny-model" in out and "closed" in out
+    text = urllib.request.urlopen(proxy_url + "/metrics", timeout=5).read().decode()
+    assert 'keel_breaker_state{target="upstream/tiny-model"} 0' in text
+    assert 'keel_gateway_attempts_total{target="upstream/tiny-model",outcome="ok"}' in text
