@@ -55,6 +55,8 @@ pub struct Hit {
 pub struct Index {
     chunks: Vec<ChunkMeta>,
     vectors: Vec<f32>,
+    /// The same vectors as `i8` for the full scan; `vectors` re-scores the candidates exactly.
+    quantized: keel_embed::vecmath::QuantizedRows,
     dim: usize,
     bm25: Bm25,
     by_key: HashMap<u64, usize>,
@@ -134,7 +136,8 @@ impl Index {
                 end_char: r.end_char,
             });
         }
-        Ok(Self { chunks, vectors, dim, bm25, by_key, corpus })
+        let quantized = keel_embed::vecmath::QuantizedRows::from_f32(&vectors, dim);
+        Ok(Self { chunks, vectors, quantized, dim, bm25, by_key, corpus })
     }
 
     pub fn corpus(&self) -> Option<&CorpusVersion> {
@@ -172,9 +175,17 @@ impl Index {
             .into_iter()
             .filter_map(|(key, score)| self.by_key.get(&key).map(|&row| (row, score)))
             .collect();
-        let dense = keel_embed::vecmath::top_n_dot(&self.vectors, self.dim, query_vec, depth);
         let cosine =
             |row: usize| keel_embed::vecmath::dot(&self.vectors[row * self.dim..(row + 1) * self.dim], query_vec);
+        // Scan the quantised rows (a little deeper than needed), then re-score exactly.
+        let mut dense: Vec<(usize, f32)> = self
+            .quantized
+            .top_n(query_vec, depth + depth / 4 + 8)
+            .into_iter()
+            .map(|(row, _)| (row, cosine(row)))
+            .collect();
+        dense.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        dense.truncate(depth);
         let fused = match cfg.fusion {
             Fusion::Weighted { dense_weight } => fusion::weighted(&lexical, &dense, cosine, dense_weight),
             Fusion::Rrf { k } => fusion::rrf(&lexical, &dense, cosine, k),
