@@ -236,7 +236,14 @@ async fn guard(state: ServerState, config: &Config, require_keys: bool) -> anyho
     if !require_keys {
         return Ok(state);
     }
-    Ok(state.with_auth(Store::open_embedded(&config.data_dir).await?))
+    let store = Store::open_embedded(&config.data_dir).await?;
+    if !store.keys.list_keys().await?.iter().any(|k| k.revoked_at_ms.is_none()) {
+        tracing::warn!(
+            "no active API key in {}: every request will get 401; create one with `keel keys create --tenant NAME`",
+            config.data_dir.display()
+        );
+    }
+    Ok(state.with_auth(store))
 }
 
 pub async fn serve(
