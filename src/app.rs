@@ -18,6 +18,8 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Index(#[from] IndexError),
+    #[error("loading the embedding model: {0}")]
+    Task(String),
 }
 
 pub struct App {
@@ -40,12 +42,11 @@ impl App {
     }
 
     /// Opens everything; must run inside a Tokio runtime (it starts the trace writer).
-    pub async fn open(config: Config) -> Result<Self, AppError> {
-        let store = Store::open_embedded(&config.data_dir).await?;
+    pub async fn open(config: Config, store: Store) -> Result<Self, AppError> {
         let cfg = config.clone();
         let embedder = tokio::task::spawn_blocking(move || Self::load_embedder(&cfg))
             .await
-            .map_err(|e| IndexError::Bm25(format!("model loading task: {e}")))??;
+            .map_err(|e| AppError::Task(e.to_string()))??;
         Self::open_with(config, store, embedder).await
     }
 

@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod digest;
 pub mod embedding;
 pub mod gateway;
 pub mod http;

@@ -80,11 +80,12 @@ impl TraceBuilder {
         self.current.insert(key.to_string(), value.into());
     }
 
-    /// Closes the current span (called by the pipeline runner only).
-    pub fn close_span(&mut self, name: &str, start_us: u64) {
+    /// Closes the current span (called by the pipeline runner only) and returns its duration.
+    pub fn close_span(&mut self, name: &str, start_us: u64) -> std::time::Duration {
         let attrs = std::mem::take(&mut self.current);
         let duration_us = self.elapsed_us().saturating_sub(start_us);
         self.spans.push(Span { name: name.to_string(), start_us, duration_us, attrs });
+        std::time::Duration::from_micros(duration_us)
     }
 
     pub fn finish(self, status: &str, output: Value) -> Trace {

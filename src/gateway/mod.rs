@@ -71,6 +71,8 @@ pub struct Attempt {
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct CallReport {
     pub attempts: Vec<Attempt>,
+    /// Provider calls made (`attempts` also lists skipped targets and skipped retries).
+    pub calls: u32,
     /// Time spent waiting on providers (the rest is Keel's own overhead).
     #[serde(skip)]
     pub provider_wait: Duration,
@@ -203,12 +205,7 @@ impl Gateway {
 
     async fn call(&self, model: &str, body: Value, op: Op, report: &mut CallReport) -> Result<Outcome, GatewayError> {
         let result = self.call_chain(model, body, op, report).await;
-        let calls = report
-            .attempts
-            .iter()
-            .filter(|a| !a.outcome.starts_with("skipped") && !a.outcome.starts_with("retry skipped"))
-            .count() as u64;
-        self.note_storm(calls.saturating_sub(1));
+        self.note_storm(u64::from(report.calls.saturating_sub(1)));
         if let Err(e) = &result {
             let reason = match e {
                 GatewayError::UnknownModel(_) => "unknown_model",
@@ -264,7 +261,6 @@ impl Gateway {
     ) -> Result<Outcome, GatewayError> {
         let chain = self.routes.get(model).ok_or_else(|| GatewayError::UnknownModel(model.to_string()))?;
         let deadline = Instant::now() + self.cfg.deadline;
-        let mut calls = 0u32;
         let mut tried_any = false;
         let mut last_error = String::from("no target was tried");
         for &ti in chain {
@@ -290,7 +286,7 @@ impl Gateway {
             let mut attempt = 0u32;
             loop {
                 attempt += 1;
-                if calls >= self.cfg.max_model_calls {
+                if report.calls >= self.cfg.max_model_calls {
                     target.breaker.release();
                     return Err(GatewayError::LoopGuard(self.cfg.max_model_calls));
                 }
@@ -299,7 +295,7 @@ impl Gateway {
                     target.breaker.release();
                     return Err(GatewayError::Deadline(self.cfg.deadline));
                 }
-                calls += 1;
+                report.calls += 1;
                 let started = Instant::now();
                 let result = match op {
                     Op::Complete => {

@@ -54,13 +54,18 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             if !matches!(inner.classify(), serde_json::error::Category::Data) {
                 return Err(malformed(&inner));
             }
-            let msg = strip_position(&inner.to_string());
-            Err(if path == "." || path.is_empty() {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", msg)
-            } else {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("`{path}`: {msg}")).param(path)
-            })
+            Err(field_error(path, &inner))
         }
+    }
+}
+
+/// A 422 naming the field at `path` (`.` is the whole body).
+fn field_error(path: String, e: &serde_json::Error) -> ApiError {
+    let msg = strip_position(&e.to_string());
+    if path == "." || path.is_empty() {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", msg)
+    } else {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("`{path}`: {msg}")).param(path)
     }
 }
 
@@ -75,11 +80,6 @@ fn strip_position(s: &str) -> String {
 pub fn parse_value<T: DeserializeOwned>(v: &serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize::<_, T>(v).map_err(|e| {
         let path = e.path().to_string();
-        let msg = strip_position(&e.into_inner().to_string());
-        if path == "." || path.is_empty() {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", msg)
-        } else {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("`{path}`: {msg}")).param(path)
-        }
+        field_error(path, &e.into_inner())
     })
 }

@@ -39,7 +39,7 @@ impl From<GatewayError> for ApiError {
 fn stamp(res: &mut Response, report: &CallReport, started: Instant) {
     let overhead = started.elapsed().saturating_sub(report.provider_wait);
     let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&report.attempts.len().to_string()) {
+    if let Ok(v) = HeaderValue::from_str(&report.calls.to_string()) {
         h.insert("x-keel-attempts", v);
     }
     if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0)) {

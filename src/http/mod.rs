@@ -15,7 +15,7 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -151,21 +151,6 @@ async fn prometheus(State(state): State<ServerState>) -> Response {
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-/// The route label for metrics: the route pattern, never a raw path (bounded cardinality).
-fn route_label(path: &str) -> &'static str {
-    match path {
-        "/healthz" => "/healthz",
-        "/readyz" => "/readyz",
-        "/metrics" => "/metrics",
-        "/v1/models" => "/v1/models",
-        "/v1/chat/completions" => "/v1/chat/completions",
-        "/v1/answer" => "/v1/answer",
-        "/v1/admin/breakers" => "/v1/admin/breakers",
-        p if p.starts_with("/v1/traces/") => "/v1/traces/{id}",
-        _ => "other",
-    }
-}
-
 async fn breakers(State(state): State<ServerState>) -> impl IntoResponse {
     let list: Vec<_> =
         state.gateway.breaker_states().into_iter().map(|(t, s)| json!({ "target": t, "state": s })).collect();
@@ -186,23 +171,24 @@ async fn method_not_allowed(req: Request) -> ApiError {
 
 async fn log_requests(req: Request, next: Next) -> Response {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    // The route pattern from the router, never a raw path (bounded label cardinality).
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "other".to_string(), |m| m.as_str().to_string());
     let start = Instant::now();
     let res = next.run(req).await;
     let elapsed = start.elapsed();
     let ms = elapsed.as_secs_f64() * 1000.0;
     let status = res.status().as_u16();
-    let route = route_label(&path);
     let m = metrics::global();
     m.inc(
         "keel_http_requests_total",
         "HTTP requests by route and status",
-        metrics::labels(&[("route", route), ("status", &status.to_string())]),
+        metrics::labels(&[("route", &route), ("status", &status.to_string())]),
         1,
     );
     m.observe(
         "keel_http_request_duration_seconds",
         "Time to response headers by route",
-        metrics::labels(&[("route", route)]),
+        metrics::labels(&[("route", &route)]),
         elapsed,
     );
     match res.extensions().get::<ErrorDetail>() {

@@ -29,12 +29,12 @@ pub async fn answer(
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "`top_k` must be at least 1")
             .param("top_k"));
     }
-    let out = app
+    let answer = app
         .pipeline
         .run(Question { text: req.question, top_k: req.top_k.map(usize::from), route: "/v1/answer".into() })
         .await?;
-    let mut res = Json(&out.answer).into_response();
-    if let Ok(v) = HeaderValue::from_str(&out.answer.trace_id) {
+    let mut res = Json(&answer).into_response();
+    if let Ok(v) = HeaderValue::from_str(&answer.trace_id) {
         res.headers_mut().insert("x-keel-trace-id", v);
     }
     Ok(res)

@@ -196,8 +196,7 @@ pub async fn chat_completions(
     let question = question_of(&req)?;
     let prompt_tokens: usize =
         req.messages.iter().filter_map(|m| m.content.as_ref()).map(|c| estimate_tokens(&c.text())).sum();
-    let out = app.pipeline.run(Question { text: question, top_k: None, route: "/v1/chat/completions".into() }).await?;
-    let a = out.answer;
+    let a = app.pipeline.run(Question { text: question, top_k: None, route: "/v1/chat/completions".into() }).await?;
     let id = format!("chatcmpl-{}", a.trace_id.trim_start_matches("tr_"));
     let text = message_text(&a);
     let completion_tokens = estimate_tokens(&text);

@@ -147,11 +147,16 @@ impl Bm25 {
 
     /// Deletes every chunk of `docs` (removed or changed documents), adds `upserts`, and
     /// commits under `version`.
-    pub fn apply(&mut self, docs: &[String], upserts: &[ChunkRecord], version: &str) -> Result<(), IndexError> {
+    pub fn apply<'a>(
+        &mut self,
+        docs: &[String],
+        upserts: impl Iterator<Item = &'a ChunkRecord>,
+        version: &str,
+    ) -> Result<(), IndexError> {
         let writer = self.index.writer::<TantivyDocument>(WRITER_HEAP).map_err(err)?;
         for d in docs {
             writer.delete_term(Term::from_field_text(self.fields.doc, d));
         }
-        self.commit(writer, upserts.iter(), version)
+        self.commit(writer, upserts, version)
     }
 }

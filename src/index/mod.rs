@@ -90,11 +90,14 @@ impl Index {
         let records = store.docs.all_chunks().await?;
         let version = corpus.as_ref().map(|c| c.version.clone()).unwrap_or_default();
         let bm25_dir = data_dir.join("bm25");
-        let recs = records.clone();
-        let bm25 = tokio::task::spawn_blocking(move || Bm25::open_or_rebuild(&bm25_dir, &version, &recs))
-            .await
-            .map_err(|e| IndexError::Bm25(e.to_string()))??;
-        Self::from_records(records, dim, bm25, corpus)
+        // Opening (or rebuilding) BM25 and laying out the vectors are blocking work; the
+        // records move into the task rather than being copied.
+        tokio::task::spawn_blocking(move || {
+            let bm25 = Bm25::open_or_rebuild(&bm25_dir, &version, &records)?;
+            Self::from_records(records, dim, bm25, corpus)
+        })
+        .await
+        .map_err(|e| IndexError::Bm25(e.to_string()))?
     }
 
     /// Builds an index over `records` with its BM25 part in `bm25_dir` (benchmarks use this to

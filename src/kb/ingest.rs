@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
+use crate::digest::sha256_hex;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::{chunk_document, parse_file, DocFormat};
 use crate::config::IngestConfig;
@@ -76,10 +76,6 @@ struct Incoming {
 
 fn display(p: &Path) -> String {
     p.to_string_lossy().replace('\\', "/").trim_start_matches("./").to_string()
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
 }
 
 /// Why a file's bytes cannot be a document, if they cannot.
@@ -153,7 +149,12 @@ fn read_documents(files: &[PathBuf], cfg: &IngestConfig, report: &mut IngestRepo
             skip(report, reason);
             continue;
         }
-        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let (hash, size) = (sha256_hex(&bytes), bytes.len() as u64);
+        // `reject_reason` checked the encoding, so this takes the buffer without copying.
+        let Ok(text) = String::from_utf8(bytes) else {
+            skip(report, "not UTF-8".into());
+            continue;
+        };
         let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         if format == DocFormat::Jsonl {
             read_jsonl(&path, &text, report, &mut docs);
@@ -164,8 +165,8 @@ fn read_documents(files: &[PathBuf], cfg: &IngestConfig, report: &mut IngestRepo
             path: path.clone(),
             format,
             stem,
-            hash: sha256_hex(&bytes),
-            bytes: bytes.len() as u64,
+            hash,
+            bytes: size,
             text,
             jsonl_title: None,
         });
@@ -279,14 +280,23 @@ pub async fn ingest(
         pending.push((record, records));
     }
 
-    // Documents under the given roots whose files are gone.
-    let roots: Vec<String> = paths.iter().map(|p| display(p)).collect();
+    // Documents under the given roots that this walk did not see and that are gone: their file
+    // no longer exists, or (JSONL) their file was read and no longer holds their id.
+    let roots: Vec<(String, String)> = paths
+        .iter()
+        .map(|p| {
+            let r = display(p);
+            let prefix = format!("{}/", r.trim_end_matches('/'));
+            (r, prefix)
+        })
+        .collect();
+    let read_files: HashSet<String> = files.iter().map(|f| display(f)).collect();
     for (id, d) in &stored {
-        let under_root =
-            roots.iter().any(|r| d.path == *r || d.path.starts_with(&format!("{}/", r.trim_end_matches('/'))));
-        let file_gone = !Path::new(&d.path).exists();
-        let jsonl_line_gone = d.path != *id && files.iter().any(|f| display(f) == d.path) && !seen.contains(id);
-        if under_root && (file_gone || jsonl_line_gone) && !seen.contains(id) {
+        if seen.contains(id) || !roots.iter().any(|(r, prefix)| d.path == *r || d.path.starts_with(prefix.as_str())) {
+            continue;
+        }
+        let jsonl_line_gone = d.path != *id && read_files.contains(&d.path);
+        if jsonl_line_gone || !Path::new(&d.path).exists() {
             if opts.prune {
                 report.removed.push(id.clone());
                 batch.removals.push(id.clone());
@@ -301,10 +311,9 @@ pub async fn ingest(
     batch.changed = report.changed.len() as u64;
     let touched: Vec<String> =
         pending.iter().map(|(d, _)| d.id.clone()).chain(batch.removals.iter().cloned()).collect();
-    let new_chunks: Vec<ChunkRecord> = pending.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
     batch.upserts = pending;
 
-    let new = store.docs.apply_ingest(batch).await?;
+    let new = store.docs.apply_ingest(&batch).await?;
     report.new_version = new.as_ref().is_some_and(|n| n.version != old_version);
     let version = match new {
         Some(v) => v.version,
@@ -318,7 +327,7 @@ pub async fn ingest(
     let indexed = bm25.version()?;
     if indexed != version {
         if indexed == old_version && !old_version.is_empty() {
-            bm25.apply(&touched, &new_chunks, &version)?;
+            bm25.apply(&touched, batch.upserts.iter().flat_map(|(_, c)| c), &version)?;
         } else {
             let all = store.docs.all_chunks().await?;
             bm25.rebuild(&version, &all)?;

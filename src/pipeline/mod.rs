@@ -26,8 +26,8 @@ use crate::answer::extractive::Evidence;
 use crate::answer::{Answer, Draft, Versions};
 use crate::config::Config;
 use crate::embedding::Embedder;
-use crate::index::{Hit, Index, IndexError};
-use crate::trace::{Trace, TraceBuilder};
+use crate::index::{Index, IndexError};
+use crate::trace::TraceBuilder;
 
 pub use sink::TraceSink;
 
@@ -49,7 +49,6 @@ pub struct RequestCtx {
     pub question: String,
     pub top_k: usize,
     pub trace: TraceBuilder,
-    pub hits: Vec<Hit>,
     pub evidence: Vec<Evidence>,
 }
 
@@ -82,12 +81,6 @@ pub struct Pipeline {
     sink: TraceSink,
 }
 
-/// A finished request: the answer and its trace.
-pub struct Outcome {
-    pub answer: Answer,
-    pub trace: Trace,
-}
-
 impl Pipeline {
     pub fn new(config: &Config, index: Arc<Index>, embedder: Arc<Embedder>, sink: TraceSink) -> Self {
         let stages: Vec<Box<dyn Stage>> = vec![
@@ -103,13 +96,12 @@ impl Pipeline {
     }
 
     /// Runs every stage until one responds; records the trace (without waiting for the write).
-    pub async fn run(&self, q: Question) -> Result<Outcome, PipelineError> {
+    pub async fn run(&self, q: Question) -> Result<Answer, PipelineError> {
         let input = json!({ "question": q.text, "top_k": q.top_k });
         let mut ctx = RequestCtx {
             question: q.text,
             top_k: q.top_k.unwrap_or(self.default_top_k).clamp(1, 100),
             trace: TraceBuilder::new(&q.route, input),
-            hits: Vec::new(),
             evidence: Vec::new(),
         };
         let mut draft = None;
@@ -119,8 +111,7 @@ impl Pipeline {
             if let Err(e) = &result {
                 ctx.trace.attr("error", e.to_string());
             }
-            ctx.trace.close_span(stage.name(), start);
-            let took = std::time::Duration::from_micros(ctx.trace.elapsed_us().saturating_sub(start));
+            let took = ctx.trace.close_span(stage.name(), start);
             crate::metrics::global().observe(
                 "keel_stage_duration_seconds",
                 "Time spent in each pipeline stage",
@@ -152,8 +143,7 @@ impl Pipeline {
         };
         let status = if answer.escalate { "escalated" } else { "ok" };
         let output = serde_json::to_value(&answer).unwrap_or(Value::Null);
-        let trace = ctx.trace.finish(status, output);
-        self.sink.record(trace.clone());
-        Ok(Outcome { answer, trace })
+        self.sink.record(ctx.trace.finish(status, output));
+        Ok(answer)
     }
 }

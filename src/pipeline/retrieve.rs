@@ -32,7 +32,7 @@ impl Stage for RetrieveStage {
 
     async fn run(&self, ctx: &mut RequestCtx) -> Result<Flow, PipelineError> {
         let (index, embedder, cfg) = (self.index.clone(), self.embedder.clone(), self.cfg.clone());
-        let (question, top) = (ctx.question.clone(), ctx.top_k.min(self.cfg.top_k.max(ctx.top_k)));
+        let (question, top) = (ctx.question.clone(), ctx.top_k);
         // Embedding and scoring are CPU work: keep them off the async workers.
         let (hits, embed_us) = tokio::task::spawn_blocking(move || -> Result<_, PipelineError> {
             let t = std::time::Instant::now();
@@ -55,7 +55,6 @@ impl Stage for RetrieveStage {
         }
         ctx.trace.attr("hits", listed);
         ctx.trace.attr("evidence", ctx.evidence.len());
-        ctx.hits = hits;
         Ok(Flow::Continue)
     }
 }

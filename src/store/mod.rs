@@ -75,7 +75,7 @@ pub struct CorpusVersion {
 #[async_trait]
 pub trait DocumentStore: Send + Sync {
     async fn documents(&self) -> Result<Vec<DocRecord>, StoreError>;
-    async fn apply_ingest(&self, batch: IngestBatch) -> Result<Option<CorpusVersion>, StoreError>;
+    async fn apply_ingest(&self, batch: &IngestBatch) -> Result<Option<CorpusVersion>, StoreError>;
     async fn current_corpus(&self) -> Result<Option<CorpusVersion>, StoreError>;
     async fn all_chunks(&self) -> Result<Vec<ChunkRecord>, StoreError>;
 }

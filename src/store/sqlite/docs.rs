@@ -27,7 +27,7 @@ impl DocumentStore for SqliteStore {
             .collect())
     }
 
-    async fn apply_ingest(&self, batch: IngestBatch) -> Result<Option<CorpusVersion>, StoreError> {
+    async fn apply_ingest(&self, batch: &IngestBatch) -> Result<Option<CorpusVersion>, StoreError> {
         if batch.upserts.is_empty() && batch.removals.is_empty() {
             return Ok(None);
         }
