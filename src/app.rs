@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::embedding::{self, Embedder, ModelError};
+use crate::governance::approved::ApprovedSet;
 use crate::index::{Index, IndexError};
 use crate::pipeline::{Pipeline, TraceSink};
 use crate::store::{Store, StoreError};
@@ -28,6 +29,8 @@ pub struct App {
     pub embedder: Arc<Embedder>,
     pub pipeline: Pipeline,
     pub sink: TraceSink,
+    /// The approved answers the pipeline matches; refreshed by [`App::reload_approved`].
+    pub approved: Arc<ApprovedSet>,
 }
 
 impl App {
@@ -54,7 +57,21 @@ impl App {
     pub async fn open_with(config: Config, store: Store, embedder: Arc<Embedder>) -> Result<Self, AppError> {
         let index = Arc::new(Index::load(&store, &config.data_dir, embedder.dim()).await?);
         let sink = TraceSink::spawn(store.clone());
-        let pipeline = Pipeline::new(&config, index, embedder.clone(), sink.clone());
-        Ok(Self { config, store, embedder, pipeline, sink })
+        let approved = Arc::new(ApprovedSet::default());
+        let pipeline = Pipeline::new(&config, index, embedder.clone(), sink.clone(), store.clone(), approved.clone());
+        let app = Self { config, store, embedder, pipeline, sink, approved };
+        app.reload_approved().await?;
+        Ok(app)
+    }
+
+    /// Re-reads the approved answers (embedding only new versions). The admin API calls this
+    /// after each change; `serve` also calls it periodically to pick up CLI edits.
+    pub async fn reload_approved(&self) -> Result<(), AppError> {
+        let current = self.store.approved.approved_current().await?;
+        let (set, embedder) = (self.approved.clone(), self.embedder.clone());
+        tokio::task::spawn_blocking(move || set.replace(current, &embedder))
+            .await
+            .map_err(|e| AppError::Task(e.to_string()))?
+            .map_err(|e| AppError::Task(format!("embedding approved questions: {e}")))
     }
 }

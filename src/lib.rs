@@ -10,6 +10,7 @@ pub mod config;
 pub mod digest;
 pub mod embedding;
 pub mod gateway;
+pub mod governance;
 pub mod http;
 pub mod index;
 pub mod kb;

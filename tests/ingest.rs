@@ -131,16 +131,8 @@ async fn public_help_center_collections_ingest_and_answer() {
     let r = common::ingest_paths(&cfg, &embedder, &[corpus], false).await;
     assert!(r.added.len() >= 60, "{}", r.added.len());
     let server = common::Server::start(cfg, embedder).await;
-    let answer = server
-        .app
-        .pipeline
-        .run(keel::pipeline::Question {
-            text: "How do I change my password?".into(),
-            top_k: None,
-            route: "test".into(),
-        })
-        .await
-        .unwrap();
+    let answer =
+        server.app.pipeline.run(keel::pipeline::Question::new("How do I change my password?", "test")).await.unwrap();
     assert!(!answer.escalate, "{answer:?}");
     assert!(answer.answer.to_lowercase().contains("password"), "{}", answer.answer);
     server.stop().await;

@@ -102,14 +102,7 @@ fn sentences(text: &str) -> Vec<String> {
 /// Composes an answer from the evidence (already filtered by the relevance floor).
 pub fn answer(question: &str, evidence: &[Evidence], max_sentences: usize) -> Draft {
     if evidence.is_empty() {
-        return Draft {
-            text: NOT_FOUND.to_string(),
-            citations: Vec::new(),
-            grounded: false,
-            escalate: true,
-            reason: Some(REASON_NO_EVIDENCE.to_string()),
-            model: MODEL_VERSION.to_string(),
-        };
+        return Draft::plain(NOT_FOUND, true, REASON_NO_EVIDENCE, MODEL_VERSION);
     }
     let q: HashSet<String> = terms(question).into_iter().collect();
     let wants_quantity = asks_for_quantity(question);
@@ -195,7 +188,15 @@ pub fn answer(question: &str, evidence: &[Evidence], max_sentences: usize) -> Dr
             _ => text.push_str(&format!("{body} [{n}]")),
         }
     }
-    Draft { text, citations, grounded: true, escalate: false, reason: None, model: MODEL_VERSION.to_string() }
+    Draft {
+        text,
+        citations,
+        grounded: true,
+        escalate: false,
+        reason: None,
+        model: MODEL_VERSION.to_string(),
+        approved: None,
+    }
 }
 
 #[cfg(test)]

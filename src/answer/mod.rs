@@ -29,6 +29,22 @@ pub struct Versions {
     pub prompt: Option<String>,
 }
 
+/// Which approved answer (and version) answered.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ApprovedRef {
+    pub id: String,
+    pub version: i64,
+    pub similarity: f32,
+}
+
+/// The conversation a question belongs to, after this turn.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ConversationRef {
+    pub id: String,
+    pub user_turns: u32,
+    pub turn_limit: u32,
+}
+
 /// The answer a pipeline returns.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Answer {
@@ -40,6 +56,13 @@ pub struct Answer {
     pub reason: Option<String>,
     pub trace_id: String,
     pub versions: Versions,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved: Option<ApprovedRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<ConversationRef>,
+    /// The escalation this answer opened (or joined), when it escalated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<String>,
 }
 
 /// The answer body before the runner stamps trace id and versions on it.
@@ -52,6 +75,22 @@ pub struct Draft {
     pub reason: Option<String>,
     /// Which answerer produced it (its version string).
     pub model: String,
+    pub approved: Option<ApprovedRef>,
+}
+
+impl Draft {
+    /// An answer that is not from the knowledge base (a hand-off, a human's reply, a summary).
+    pub fn plain(text: impl Into<String>, escalate: bool, reason: &str, model: &str) -> Self {
+        Self {
+            text: text.into(),
+            citations: Vec::new(),
+            grounded: false,
+            escalate,
+            reason: Some(reason.to_string()),
+            model: model.to_string(),
+            approved: None,
+        }
+    }
 }
 
 /// Reason code when nothing in the knowledge base clears the relevance floor.

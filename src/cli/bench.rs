@@ -108,11 +108,12 @@ pub async fn query(
     }
 
     let sink = TraceSink::spawn(store.clone());
-    let pipeline = Pipeline::new(&config, index.clone(), embedder.clone(), sink.clone());
+    let approved = std::sync::Arc::new(crate::governance::approved::ApprovedSet::default());
+    let pipeline = Pipeline::new(&config, index.clone(), embedder.clone(), sink.clone(), store.clone(), approved);
     let mut answer_us = Vec::new();
     for q in &qs {
         let t = Instant::now();
-        pipeline.run(Question { text: q.clone(), top_k: None, route: "bench".into() }).await?;
+        pipeline.run(Question::new(q.clone(), "bench")).await?;
         answer_us.push(t.elapsed().as_micros() as u64);
     }
     sink.flush().await;

@@ -134,7 +134,7 @@ pub async fn search(
 pub async fn ask(config: Config, question: String, json_out: bool, top: Option<usize>) -> anyhow::Result<ExitCode> {
     let store = Store::open_embedded(&config.data_dir).await?;
     let app = App::open(config, store).await?;
-    let a = app.pipeline.run(Question { text: question, top_k: top, route: "cli".into() }).await?;
+    let a = app.pipeline.run(Question::new(question, "cli").top_k(top)).await?;
     app.sink.flush().await;
     if json_out {
         println!("{}", serde_json::to_string_pretty(&a)?);
@@ -275,7 +275,18 @@ pub async fn serve(
             Ok(app) => {
                 let chunks = app.pipeline.index().len();
                 tracing::info!(chunks, corpus = %app.pipeline.index().corpus_version(), "indexes loaded; ready");
-                loader_state.set_ready(Arc::new(app));
+                let app = Arc::new(app);
+                loader_state.set_ready(app.clone());
+                // Approved answers edited from the CLI (another process) reach the server here.
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+                    loop {
+                        tick.tick().await;
+                        if let Err(e) = app.reload_approved().await {
+                            tracing::warn!(error = %e, "reloading approved answers");
+                        }
+                    }
+                });
                 Ok(())
             }
             Err(e) => Err(e),

@@ -4,6 +4,7 @@
 
 mod bench;
 mod commands;
+mod governance;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,8 +64,7 @@ pub enum Command {
         listen: Option<String>,
         #[command(flatten)]
         quick: QuickProxy,
-        /// Serve without API keys (local development). Keys are not implemented yet, so this
-        /// is currently the only mode; the flag exists so scripts keep working when they are.
+        /// Serve without API keys (local development only: every route is open).
         #[arg(long)]
         no_auth: bool,
     },
@@ -78,6 +78,16 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         action: KeysAction,
+    },
+    /// Pre-approved answers: served verbatim, with their id and version, to matching questions.
+    Approved {
+        #[command(subcommand)]
+        action: governance::ApprovedAction,
+    },
+    /// The human escalation queue.
+    Escalations {
+        #[command(subcommand)]
+        action: governance::EscalationsAction,
     },
     /// Manage the embedding model.
     Models {
@@ -229,14 +239,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search { query, queries, json, top } => commands::search(config, query, queries, json, top).await,
         Command::Ask { question, json, top } => commands::ask(config, question, json, top).await,
         Command::Serve { listen, quick, no_auth } => {
-            if !no_auth {
-                tracing::warn!("API keys are not implemented yet: every route is open to anyone who can reach it");
-            } else {
+            if no_auth {
                 tracing::warn!("--no-auth: every route is open to anyone who can reach it");
             }
             commands::serve(config, listen, quick, !no_auth).await
         }
         Command::Keys { action } => commands::keys(config, action).await,
+        Command::Approved { action } => governance::approved(config, action).await,
+        Command::Escalations { action } => governance::escalations(config, action).await,
         Command::Status { url, key } => commands::status(&url, key.as_deref()).await,
         Command::Trace { id, json } => commands::trace(config, &id, json).await,
         Command::Models { action: ModelsAction::Fetch { python } } => commands::models_fetch(&config, &python),

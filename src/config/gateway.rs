@@ -99,7 +99,7 @@ pub struct GatewayConfig {
     pub routes: Vec<RouteConfig>,
 }
 
-/// Parses `250ms`, `30s`, `2m`.
+/// Parses `250ms`, `30s`, `2m`, `1h`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.')?);
@@ -108,6 +108,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "ms" => v / 1000.0,
         "s" => v,
         "m" => v * 60.0,
+        "h" => v * 3600.0,
         _ => return None,
     };
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
@@ -213,7 +214,8 @@ mod tests {
         assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("soon"), None);
-        assert_eq!(parse_duration("5h"), None);
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("5d"), None);
     }
 
     #[test]

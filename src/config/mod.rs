@@ -60,6 +60,20 @@ pub struct AnswerConfig {
     pub max_sentences: usize,
 }
 
+#[derive(Debug, Clone)]
+pub struct GovernanceConfig {
+    /// User turns a conversation may take; the next one gets a summary and an escalation.
+    pub turn_limit: u32,
+    /// A conversation idle this long is closed.
+    pub idle_timeout: std::time::Duration,
+    /// Cosine (normalised question vs approved question) an approved answer needs...
+    pub approved_threshold: f32,
+    /// ...and its lead over the best other approved answer.
+    pub approved_margin: f32,
+    /// Open an escalation when nothing in the knowledge base answers a question.
+    pub escalate_on_no_evidence: bool,
+}
+
 /// Validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -69,6 +83,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub retrieval: RetrievalConfig,
     pub answer: AnswerConfig,
+    pub governance: GovernanceConfig,
     pub gateway: GatewayConfig,
 }
 
@@ -159,6 +174,7 @@ impl Config {
             RetrievalConfig { top_k, candidates: candidates.max(top_k), fusion, relevance_floor: floor as f32 };
         let answer =
             AnswerConfig { max_sentences: range("answer.max_sentences", raw.answer.max_sentences, 3, 1, 20)? as usize };
+        let governance = governance(raw.governance, file)?;
         let gateway = gateway::validate(raw.gateway, raw.providers, raw.routes, file)?;
         Ok(Self {
             gateway,
@@ -168,8 +184,35 @@ impl Config {
             ingest,
             retrieval,
             answer,
+            governance,
         })
     }
+}
+
+fn governance(raw: raw::RawGovernance, file: &str) -> Result<GovernanceConfig, ConfigError> {
+    let invalid = |key: &'static str, message: String| ConfigError::Invalid { file: file.to_string(), key, message };
+    let turn_limit = raw.turn_limit.unwrap_or(5);
+    if !(1..=1000).contains(&turn_limit) {
+        return Err(invalid("governance.turn_limit", format!("{turn_limit} is outside 1..=1000")));
+    }
+    let idle_text = raw.idle_timeout.unwrap_or_else(|| "5m".into());
+    let idle_timeout = gateway::parse_duration(&idle_text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| invalid("governance.idle_timeout", format!("`{idle_text}` is not a duration like 5m or 30s")))?;
+    let unit = |key: &'static str, v: Option<f64>, default: f64| -> Result<f32, ConfigError> {
+        let v = v.unwrap_or(default);
+        if !(0.0..=1.0).contains(&v) {
+            return Err(invalid(key, format!("{v} is outside 0..=1")));
+        }
+        Ok(v as f32)
+    };
+    Ok(GovernanceConfig {
+        turn_limit: turn_limit as u32,
+        idle_timeout,
+        approved_threshold: unit("governance.approved_threshold", raw.approved_threshold, 0.85)?,
+        approved_margin: unit("governance.approved_margin", raw.approved_margin, 0.05)?,
+        escalate_on_no_evidence: raw.escalate_on_no_evidence.unwrap_or(true),
+    })
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub answer: RawAnswer,
     #[serde(default)]
+    pub governance: RawGovernance,
+    #[serde(default)]
     pub gateway: super::gateway::RawGateway,
     #[serde(default)]
     pub providers: Vec<super::gateway::RawProvider>,
@@ -64,4 +66,14 @@ pub struct RawEmbedding {
 #[serde(deny_unknown_fields)]
 pub struct RawAnswer {
     pub max_sentences: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGovernance {
+    pub turn_limit: Option<u64>,
+    pub idle_timeout: Option<String>,
+    pub approved_threshold: Option<f64>,
+    pub approved_margin: Option<f64>,
+    pub escalate_on_no_evidence: Option<bool>,
 }

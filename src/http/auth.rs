@@ -30,15 +30,34 @@ fn presented(req: &Request) -> Option<String> {
     h.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
-pub async fn require_key(State(state): State<ServerState>, req: Request, next: Next) -> Response {
-    let Some(store) = state.auth.as_ref() else { return next.run(req).await };
+/// The caller, as the handlers see it (inserted by [`require_key`]).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: String,
+    pub key_id: Option<String>,
+}
+
+impl Caller {
+    fn anonymous() -> Self {
+        Self { tenant: "default".into(), key_id: None }
+    }
+}
+
+pub async fn require_key(State(state): State<ServerState>, mut req: Request, next: Next) -> Response {
+    let Some(store) = state.auth.as_ref() else {
+        req.extensions_mut().insert(Caller::anonymous());
+        return next.run(req).await;
+    };
     let path = req.uri().path();
     if PUBLIC.contains(&path) {
         return next.run(req).await;
     }
     let key = presented(&req);
     match auth::authorize(store, key.as_deref(), scope_for(path)).await {
-        Ok(_) => next.run(req).await,
+        Ok(rec) => {
+            req.extensions_mut().insert(Caller { tenant: rec.tenant, key_id: Some(rec.id) });
+            next.run(req).await
+        }
         Err(e @ AuthError::Scope(_)) => {
             ApiError::new(StatusCode::FORBIDDEN, "insufficient_scope", e.to_string()).into_response()
         }

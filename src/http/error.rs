@@ -7,6 +7,17 @@ use axum::Json;
 use serde_json::json;
 
 use crate::pipeline::PipelineError;
+use crate::store::StoreError;
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            StoreError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
+            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", other.to_string()),
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -67,7 +78,16 @@ impl From<PipelineError> for ApiError {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_value", message).param(field)
             }
             // Internal details stay in the log (via ErrorDetail); the client gets a stable code.
-            PipelineError::Embed(_) | PipelineError::Index(_) | PipelineError::Internal(_) => {
+            PipelineError::ConversationClosed { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conversation_closed", e.to_string()).param("conversation")
+            }
+            PipelineError::Store(StoreError::NotFound(m)) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", m).param("conversation")
+            }
+            PipelineError::Embed(_)
+            | PipelineError::Index(_)
+            | PipelineError::Internal(_)
+            | PipelineError::Store(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e.to_string())
             }
         }

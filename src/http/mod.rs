@@ -4,6 +4,7 @@
 //! of the pipeline, map the result. Errors become HTTP in one place (`error.rs`); requests
 //! are logged in one middleware, nowhere else.
 
+mod admin;
 mod auth;
 mod error;
 mod extract;
@@ -88,6 +89,15 @@ pub fn router(state: ServerState) -> Router {
         .route("/v1/answer", post(native::answer))
         .route("/v1/traces/{id}", get(native::trace))
         .route("/v1/admin/breakers", get(breakers))
+        .route("/v1/admin/approved", get(admin::list_approved).post(admin::add_approved))
+        .route("/v1/admin/approved/{id}", get(admin::get_approved).patch(admin::edit_approved))
+        .route("/v1/admin/approved/{id}/retire", post(admin::retire_approved))
+        .route("/v1/admin/escalations", get(admin::list_escalations))
+        .route("/v1/admin/escalations/{id}", get(admin::get_escalation))
+        .route("/v1/admin/escalations/{id}/claim", post(admin::claim_escalation))
+        .route("/v1/admin/escalations/{id}/reply", post(admin::reply_escalation))
+        .route("/v1/admin/escalations/{id}/resolve", post(admin::resolve_escalation))
+        .route("/v1/conversations/{id}/messages", get(admin::conversation_messages))
         .route("/metrics", get(prometheus))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -155,6 +165,19 @@ async fn breakers(State(state): State<ServerState>) -> impl IntoResponse {
     let list: Vec<_> =
         state.gateway.breaker_states().into_iter().map(|(t, s)| json!({ "target": t, "state": s })).collect();
     Json(json!({ "breakers": list }))
+}
+
+/// A client-chosen conversation id: 1–128 visible ASCII characters.
+fn conversation_id(id: Option<String>) -> Result<Option<String>, ApiError> {
+    match id {
+        Some(id) if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_graphic()) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_value",
+            "a conversation id must be 1 to 128 visible ASCII characters",
+        )
+        .param("conversation")),
+        other => Ok(other),
+    }
 }
 
 async fn not_found(req: Request) -> ApiError {

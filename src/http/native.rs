@@ -4,9 +4,11 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use serde::Deserialize;
 
+use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::JsonBody;
 use super::ServerState;
@@ -18,10 +20,14 @@ pub struct AnswerRequest {
     pub question: String,
     #[serde(default)]
     pub top_k: Option<u16>,
+    /// Groups questions into a conversation (turn limit, idle timeout, human replies).
+    #[serde(default)]
+    pub conversation: Option<String>,
 }
 
 pub async fn answer(
     State(state): State<ServerState>,
+    Extension(caller): Extension<Caller>,
     JsonBody(req): JsonBody<AnswerRequest>,
 ) -> Result<Response, ApiError> {
     let app = state.app()?;
@@ -29,10 +35,12 @@ pub async fn answer(
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "`top_k` must be at least 1")
             .param("top_k"));
     }
-    let answer = app
-        .pipeline
-        .run(Question { text: req.question, top_k: req.top_k.map(usize::from), route: "/v1/answer".into() })
-        .await?;
+    let conversation = super::conversation_id(req.conversation)?;
+    let q = Question::new(req.question, "/v1/answer")
+        .top_k(req.top_k.map(usize::from))
+        .tenant(caller.tenant)
+        .conversation(conversation);
+    let answer = app.pipeline.run(q).await?;
     let mut res = Json(&answer).into_response();
     if let Ok(v) = HeaderValue::from_str(&answer.trace_id) {
         res.headers_mut().insert("x-keel-trace-id", v);

@@ -6,14 +6,16 @@
 use std::convert::Infallible;
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use futures_util::stream;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{parse_value, JsonBody};
 use super::ServerState;
@@ -165,12 +167,17 @@ fn extension(a: &Answer) -> Value {
         "reason": a.reason,
         "trace_id": a.trace_id,
         "versions": a.versions,
+        "approved": a.approved,
+        "conversation": a.conversation,
+        "escalation": a.escalation,
         "usage_estimated": true,
     })
 }
 
 pub async fn chat_completions(
     State(state): State<ServerState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     JsonBody(raw): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     let req: ChatRequest = parse_value(&raw)?;
@@ -196,7 +203,18 @@ pub async fn chat_completions(
     let question = question_of(&req)?;
     let prompt_tokens: usize =
         req.messages.iter().filter_map(|m| m.content.as_ref()).map(|c| estimate_tokens(&c.text())).sum();
-    let a = app.pipeline.run(Question { text: question, top_k: None, route: "/v1/chat/completions".into() }).await?;
+    // The conversation: the `X-Keel-Conversation` header, else `metadata.conversation_id`,
+    // else the request's `user`.
+    let conversation = headers
+        .get("x-keel-conversation")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.metadata.as_ref()?.get("conversation_id")?.as_str().map(str::to_string))
+        .or_else(|| req.user.clone());
+    let q = Question::new(question, "/v1/chat/completions")
+        .tenant(caller.tenant)
+        .conversation(super::conversation_id(conversation)?);
+    let a = app.pipeline.run(q).await?;
     let id = format!("chatcmpl-{}", a.trace_id.trim_start_matches("tr_"));
     let text = message_text(&a);
     let completion_tokens = estimate_tokens(&text);

@@ -159,6 +159,11 @@ impl Index {
         self.chunks.is_empty()
     }
 
+    /// The first chunk of a document (a linear scan: for the rare lookups by document).
+    pub fn first_chunk_of(&self, doc_id: &str) -> Option<&ChunkMeta> {
+        self.chunks.iter().find(|c| c.doc_id == doc_id)
+    }
+
     pub fn chunk(&self, row: usize) -> Option<&ChunkMeta> {
         self.chunks.get(row)
     }

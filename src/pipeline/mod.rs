@@ -12,8 +12,11 @@
 //! Stages never time themselves and never read configuration files or environment
 //! variables: what they need is given to them at construction.
 
+mod approved;
+mod conversation;
 mod generate;
 mod input;
+mod record;
 mod retrieve;
 pub mod sink;
 
@@ -23,10 +26,12 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::answer::extractive::Evidence;
-use crate::answer::{Answer, Draft, Versions};
+use crate::answer::{Answer, ConversationRef, Draft, Versions};
 use crate::config::Config;
 use crate::embedding::Embedder;
+use crate::governance::approved::ApprovedSet;
 use crate::index::{Index, IndexError};
+use crate::store::{Store, StoreError};
 use crate::trace::TraceBuilder;
 
 pub use sink::TraceSink;
@@ -42,6 +47,11 @@ pub enum PipelineError {
     Index(#[from] IndexError),
     #[error("internal: {0}")]
     Internal(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The conversation can take no more questions (`reason`: `idle_timeout`, …).
+    #[error("conversation `{id}` is closed ({reason}); start a new conversation")]
+    ConversationClosed { id: String, reason: String },
 }
 
 /// What flows through the stages.
@@ -50,6 +60,10 @@ pub struct RequestCtx {
     pub top_k: usize,
     pub trace: TraceBuilder,
     pub evidence: Vec<Evidence>,
+    pub tenant: String,
+    pub conversation: Option<ConversationRef>,
+    /// The embedding of the (normalised) question, once a stage has computed it.
+    pub query_vector: Option<Vec<f32>>,
 }
 
 pub enum Flow {
@@ -71,6 +85,30 @@ pub struct Question {
     pub top_k: Option<usize>,
     /// Which face asked (`/v1/answer`, `/v1/chat/completions`, `cli`): recorded on the trace.
     pub route: String,
+    /// The tenant of the API key that asked (`default` without keys).
+    pub tenant: String,
+    pub conversation: Option<String>,
+}
+
+impl Question {
+    pub fn new(text: impl Into<String>, route: &str) -> Self {
+        Self { text: text.into(), top_k: None, route: route.to_string(), tenant: "default".into(), conversation: None }
+    }
+
+    pub fn top_k(mut self, k: Option<usize>) -> Self {
+        self.top_k = k;
+        self
+    }
+
+    pub fn tenant(mut self, t: impl Into<String>) -> Self {
+        self.tenant = t.into();
+        self
+    }
+
+    pub fn conversation(mut self, c: Option<String>) -> Self {
+        self.conversation = c;
+        self
+    }
 }
 
 /// The grounded pipeline, built once from configuration and shared by every request.
@@ -79,16 +117,28 @@ pub struct Pipeline {
     index: Arc<Index>,
     default_top_k: usize,
     sink: TraceSink,
+    record: record::Recorder,
 }
 
 impl Pipeline {
-    pub fn new(config: &Config, index: Arc<Index>, embedder: Arc<Embedder>, sink: TraceSink) -> Self {
+    pub fn new(
+        config: &Config,
+        index: Arc<Index>,
+        embedder: Arc<Embedder>,
+        sink: TraceSink,
+        store: Store,
+        approved: Arc<ApprovedSet>,
+    ) -> Self {
+        let gov = &config.governance;
         let stages: Vec<Box<dyn Stage>> = vec![
             Box::new(input::InputStage { max_chars: config.server.max_question_chars }),
+            Box::new(conversation::ConversationStage { store: store.clone(), cfg: gov.clone() }),
+            Box::new(approved::ApprovedStage::new(approved, embedder.clone(), index.clone(), gov)),
             Box::new(retrieve::RetrieveStage::new(index.clone(), embedder, config.retrieval.clone())),
             Box::new(generate::ExtractiveStage { max_sentences: config.answer.max_sentences }),
         ];
-        Self { stages, index, default_top_k: config.retrieval.top_k, sink }
+        let record = record::Recorder { store, escalate_on_no_evidence: gov.escalate_on_no_evidence };
+        Self { stages, index, default_top_k: config.retrieval.top_k, sink, record }
     }
 
     pub fn index(&self) -> &Arc<Index> {
@@ -97,12 +147,15 @@ impl Pipeline {
 
     /// Runs every stage until one responds; records the trace (without waiting for the write).
     pub async fn run(&self, q: Question) -> Result<Answer, PipelineError> {
-        let input = json!({ "question": q.text, "top_k": q.top_k });
+        let input = json!({ "question": q.text, "top_k": q.top_k, "conversation": q.conversation, "tenant": q.tenant });
         let mut ctx = RequestCtx {
             question: q.text,
             top_k: q.top_k.unwrap_or(self.default_top_k).clamp(1, 100),
             trace: TraceBuilder::new(&q.route, input),
             evidence: Vec::new(),
+            tenant: q.tenant,
+            conversation: q.conversation.map(|id| ConversationRef { id, user_turns: 0, turn_limit: 0 }),
+            query_vector: None,
         };
         let mut draft = None;
         for stage in &self.stages {
@@ -132,7 +185,7 @@ impl Pipeline {
             }
         }
         let draft = draft.ok_or_else(|| PipelineError::Internal("no stage produced an answer".into()))?;
-        let answer = Answer {
+        let mut answer = Answer {
             answer: draft.text,
             citations: draft.citations,
             grounded: draft.grounded,
@@ -140,7 +193,22 @@ impl Pipeline {
             reason: draft.reason,
             trace_id: ctx.trace.id().to_string(),
             versions: Versions { corpus: self.index.corpus_version(), model: draft.model, prompt: None },
+            approved: draft.approved,
+            conversation: ctx.conversation.clone(),
+            escalation: None,
         };
+        // After the answer: the assistant turn and any escalation are durable before the
+        // client hears of them (the escalation id is in the response).
+        let start = ctx.trace.elapsed_us();
+        let recorded = self.record.record(&ctx, &mut answer).await;
+        if let Err(e) = &recorded {
+            ctx.trace.attr("error", e.to_string());
+        }
+        ctx.trace.close_span("record", start);
+        if let Err(e) = recorded {
+            self.sink.record(ctx.trace.finish("error", json!({ "error": e.to_string() })));
+            return Err(e);
+        }
         let status = if answer.escalate { "escalated" } else { "ok" };
         let output = serde_json::to_value(&answer).unwrap_or(Value::Null);
         self.sink.record(ctx.trace.finish(status, output));

@@ -32,11 +32,14 @@ impl Stage for RetrieveStage {
 
     async fn run(&self, ctx: &mut RequestCtx) -> Result<Flow, PipelineError> {
         let (index, embedder, cfg) = (self.index.clone(), self.embedder.clone(), self.cfg.clone());
-        let (question, top) = (ctx.question.clone(), ctx.top_k);
+        let (question, top, known) = (ctx.question.clone(), ctx.top_k, ctx.query_vector.take());
         // Embedding and scoring are CPU work: keep them off the async workers.
         let (hits, embed_us) = tokio::task::spawn_blocking(move || -> Result<_, PipelineError> {
             let t = std::time::Instant::now();
-            let qv = embedder.embed(&[question.as_str()])?;
+            let qv = match known {
+                Some(v) => v,
+                None => embedder.embed(&[question.as_str()])?,
+            };
             let embed_us = t.elapsed().as_micros() as u64;
             Ok((index.search(&question, &qv, top, &cfg)?, embed_us))
         })

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::governance::{ApprovedAnswer, Conversation, Escalation, Turn, TurnStart};
 use crate::trace::Trace;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +23,11 @@ pub enum StoreError {
     Open { path: String, message: String },
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// A write lost a race: the record changed since the caller read it.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
 }
 
 /// A stored document (its chunks are stored separately).
@@ -111,19 +117,84 @@ pub trait KeyStore: Send + Sync {
     async fn revoke_key(&self, id: &str) -> Result<bool, StoreError>;
 }
 
+/// Approved answers, versioned.
+///
+/// Contract: versions of one id are 1, 2, 3…; `edit_approved` writes version
+/// `expected_version + 1` only if the current version is `expected_version`, else it fails with
+/// `Conflict` naming the current version — two editors never overwrite each other silently.
+/// Retiring is an edit whose status is `retired`.
+#[async_trait]
+pub trait ApprovedStore: Send + Sync {
+    async fn add_approved(&self, a: &ApprovedAnswer) -> Result<(), StoreError>;
+    async fn edit_approved(&self, next: &ApprovedAnswer, expected_version: i64) -> Result<(), StoreError>;
+    /// The current version of every approved answer (retired ones too), oldest id first.
+    async fn approved_current(&self) -> Result<Vec<ApprovedAnswer>, StoreError>;
+    /// Every version of one answer, oldest first (empty when the id is unknown).
+    async fn approved_history(&self, id: &str) -> Result<Vec<ApprovedAnswer>, StoreError>;
+}
+
+/// Conversations and their turns.
+///
+/// Contract: `begin_user_turn` is atomic: it creates an unknown conversation, closes one idle
+/// for longer than `idle_ms` (reason `idle_timeout`), and otherwise counts the turn, records
+/// the question, and hands back (marking delivered) the human replies not yet delivered. A
+/// conversation id of another tenant is `NotFound`.
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    async fn begin_user_turn(
+        &self,
+        id: &str,
+        tenant: &str,
+        question: &str,
+        now_ms: i64,
+        idle_ms: i64,
+    ) -> Result<TurnStart, StoreError>;
+    async fn add_turn(&self, id: &str, role: &str, text: &str, trace_id: Option<&str>) -> Result<(), StoreError>;
+    async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError>;
+    async fn transcript(&self, id: &str) -> Result<Vec<Turn>, StoreError>;
+    /// Human replies not yet delivered, now marked delivered (the poll of a waiting client).
+    async fn take_pending(&self, id: &str) -> Result<Vec<Turn>, StoreError>;
+}
+
+/// The escalation queue.
+///
+/// Contract: `open_escalation` returns the already-open escalation of the same conversation
+/// instead of opening a second one. `reply_escalation` records the reply as an undelivered
+/// `human` turn of the conversation in the same transaction. Claiming an escalation someone
+/// else holds, or changing a resolved one, is a `Conflict`.
+#[async_trait]
+pub trait EscalationStore: Send + Sync {
+    async fn open_escalation(&self, e: &Escalation) -> Result<Escalation, StoreError>;
+    async fn escalation(&self, id: &str) -> Result<Option<Escalation>, StoreError>;
+    async fn escalations(&self, status: Option<&str>) -> Result<Vec<Escalation>, StoreError>;
+    async fn claim_escalation(&self, id: &str, assignee: &str, now_ms: i64) -> Result<Escalation, StoreError>;
+    async fn reply_escalation(&self, id: &str, text: &str, now_ms: i64) -> Result<Escalation, StoreError>;
+    async fn resolve_escalation(&self, id: &str, now_ms: i64) -> Result<Escalation, StoreError>;
+}
+
 /// Handles to every area of the store.
 #[derive(Clone)]
 pub struct Store {
     pub docs: Arc<dyn DocumentStore>,
     pub traces: Arc<dyn TraceStore>,
     pub keys: Arc<dyn KeyStore>,
+    pub approved: Arc<dyn ApprovedStore>,
+    pub conversations: Arc<dyn ConversationStore>,
+    pub escalations: Arc<dyn EscalationStore>,
 }
 
 impl Store {
     /// Opens (creating and migrating if needed) the embedded store in `data_dir`.
     pub async fn open_embedded(data_dir: &Path) -> Result<Self, StoreError> {
         let db = Arc::new(sqlite::SqliteStore::open(&data_dir.join("keel.db")).await?);
-        Ok(Self { docs: db.clone(), traces: db.clone(), keys: db })
+        Ok(Self {
+            docs: db.clone(),
+            traces: db.clone(),
+            keys: db.clone(),
+            approved: db.clone(),
+            conversations: db.clone(),
+            escalations: db,
+        })
     }
 }
 

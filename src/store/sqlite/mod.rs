@@ -1,7 +1,10 @@
 //! The embedded SQLite backend: one file in the data directory, WAL mode, migrations applied
 //! at open.
 
+mod approved;
+mod conversations;
 mod docs;
+mod escalations;
 mod keys;
 mod traces;
 
@@ -17,6 +20,7 @@ use super::StoreError;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../../migrations/sqlite/0002_api_keys.sql")),
+    (3, include_str!("../../../migrations/sqlite/0003_governance.sql")),
 ];
 
 pub struct SqliteStore {

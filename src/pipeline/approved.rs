@@ -1,0 +1,88 @@
+//! Stage `approved`: a question that matches a pre-approved answer (similarity over a
+//! threshold and a margin over the next candidate, on the normalised question) gets that
+//! answer verbatim, with its id and version, before retrieval or any model call.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::{Flow, PipelineError, RequestCtx, Stage};
+use crate::answer::{ApprovedRef, Citation, Draft};
+use crate::config::GovernanceConfig;
+use crate::embedding::Embedder;
+use crate::governance::approved::ApprovedSet;
+use crate::governance::normalize_question;
+use crate::index::Index;
+
+pub struct ApprovedStage {
+    set: Arc<ApprovedSet>,
+    embedder: Arc<Embedder>,
+    index: Arc<Index>,
+    threshold: f32,
+    margin: f32,
+}
+
+impl ApprovedStage {
+    pub fn new(set: Arc<ApprovedSet>, embedder: Arc<Embedder>, index: Arc<Index>, cfg: &GovernanceConfig) -> Self {
+        Self { set, embedder, index, threshold: cfg.approved_threshold, margin: cfg.approved_margin }
+    }
+}
+
+#[async_trait]
+impl Stage for ApprovedStage {
+    fn name(&self) -> &'static str {
+        "approved"
+    }
+
+    async fn run(&self, ctx: &mut RequestCtx) -> Result<Flow, PipelineError> {
+        ctx.trace.attr("candidates", self.set.len());
+        if self.set.is_empty() {
+            return Ok(Flow::Continue);
+        }
+        let embedder = self.embedder.clone();
+        let normalized = normalize_question(&ctx.question);
+        // The vector is reused by retrieval: one embedding per question.
+        let vector = tokio::task::spawn_blocking(move || embedder.embed(&[normalized.as_str()]))
+            .await
+            .map_err(|e| PipelineError::Internal(format!("embedding task: {e}")))??;
+        let m = self.set.best(&vector, self.threshold, self.margin);
+        ctx.query_vector = Some(vector);
+        let Some((best, similarity)) = m.best else { return Ok(Flow::Continue) };
+        ctx.trace.attr(
+            "best",
+            json!({ "id": best.id, "version": best.version, "similarity": similarity, "runner_up": m.runner_up }),
+        );
+        ctx.trace.attr("matched", m.accepted);
+        if !m.accepted {
+            return Ok(Flow::Continue);
+        }
+        let citations = best
+            .cites
+            .iter()
+            .enumerate()
+            .map(|(i, doc)| {
+                let chunk = self.index.first_chunk_of(doc);
+                Citation {
+                    n: i + 1,
+                    doc: doc.clone(),
+                    chunk: chunk.map(|c| c.id.clone()).unwrap_or_default(),
+                    title: chunk.map_or_else(|| doc.clone(), |c| c.title.clone()),
+                    heading: String::new(),
+                    span: [0, 0],
+                    snippet: String::new(),
+                    score: 1.0,
+                }
+            })
+            .collect();
+        Ok(Flow::Respond(Draft {
+            text: best.answer.clone(),
+            citations,
+            grounded: true,
+            escalate: false,
+            reason: None,
+            model: "approved".into(),
+            approved: Some(ApprovedRef { id: best.id, version: best.version, similarity }),
+        }))
+    }
+}

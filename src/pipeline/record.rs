@@ -1,0 +1,73 @@
+//! After the answer (the `record` span): the assistant turn goes into the conversation and an
+//! escalating answer opens (or joins) an escalation with the transcript and trace links. Both
+//! are written before the response, so the escalation id the client sees is durable.
+
+use super::{PipelineError, RequestCtx};
+use crate::answer::Answer;
+use crate::governance::{reason, Escalation, Turn};
+use crate::store::Store;
+
+pub struct Recorder {
+    pub store: Store,
+    pub escalate_on_no_evidence: bool,
+}
+
+impl Recorder {
+    pub async fn record(&self, ctx: &RequestCtx, answer: &mut Answer) -> Result<(), PipelineError> {
+        let conv = ctx.conversation.as_ref().map(|c| c.id.clone());
+        // A delivered human reply is already in the transcript as the human's turn.
+        let delivered_human_reply = answer.reason.as_deref() == Some("human_reply");
+        if let Some(id) = conv.as_ref().filter(|_| !delivered_human_reply) {
+            self.store.conversations.add_turn(id, "assistant", &answer.answer, Some(&answer.trace_id)).await?;
+        }
+        let reason = answer.reason.clone().unwrap_or_default();
+        let wanted = answer.escalate && (reason != reason::NO_EVIDENCE || self.escalate_on_no_evidence);
+        if !wanted {
+            return Ok(());
+        }
+        let now = crate::trace::now_ms();
+        let transcript = match &conv {
+            Some(id) => self.store.conversations.transcript(id).await?,
+            None => vec![
+                Turn { seq: 1, role: "user".into(), text: ctx.question.clone(), trace_id: None, at_ms: now },
+                Turn {
+                    seq: 2,
+                    role: "assistant".into(),
+                    text: answer.answer.clone(),
+                    trace_id: Some(answer.trace_id.clone()),
+                    at_ms: now,
+                },
+            ],
+        };
+        let mut trace_ids: Vec<String> = transcript.iter().filter_map(|t| t.trace_id.clone()).collect();
+        if !trace_ids.contains(&answer.trace_id) {
+            trace_ids.push(answer.trace_id.clone());
+        }
+        let e = Escalation {
+            id: format!("esc_{}", uuid::Uuid::new_v4().simple()),
+            conversation_id: conv,
+            tenant: ctx.tenant.clone(),
+            reason: if reason.is_empty() { "unspecified".into() } else { reason },
+            status: "open".into(),
+            question: ctx.question.clone(),
+            transcript,
+            trace_ids,
+            assignee: None,
+            created_at_ms: now,
+            claimed_at_ms: None,
+            first_reply_at_ms: None,
+            resolved_at_ms: None,
+        };
+        let opened = self.store.escalations.open_escalation(&e).await?;
+        if opened.id == e.id {
+            crate::metrics::global().inc(
+                "keel_escalations_opened_total",
+                "Escalations opened, by reason code",
+                crate::metrics::labels(&[("reason", &opened.reason)]),
+                1,
+            );
+        }
+        answer.escalation = Some(opened.id);
+        Ok(())
+    }
+}
