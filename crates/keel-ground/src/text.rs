@@ -1,0 +1,562 @@
+//! Text primitives shared by claim splitting and the support check: a fast tokenizer with byte
+//! spans, sentence boundaries, stop words, negation cues and number normalisation.
+
+use std::borrow::Cow;
+
+/// What a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Letters (possibly with digits, internal apostrophes or hyphens are split off).
+    Word,
+    /// Starts with a digit: `30`, `2.5`, `1,200`, `1990s`, `27th`.
+    Number,
+    /// One punctuation or symbol character.
+    Punct,
+}
+
+/// One token of a text: its byte span and kind.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Token {
+    pub start: usize,
+    pub end: usize,
+    pub kind: Kind,
+}
+
+/// Splits `text` into word, number and punctuation tokens. Whitespace is dropped. `n't` is its
+/// own word token so that "don't" yields a negation cue.
+pub(crate) fn tokenize(text: &str, out: &mut Vec<Token>) {
+    out.clear();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        if b.is_ascii_digit() {
+            let start = i;
+            i += 1;
+            while i < bytes.len() {
+                let c = bytes[i];
+                if c.is_ascii_alphanumeric() {
+                    i += 1;
+                } else if (c == b',' || c == b'.') && i + 1 < bytes.len() && bytes[i + 1].is_ascii_digit() {
+                    i += 2;
+                } else {
+                    break;
+                }
+            }
+            out.push(Token { start, end: i, kind: Kind::Number });
+            continue;
+        }
+        let ch = match text[i..].chars().next() {
+            Some(c) => c,
+            None => break,
+        };
+        if ch.is_alphabetic() {
+            let start = i;
+            i += ch.len_utf8();
+            while i < bytes.len() {
+                let c = match text[i..].chars().next() {
+                    Some(c) => c,
+                    None => break,
+                };
+                if c.is_alphanumeric() {
+                    i += c.len_utf8();
+                } else {
+                    break;
+                }
+            }
+            // "don't" / "can't": split off "n't".
+            let word = &text[start..i];
+            let next_is_t = i + 1 < bytes.len() && (bytes[i] == b'\'') && (bytes[i + 1] | 0x20) == b't';
+            let ends_n = word.len() > 1 && word.as_bytes()[word.len() - 1] | 0x20 == b'n';
+            if next_is_t && ends_n && (i + 2 >= bytes.len() || !bytes[i + 2].is_ascii_alphanumeric()) {
+                out.push(Token { start, end: i - 1, kind: Kind::Word });
+                out.push(Token { start: i - 1, end: i + 2, kind: Kind::Word });
+                i += 2;
+                continue;
+            }
+            out.push(Token { start, end: i, kind: Kind::Word });
+            continue;
+        }
+        if ch.is_whitespace() {
+            i += ch.len_utf8();
+            continue;
+        }
+        let start = i;
+        i += ch.len_utf8();
+        out.push(Token { start, end: i, kind: Kind::Punct });
+    }
+}
+
+/// Lowercases into `buf` (ASCII fast path) and returns it.
+pub(crate) fn lower_into<'a>(s: &str, buf: &'a mut String) -> &'a str {
+    buf.clear();
+    if s.is_ascii() {
+        buf.push_str(s);
+        buf.make_ascii_lowercase();
+    } else {
+        for c in s.chars() {
+            buf.extend(c.to_lowercase());
+        }
+    }
+    buf.as_str()
+}
+
+/// English function words: they carry no evidence of support.
+const STOPWORDS: &[&str] = &[
+    "a",
+    "about",
+    "above",
+    "actually",
+    "after",
+    "again",
+    "against",
+    "all",
+    "also",
+    "although",
+    "am",
+    "an",
+    "and",
+    "any",
+    "anything",
+    "are",
+    "as",
+    "at",
+    "be",
+    "because",
+    "been",
+    "before",
+    "being",
+    "below",
+    "between",
+    "both",
+    "but",
+    "by",
+    "can",
+    "could",
+    "d",
+    "did",
+    "do",
+    "does",
+    "doing",
+    "down",
+    "during",
+    "e",
+    "each",
+    "eg",
+    "etc",
+    "even",
+    "few",
+    "for",
+    "from",
+    "further",
+    "g",
+    "get",
+    "got",
+    "had",
+    "has",
+    "have",
+    "having",
+    "he",
+    "hello",
+    "her",
+    "here",
+    "hers",
+    "herself",
+    "hi",
+    "him",
+    "himself",
+    "his",
+    "how",
+    "however",
+    "i",
+    "ie",
+    "if",
+    "in",
+    "into",
+    "is",
+    "it",
+    "its",
+    "itself",
+    "just",
+    "know",
+    "let",
+    "like",
+    "ll",
+    "lot",
+    "lots",
+    "m",
+    "many",
+    "may",
+    "me",
+    "mean",
+    "might",
+    "more",
+    "most",
+    "much",
+    "must",
+    "my",
+    "myself",
+    "of",
+    "off",
+    "oh",
+    "ok",
+    "okay",
+    "on",
+    "once",
+    "one",
+    "only",
+    "or",
+    "other",
+    "our",
+    "ours",
+    "ourselves",
+    "out",
+    "over",
+    "own",
+    "please",
+    "pretty",
+    "quite",
+    "re",
+    "really",
+    "s",
+    "said",
+    "same",
+    "say",
+    "says",
+    "shall",
+    "she",
+    "should",
+    "since",
+    "so",
+    "some",
+    "something",
+    "still",
+    "such",
+    "sure",
+    "t",
+    "than",
+    "thank",
+    "thanks",
+    "that",
+    "the",
+    "their",
+    "theirs",
+    "them",
+    "themselves",
+    "then",
+    "there",
+    "these",
+    "they",
+    "thing",
+    "things",
+    "think",
+    "this",
+    "those",
+    "though",
+    "through",
+    "to",
+    "too",
+    "under",
+    "until",
+    "up",
+    "upon",
+    "us",
+    "ve",
+    "very",
+    "via",
+    "was",
+    "way",
+    "we",
+    "well",
+    "were",
+    "what",
+    "when",
+    "where",
+    "which",
+    "while",
+    "who",
+    "whom",
+    "why",
+    "will",
+    "with",
+    "within",
+    "would",
+    "yeah",
+    "yes",
+    "yet",
+    "you",
+    "your",
+    "yours",
+    "yourself",
+    "yourselves",
+];
+
+/// Negation cues; "n't" comes from the tokenizer's contraction split.
+const NEGATIONS: &[&str] = &[
+    "not", "no", "never", "n't", "cannot", "none", "nobody", "nothing", "neither", "nor", "without", "nowhere",
+    "unable", "lack", "lacks", "lacked",
+];
+
+pub(crate) fn is_stopword(lower: &str) -> bool {
+    STOPWORDS.binary_search(&lower).is_ok() || (lower.len() == 1 && !lower.as_bytes()[0].is_ascii_digit())
+}
+
+pub(crate) fn is_negation(lower: &str) -> bool {
+    NEGATIONS.contains(&lower) || lower == "n’t"
+}
+
+/// True when the sorted-list invariant of [`STOPWORDS`] holds (checked in tests).
+#[cfg(test)]
+pub(crate) fn stopwords_sorted() -> bool {
+    STOPWORDS.windows(2).all(|w| w[0] < w[1])
+}
+
+const UNITS: &[(&str, f64)] = &[
+    ("zero", 0.0),
+    ("two", 2.0),
+    ("three", 3.0),
+    ("four", 4.0),
+    ("five", 5.0),
+    ("six", 6.0),
+    ("seven", 7.0),
+    ("eight", 8.0),
+    ("nine", 9.0),
+    ("ten", 10.0),
+    ("eleven", 11.0),
+    ("twelve", 12.0),
+    ("thirteen", 13.0),
+    ("fourteen", 14.0),
+    ("fifteen", 15.0),
+    ("sixteen", 16.0),
+    ("seventeen", 17.0),
+    ("eighteen", 18.0),
+    ("nineteen", 19.0),
+    ("twenty", 20.0),
+    ("thirty", 30.0),
+    ("forty", 40.0),
+    ("fifty", 50.0),
+    ("sixty", 60.0),
+    ("seventy", 70.0),
+    ("eighty", 80.0),
+    ("ninety", 90.0),
+    ("dozen", 12.0),
+];
+
+const SCALES: &[(&str, f64)] =
+    &[("hundred", 100.0), ("thousand", 1e3), ("million", 1e6), ("billion", 1e9), ("trillion", 1e12)];
+
+/// Value of a number word ("thirty" = 30); "one" is left out on purpose: it is far more often
+/// a pronoun ("one of the") than a quantity.
+pub(crate) fn number_word(lower: &str) -> Option<f64> {
+    UNITS.iter().find(|(w, _)| *w == lower).map(|(_, v)| *v)
+}
+
+pub(crate) fn scale_word(lower: &str) -> Option<f64> {
+    SCALES.iter().find(|(w, _)| *w == lower).map(|(_, v)| *v)
+}
+
+/// Leading numeric value of a number token: "1,200" = 1200, "2.5" = 2.5, "1990s" = 1990, "27th" = 27.
+/// Commas are thousands separators when followed by exactly three digits, else decimal commas.
+pub(crate) fn parse_number(tok: &str) -> Option<f64> {
+    let digits: String = {
+        let mut s = String::with_capacity(tok.len());
+        let b = tok.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if c.is_ascii_digit() {
+                s.push(c as char);
+            } else if c == b',' {
+                let run = b[i + 1..].iter().take_while(|x| x.is_ascii_digit()).count();
+                if run != 3 {
+                    s.push('.');
+                }
+            } else if c == b'.' {
+                s.push('.');
+            } else {
+                break;
+            }
+            i += 1;
+        }
+        s
+    };
+    digits.parse::<f64>().ok()
+}
+
+/// Compares two quantities with a relative tolerance (rounding in prose: 1.5 million vs 1,500,000).
+pub(crate) fn same_number(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9_f64.max(a.abs().max(b.abs()) * 1e-6)
+}
+
+/// An English Snowball stemmer; creating one is cheap but not free, so callers hold one.
+pub(crate) struct Stems {
+    stemmer: rust_stemmers::Stemmer,
+}
+
+impl Stems {
+    pub fn new() -> Self {
+        Self { stemmer: rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English) }
+    }
+
+    pub fn stem<'a>(&self, lower: &'a str) -> Cow<'a, str> {
+        self.stemmer.stem(lower)
+    }
+}
+
+/// First three characters of a lowercase word: a cheap key that a word and its stem share,
+/// used to skip stemming evidence words that cannot match any claim word.
+pub(crate) fn prefix3(lower: &str) -> &str {
+    match lower.char_indices().nth(3) {
+        Some((i, _)) => &lower[..i],
+        None => lower,
+    }
+}
+
+const ABBREVIATIONS: &[&str] = &[
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "inc", "ltd", "co", "corp", "no", "fig", "approx",
+    "dept", "est", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "gen", "col",
+    "lt", "sgt", "gov", "rev", "mt", "ft", "vol",
+];
+
+/// Byte ranges of the sentences of `text`. A boundary is `.`, `!` or `?` (plus closing quotes
+/// and brackets, and citation markers like `[2]`) followed by whitespace and not preceded by an
+/// abbreviation or an initial; a newline always ends a sentence.
+pub(crate) fn sentences(text: &str) -> Vec<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    let push = |out: &mut Vec<(usize, usize)>, s: usize, e: usize| {
+        let (s, e) = trim_span(text, s, e);
+        if e > s {
+            out.push((s, e));
+        }
+    };
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\n' {
+            push(&mut out, start, i);
+            start = i + 1;
+            i += 1;
+            continue;
+        }
+        if c == b'.' || c == b'!' || c == b'?' {
+            let mut j = i + 1;
+            loop {
+                while j < b.len() && matches!(b[j], b'.' | b'!' | b'?' | b'"' | b'\'' | b')') {
+                    j += 1;
+                }
+                // Citation markers directly after the terminal punctuation belong to this sentence.
+                if j < b.len() && b[j] == b'[' {
+                    if let Some(k) = marker_end(b, j) {
+                        j = k;
+                        continue;
+                    }
+                }
+                if j + 1 < b.len() && b[j] == b' ' && b[j + 1] == b'[' {
+                    if let Some(k) = marker_end(b, j + 1) {
+                        j = k;
+                        continue;
+                    }
+                }
+                break;
+            }
+            let at_end = j >= b.len();
+            let ws_next = !at_end && b[j].is_ascii_whitespace();
+            if (at_end || ws_next) && !(c == b'.' && is_abbreviation(text, start, i)) {
+                push(&mut out, start, j);
+                start = j;
+            }
+            i = j.max(i + 1);
+            continue;
+        }
+        i += 1;
+    }
+    push(&mut out, start, b.len());
+    out
+}
+
+/// If `b[j]` opens a citation marker `[12]` / `[1, 2]`, the index after its `]`.
+pub(crate) fn marker_end(b: &[u8], j: usize) -> Option<usize> {
+    let mut k = j + 1;
+    let mut digits = 0;
+    while k < b.len() && (b[k].is_ascii_digit() || b[k] == b',' || b[k] == b' ') && k - j < 24 {
+        if b[k].is_ascii_digit() {
+            digits += 1;
+        }
+        k += 1;
+    }
+    (digits > 0 && k < b.len() && b[k] == b']').then_some(k + 1)
+}
+
+fn is_abbreviation(text: &str, start: usize, dot: usize) -> bool {
+    let before = &text[start..dot];
+    let word_start =
+        before.char_indices().rev().find(|(_, c)| !c.is_alphanumeric()).map_or(0, |(p, c)| p + c.len_utf8());
+    let word = &before[word_start..];
+    if word.is_empty() {
+        return false;
+    }
+    // Initials ("J. Smith", "U.S.") and single letters.
+    if word.chars().count() == 1 && word.chars().all(|c| c.is_alphabetic()) {
+        return true;
+    }
+    let mut buf = String::new();
+    ABBREVIATIONS.contains(&lower_into(word, &mut buf))
+}
+
+pub(crate) fn trim_span(text: &str, s: usize, e: usize) -> (usize, usize) {
+    let slice = &text[s..e];
+    let lead = slice.len() - slice.trim_start().len();
+    let trail = slice.len() - slice.trim_end().len();
+    if lead + trail >= slice.len() {
+        (s, s)
+    } else {
+        (s + lead, e - trail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str) -> Vec<&str> {
+        let mut t = Vec::new();
+        tokenize(text, &mut t);
+        t.iter().map(|t| &text[t.start..t.end]).collect()
+    }
+
+    #[test]
+    fn stopwords_are_sorted_for_binary_search() {
+        assert!(stopwords_sorted());
+    }
+
+    #[test]
+    fn tokenizer_splits_contractions_and_keeps_numbers() {
+        assert_eq!(
+            words("I don't pay $1,200.50 in 2020."),
+            ["I", "do", "n't", "pay", "$", "1,200.50", "in", "2020", "."]
+        );
+        assert_eq!(words("It 's 2.5% off"), ["It", "'", "s", "2.5", "%", "off"]);
+    }
+
+    #[test]
+    fn numbers_parse() {
+        assert_eq!(parse_number("1,200"), Some(1200.0));
+        assert_eq!(parse_number("2.5"), Some(2.5));
+        assert_eq!(parse_number("1990s"), Some(1990.0));
+        assert_eq!(parse_number("27th"), Some(27.0));
+        assert_eq!(number_word("thirty"), Some(30.0));
+    }
+
+    #[test]
+    fn sentences_respect_abbreviations_and_markers() {
+        let t = "Dr. Smith arrived at 5 p.m. on Monday. He left [1]. Then? Yes! [2][3] Done";
+        let s: Vec<&str> = sentences(t).into_iter().map(|(a, b)| &t[a..b]).collect();
+        assert_eq!(s, ["Dr. Smith arrived at 5 p.m. on Monday.", "He left [1].", "Then?", "Yes! [2][3]", "Done"]);
+    }
+}
