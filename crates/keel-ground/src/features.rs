@@ -3,9 +3,10 @@
 //! a few shape cues. The evidence is scanned once and only words that could match a claim word
 //! are stemmed, so long pages cost little more than tokenizing them.
 
-use std::collections::{HashMap, HashSet};
-
-use crate::text::{self, lower_into, number_word, parse_number, prefix3, same_number, scale_word, Kind, Stems, Token};
+use crate::text::{
+    self, lower_into, number_word, parse_number, same_number, scale_word, FastMap, FastSet, Kind, PrefixFilter, Stems,
+    Token,
+};
 
 /// Unique content stems tracked per claim (bit sets are `u128`).
 const MAX_STEMS: usize = 128;
@@ -56,13 +57,13 @@ struct ClaimNumber {
 struct ClaimIndex {
     /// Unique content stems.
     stems: Vec<String>,
-    stem_ix: HashMap<String, usize>,
+    stem_ix: FastMap<String, usize>,
     /// Lowercase surface form -> stem index (saves stemming evidence words seen in the claim).
-    surface: HashMap<String, usize>,
-    prefixes: HashSet<String>,
+    surface: FastMap<String, usize>,
+    prefixes: PrefixFilter,
     /// Per claim sentence: its content-stem mask and its stem sequence (for bigrams).
     sentence_masks: Vec<u128>,
-    bigrams: HashSet<(usize, usize)>,
+    bigrams: FastSet<(usize, usize)>,
     numbers: Vec<ClaimNumber>,
     /// (stem index, surface form) of capitalised words.
     entities: Vec<(usize, String)>,
@@ -112,14 +113,25 @@ fn number_at(text: &str, toks: &[Token], i: usize, buf: &mut String) -> Option<(
 }
 
 impl ClaimIndex {
+    /// The claim stem an evidence word (lowercase) matches, if any; stems only plausible words.
+    fn lookup(&self, lower: &str, stems: &Stems) -> Option<usize> {
+        if !self.prefixes.may_contain(lower) {
+            return None;
+        }
+        match self.surface.get(lower) {
+            Some(&k) => Some(k),
+            None => self.stem_ix.get(stems.stem(lower).as_ref()).copied(),
+        }
+    }
+
     fn new(claim: &str, stems: &Stems) -> Self {
         let mut ix = ClaimIndex {
             stems: Vec::new(),
-            stem_ix: HashMap::new(),
-            surface: HashMap::new(),
-            prefixes: HashSet::new(),
+            stem_ix: FastMap::default(),
+            surface: FastMap::default(),
+            prefixes: PrefixFilter::new(),
             sentence_masks: Vec::new(),
-            bigrams: HashSet::new(),
+            bigrams: FastSet::default(),
             numbers: Vec::new(),
             entities: Vec::new(),
             negations: 0,
@@ -180,7 +192,7 @@ impl ClaimIndex {
                     }
                 };
                 ix.surface.insert(lower.to_string(), k);
-                ix.prefixes.insert(prefix3(lower).to_string());
+                ix.prefixes.insert(lower);
                 mask |= 1u128 << k;
                 if let Some(p) = prev {
                     ix.bigrams.insert((p, k));
@@ -215,8 +227,8 @@ struct EvSentence {
 pub(crate) fn features(claim: &str, evidence: &[&str], stems: &Stems) -> Features {
     let ix = ClaimIndex::new(claim, stems);
     let mut sents: Vec<EvSentence> = Vec::new();
-    let mut ev_bigrams: HashSet<(usize, usize)> = HashSet::new();
-    let mut best_bigram_sentence: Vec<HashSet<(usize, usize)>> = Vec::new();
+    let mut ev_bigrams: FastSet<(usize, usize)> = FastSet::default();
+    let mut best_bigram_sentence: Vec<FastSet<(usize, usize)>> = Vec::new();
     let mut num_found = vec![false; ix.numbers.len()];
     let mut toks = Vec::new();
     let mut buf = String::new();
@@ -231,7 +243,7 @@ pub(crate) fn features(claim: &str, evidence: &[&str], stems: &Stems) -> Feature
             text::tokenize(sent, &mut toks);
             let mut es = EvSentence::default();
             let mut prev: Option<usize> = None;
-            let mut sb: HashSet<(usize, usize)> = HashSet::new();
+            let mut sb: FastSet<(usize, usize)> = FastSet::default();
             let mut i = 0;
             while i < toks.len() {
                 let t = toks[i];
@@ -268,11 +280,7 @@ pub(crate) fn features(claim: &str, evidence: &[&str], stems: &Stems) -> Feature
                     continue;
                 }
                 es.content += 1;
-                let k = match ix.surface.get(lower) {
-                    Some(&k) => Some(k),
-                    None if ix.prefixes.contains(prefix3(lower)) => ix.stem_ix.get(stems.stem(lower).as_ref()).copied(),
-                    None => None,
-                };
+                let k = ix.lookup(lower, stems);
                 if let Some(k) = k {
                     es.mask |= 1u128 << k;
                     if let Some(p) = prev {
@@ -304,8 +312,8 @@ fn ratio(a: u32, b: u32) -> f32 {
 fn combine(
     ix: &ClaimIndex,
     sents: &[EvSentence],
-    ev_bigrams: &HashSet<(usize, usize)>,
-    sentence_bigrams: &[HashSet<(usize, usize)>],
+    ev_bigrams: &FastSet<(usize, usize)>,
+    sentence_bigrams: &[FastSet<(usize, usize)>],
     num_found: &[bool],
     ev_content: u32,
 ) -> Features {
@@ -420,11 +428,7 @@ pub(crate) fn missing_words(claim: &str, evidence: &[&str], stems: &Stems, limit
                 continue;
             }
             let lower = lower_into(&chunk[t.start..t.end], &mut buf);
-            let k = match ix.surface.get(lower) {
-                Some(&k) => Some(k),
-                None if ix.prefixes.contains(prefix3(lower)) => ix.stem_ix.get(stems.stem(lower).as_ref()).copied(),
-                None => None,
-            };
+            let k = ix.lookup(lower, stems);
             if let Some(k) = k {
                 found |= 1u128 << k;
             }

@@ -50,22 +50,29 @@ pub(crate) fn tokenize(text: &str, out: &mut Vec<Token>) {
             out.push(Token { start, end: i, kind: Kind::Number });
             continue;
         }
-        let ch = match text[i..].chars().next() {
-            Some(c) => c,
-            None => break,
+        let ch = if b.is_ascii() {
+            b as char
+        } else {
+            match text[i..].chars().next() {
+                Some(c) => c,
+                None => break,
+            }
         };
         if ch.is_alphabetic() {
             let start = i;
             i += ch.len_utf8();
             while i < bytes.len() {
-                let c = match text[i..].chars().next() {
-                    Some(c) => c,
-                    None => break,
-                };
-                if c.is_alphanumeric() {
-                    i += c.len_utf8();
-                } else {
+                let c = bytes[i];
+                if c.is_ascii_alphanumeric() {
+                    i += 1;
+                    continue;
+                }
+                if c.is_ascii() {
                     break;
+                }
+                match text[i..].chars().next() {
+                    Some(c) if c.is_alphanumeric() => i += c.len_utf8(),
+                    _ => break,
                 }
             }
             // "don't" / "can't": split off "n't".
@@ -105,7 +112,9 @@ pub(crate) fn lower_into<'a>(s: &str, buf: &'a mut String) -> &'a str {
     buf.as_str()
 }
 
-/// English function words: they carry no evidence of support.
+/// English function words: they carry no evidence of support. [`is_stopword`] is this list
+/// compiled into a `match`; a test keeps the two equal.
+#[cfg(test)]
 const STOPWORDS: &[&str] = &[
     "a",
     "about",
@@ -302,61 +311,245 @@ const NEGATIONS: &[&str] = &[
 ];
 
 pub(crate) fn is_stopword(lower: &str) -> bool {
-    STOPWORDS.binary_search(&lower).is_ok() || (lower.len() == 1 && !lower.as_bytes()[0].is_ascii_digit())
+    // A match on length first: this runs for every evidence word.
+    match lower.len() {
+        1 => !lower.as_bytes()[0].is_ascii_digit(),
+        2 => matches!(
+            lower,
+            "am" | "an"
+                | "as"
+                | "at"
+                | "be"
+                | "by"
+                | "do"
+                | "eg"
+                | "he"
+                | "hi"
+                | "ie"
+                | "if"
+                | "in"
+                | "is"
+                | "it"
+                | "ll"
+                | "me"
+                | "my"
+                | "of"
+                | "oh"
+                | "ok"
+                | "on"
+                | "or"
+                | "re"
+                | "so"
+                | "to"
+                | "up"
+                | "us"
+                | "ve"
+                | "we"
+        ),
+        3 => matches!(
+            lower,
+            "all"
+                | "and"
+                | "any"
+                | "are"
+                | "but"
+                | "can"
+                | "did"
+                | "etc"
+                | "few"
+                | "for"
+                | "get"
+                | "got"
+                | "had"
+                | "has"
+                | "her"
+                | "him"
+                | "his"
+                | "how"
+                | "its"
+                | "let"
+                | "lot"
+                | "may"
+                | "off"
+                | "one"
+                | "our"
+                | "out"
+                | "own"
+                | "say"
+                | "she"
+                | "the"
+                | "too"
+                | "via"
+                | "was"
+                | "way"
+                | "who"
+                | "why"
+                | "yes"
+                | "yet"
+                | "you"
+        ),
+        4 => matches!(
+            lower,
+            "also"
+                | "been"
+                | "both"
+                | "does"
+                | "down"
+                | "each"
+                | "even"
+                | "from"
+                | "have"
+                | "here"
+                | "hers"
+                | "into"
+                | "just"
+                | "know"
+                | "like"
+                | "lots"
+                | "many"
+                | "mean"
+                | "more"
+                | "most"
+                | "much"
+                | "must"
+                | "okay"
+                | "once"
+                | "only"
+                | "ours"
+                | "over"
+                | "said"
+                | "same"
+                | "says"
+                | "some"
+                | "such"
+                | "sure"
+                | "than"
+                | "that"
+                | "them"
+                | "then"
+                | "they"
+                | "this"
+                | "upon"
+                | "very"
+                | "well"
+                | "were"
+                | "what"
+                | "when"
+                | "whom"
+                | "will"
+                | "with"
+                | "yeah"
+                | "your"
+        ),
+        5 => matches!(
+            lower,
+            "about"
+                | "above"
+                | "after"
+                | "again"
+                | "being"
+                | "below"
+                | "could"
+                | "doing"
+                | "hello"
+                | "might"
+                | "other"
+                | "quite"
+                | "shall"
+                | "since"
+                | "still"
+                | "thank"
+                | "their"
+                | "there"
+                | "these"
+                | "thing"
+                | "think"
+                | "those"
+                | "under"
+                | "until"
+                | "where"
+                | "which"
+                | "while"
+                | "would"
+                | "yours"
+        ),
+        6 => matches!(
+            lower,
+            "before"
+                | "during"
+                | "having"
+                | "itself"
+                | "myself"
+                | "please"
+                | "pretty"
+                | "really"
+                | "should"
+                | "thanks"
+                | "theirs"
+                | "things"
+                | "though"
+                | "within"
+        ),
+        7 => matches!(
+            lower,
+            "against" | "because" | "between" | "further" | "herself" | "himself" | "however" | "through"
+        ),
+        8 => matches!(lower, "actually" | "although" | "anything" | "yourself"),
+        9 => matches!(lower, "ourselves" | "something"),
+        10 => matches!(lower, "themselves" | "yourselves"),
+        _ => false,
+    }
 }
 
 pub(crate) fn is_negation(lower: &str) -> bool {
-    NEGATIONS.contains(&lower) || lower == "n’t"
+    lower.len() <= 8 && (NEGATIONS.contains(&lower) || lower == "n’t")
 }
-
-/// True when the sorted-list invariant of [`STOPWORDS`] holds (checked in tests).
-#[cfg(test)]
-pub(crate) fn stopwords_sorted() -> bool {
-    STOPWORDS.windows(2).all(|w| w[0] < w[1])
-}
-
-const UNITS: &[(&str, f64)] = &[
-    ("zero", 0.0),
-    ("two", 2.0),
-    ("three", 3.0),
-    ("four", 4.0),
-    ("five", 5.0),
-    ("six", 6.0),
-    ("seven", 7.0),
-    ("eight", 8.0),
-    ("nine", 9.0),
-    ("ten", 10.0),
-    ("eleven", 11.0),
-    ("twelve", 12.0),
-    ("thirteen", 13.0),
-    ("fourteen", 14.0),
-    ("fifteen", 15.0),
-    ("sixteen", 16.0),
-    ("seventeen", 17.0),
-    ("eighteen", 18.0),
-    ("nineteen", 19.0),
-    ("twenty", 20.0),
-    ("thirty", 30.0),
-    ("forty", 40.0),
-    ("fifty", 50.0),
-    ("sixty", 60.0),
-    ("seventy", 70.0),
-    ("eighty", 80.0),
-    ("ninety", 90.0),
-    ("dozen", 12.0),
-];
-
-const SCALES: &[(&str, f64)] =
-    &[("hundred", 100.0), ("thousand", 1e3), ("million", 1e6), ("billion", 1e9), ("trillion", 1e12)];
 
 /// Value of a number word ("thirty" = 30); "one" is left out on purpose: it is far more often
 /// a pronoun ("one of the") than a quantity.
 pub(crate) fn number_word(lower: &str) -> Option<f64> {
-    UNITS.iter().find(|(w, _)| *w == lower).map(|(_, v)| *v)
+    Some(match lower {
+        "zero" => 0.0,
+        "two" => 2.0,
+        "three" => 3.0,
+        "four" => 4.0,
+        "five" => 5.0,
+        "six" => 6.0,
+        "seven" => 7.0,
+        "eight" => 8.0,
+        "nine" => 9.0,
+        "ten" => 10.0,
+        "eleven" => 11.0,
+        "twelve" => 12.0,
+        "thirteen" => 13.0,
+        "fourteen" => 14.0,
+        "fifteen" => 15.0,
+        "sixteen" => 16.0,
+        "seventeen" => 17.0,
+        "eighteen" => 18.0,
+        "nineteen" => 19.0,
+        "twenty" => 20.0,
+        "thirty" => 30.0,
+        "forty" => 40.0,
+        "fifty" => 50.0,
+        "sixty" => 60.0,
+        "seventy" => 70.0,
+        "eighty" => 80.0,
+        "ninety" => 90.0,
+        "dozen" => 12.0,
+        _ => return None,
+    })
 }
 
 pub(crate) fn scale_word(lower: &str) -> Option<f64> {
-    SCALES.iter().find(|(w, _)| *w == lower).map(|(_, v)| *v)
+    Some(match lower {
+        "hundred" => 100.0,
+        "thousand" => 1e3,
+        "million" => 1e6,
+        "billion" => 1e9,
+        "trillion" => 1e12,
+        _ => return None,
+    })
 }
 
 /// Leading numeric value of a number token: "1,200" = 1200, "2.5" = 2.5, "1990s" = 1990, "27th" = 27.
@@ -404,6 +597,55 @@ impl Stems {
 
     pub fn stem<'a>(&self, lower: &'a str) -> Cow<'a, str> {
         self.stemmer.stem(lower)
+    }
+}
+
+/// FNV-1a: the maps here hold a few dozen short words, where SipHash's setup dominates.
+#[derive(Clone, Copy)]
+pub(crate) struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+pub(crate) type FastSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<Fnv>>;
+
+/// A 4096-bit filter of word prefixes: "could this evidence word match a claim word?".
+#[derive(Clone)]
+pub(crate) struct PrefixFilter([u64; 64]);
+
+impl PrefixFilter {
+    pub fn new() -> Self {
+        Self([0; 64])
+    }
+    fn slot(prefix: &str) -> usize {
+        use std::hash::Hasher;
+        let mut h = Fnv::default();
+        h.write(prefix.as_bytes());
+        (h.finish() % 4096) as usize
+    }
+    pub fn insert(&mut self, lower: &str) {
+        let s = Self::slot(prefix3(lower));
+        self.0[s / 64] |= 1 << (s % 64);
+    }
+    pub fn may_contain(&self, lower: &str) -> bool {
+        let s = Self::slot(prefix3(lower));
+        self.0[s / 64] & (1 << (s % 64)) != 0
     }
 }
 
@@ -505,8 +747,7 @@ fn is_abbreviation(text: &str, start: usize, dot: usize) -> bool {
     if word.chars().count() == 1 && word.chars().all(|c| c.is_alphabetic()) {
         return true;
     }
-    let mut buf = String::new();
-    ABBREVIATIONS.contains(&lower_into(word, &mut buf))
+    ABBREVIATIONS.iter().any(|a| a.eq_ignore_ascii_case(word))
 }
 
 pub(crate) fn trim_span(text: &str, s: usize, e: usize) -> (usize, usize) {
@@ -531,8 +772,9 @@ mod tests {
     }
 
     #[test]
-    fn stopwords_are_sorted_for_binary_search() {
-        assert!(stopwords_sorted());
+    fn the_stopword_match_covers_the_list() {
+        assert!(STOPWORDS.iter().all(|w| is_stopword(w)));
+        assert!(!is_stopword("fee") && !is_stopword("refund") && !is_stopword("7"));
     }
 
     #[test]
