@@ -2,18 +2,20 @@
 //! sets, so the weights in the crate can be reproduced:
 //!
 //! ```text
-//! cargo run --release -p keel-ground --example fit -- [--data DIR] [--cv] [--out FILE]
+//! cargo run --release -p keel-ground --example fit -- [--data DIR] [--cv | --cv-per-set] [--out FILE]
 //! ```
 //!
 //! Logistic regression (Newton steps, L2) on standardised features; every dataset weighs the same
-//! and both classes weigh the same within a dataset (the metric is balanced accuracy). `--cv`
-//! prints 5-fold cross-validated dev figures instead (for feature work; no test file is read).
+//! and both classes weigh the same within a dataset (the metric is balanced accuracy). The global
+//! model is fitted on all six dev halves pooled; each per-set profile on its own dev half.
+//! `--cv` / `--cv-per-set` print 5-fold cross-validated dev figures of the global / per-set
+//! models instead (for feature work; no test file is ever read).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use keel_ground::eval::{auroc, baseline_score, best_threshold, load_jsonl, Label, Record};
-use keel_ground::{Checker, DatasetThresholds, Model, FEATURE_NAMES};
+use keel_ground::{Checker, DatasetThresholds, Model, ModelFile, FEATURE_NAMES};
 
 const SETS: [&str; 6] =
     ["attributionbench", "wice", "factcheck_gpt_stance", "q2_wow", "begin_v1_true", "faithdial_audit"];
@@ -30,12 +32,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut data = PathBuf::from("/work/shared/data/grounding");
     let mut out = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src/model.json"));
     let mut cv = false;
+    let mut per_set = false;
+    let mut dump: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--data" => data = PathBuf::from(args.next().ok_or("--data DIR")?),
             "--out" => out = PathBuf::from(args.next().ok_or("--out FILE")?),
             "--cv" => cv = true,
+            "--cv-per-set" => (cv, per_set) = (true, true),
+            "--dump" => dump = Some(args.next().ok_or("--dump SET")?),
             _ => return Err(format!("unknown argument {a}").into()),
         }
     }
@@ -48,85 +54,100 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .iter()
             .map(|r| checker.features(&[&r.context], &r.claim_or_answer).values.iter().map(|v| f64::from(*v)).collect())
             .collect();
+        if dump.as_deref() == Some(name) {
+            let m = Model::shipped_profile(name)?.ok_or("no profile")?;
+            for (r, x) in records.iter().zip(&x) {
+                let p = m.probability(&to_f32(x));
+                let ok = (p >= m.threshold) == (r.label == Label::Supported);
+                println!(
+                    "{}\t{:?}\t{p:.2}\t{}\t{}",
+                    if ok { "ok" } else { "ERR" },
+                    r.label,
+                    r.claim_or_answer,
+                    r.context.chars().take(300).collect::<String>()
+                );
+            }
+        }
         let y = records.iter().map(|r| r.label == Label::Supported).collect();
         let baseline = records.iter().map(|r| baseline_score(&r.context, &r.claim_or_answer)).collect();
         eprintln!("{name}: {} dev records", records.len());
         sets.push(Set { name: name.to_string(), x, y, baseline });
     }
     if cv {
-        cross_validate(&sets);
+        cross_validate(&sets, per_set);
         return Ok(());
     }
-    let all: Vec<usize> = Vec::new();
-    let (mean, scale, w, b) = fit(&sets, &|_, _| true, &all);
-    let model = Model {
-        features: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
-        mean: mean.iter().map(|v| *v as f32).collect(),
-        scale: scale.iter().map(|v| *v as f32).collect(),
-        weights: w.iter().map(|v| *v as f32).collect(),
-        bias: b as f32,
-        threshold: 0.5,
-        baseline_threshold: 0.5,
-        dataset_thresholds: BTreeMap::new(),
+    let mut global = to_model(fit(&sets, &|_, _| true));
+    let probs: Vec<Vec<f32>> =
+        sets.iter().map(|s| s.x.iter().map(|x| global.probability(&to_f32(x))).collect()).collect();
+    // Global thresholds maximise the mean balanced accuracy over the sets.
+    global.threshold = global_threshold(&sets, &probs);
+    let base: Vec<Vec<f32>> = sets.iter().map(|s| s.baseline.clone()).collect();
+    global.baseline_threshold = global_threshold(&sets, &base);
+    let mut file = ModelFile {
         provenance: format!(
-            "examples/fit.rs: logistic regression (L2 {L2}) on the dev halves of {}; datasets weighted equally, classes balanced",
+            "examples/fit.rs: logistic regression (L2 {L2}) on the dev halves of {}; datasets weighted equally, \
+             classes balanced; profiles fitted on one set's dev half each",
             SETS.join(", ")
         ),
+        global,
+        dataset_thresholds: BTreeMap::new(),
+        profiles: BTreeMap::new(),
     };
-    let mut model = model;
-    let probs: Vec<Vec<f32>> =
-        sets.iter().map(|s| s.x.iter().map(|x| model.probability(&to_f32(x))).collect()).collect();
-    // Global thresholds maximise the mean balanced accuracy over the sets.
-    model.threshold = global_threshold(&sets, &probs, |s, i| probs_of(&probs, s, i));
-    let base: Vec<Vec<f32>> = sets.iter().map(|s| s.baseline.clone()).collect();
-    model.baseline_threshold = global_threshold(&sets, &base, |s, i| probs_of(&base, s, i));
     for (k, s) in sets.iter().enumerate() {
         let (t, bacc) = best_threshold(&probs[k], &s.y);
         let (bt, bb) = best_threshold(&s.baseline, &s.y);
+        file.dataset_thresholds.insert(s.name.clone(), DatasetThresholds { checker: t, baseline: bt });
+        let mut own = to_model(fit(&sets, &|j, _| j == k));
+        let own_p: Vec<f32> = s.x.iter().map(|x| own.probability(&to_f32(x))).collect();
+        let (ot, ob) = best_threshold(&own_p, &s.y);
+        own.threshold = ot;
+        own.baseline_threshold = bt;
+        file.profiles.insert(s.name.clone(), own);
         println!(
-            "{:22} dev bacc {:.3} (baseline {:.3})  auroc {:.3} (baseline {:.3})  thr {:.3}",
+            "{:22} dev bacc {bacc:.3} (own profile {ob:.3}, baseline {bb:.3})  auroc {:.3} (baseline {:.3})  thr {t:.3}",
             s.name,
-            bacc,
-            bb,
             auroc(&probs[k], &s.y),
             auroc(&s.baseline, &s.y),
-            t
         );
-        model.dataset_thresholds.insert(s.name.clone(), DatasetThresholds { checker: t, baseline: bt });
     }
-    for (n, w) in FEATURE_NAMES.iter().zip(&model.weights) {
+    for (n, w) in FEATURE_NAMES.iter().zip(&file.global.weights) {
         println!("  {n:26} {w:+.3}");
     }
-    std::fs::write(&out, serde_json::to_string_pretty(&model)? + "\n")?;
+    std::fs::write(&out, serde_json::to_string_pretty(&file)? + "\n")?;
     println!(
         "global threshold {:.3}, baseline {:.3}; wrote {}",
-        model.threshold,
-        model.baseline_threshold,
+        file.global.threshold,
+        file.global.baseline_threshold,
         out.display()
     );
     Ok(())
-}
-
-fn probs_of(p: &[Vec<f32>], s: usize, i: usize) -> f32 {
-    p[s][i]
 }
 
 fn to_f32(x: &[f64]) -> Vec<f32> {
     x.iter().map(|v| *v as f32).collect()
 }
 
-fn global_threshold(sets: &[Set], scores: &[Vec<f32>], get: impl Fn(usize, usize) -> f32) -> f32 {
-    let _ = scores;
+fn to_model((mean, scale, w, b): Fitted) -> Model {
+    Model {
+        features: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+        mean: to_f32(&mean),
+        scale: to_f32(&scale),
+        weights: to_f32(&w),
+        bias: b as f32,
+        threshold: 0.5,
+        baseline_threshold: 0.5,
+    }
+}
+
+fn global_threshold(sets: &[Set], scores: &[Vec<f32>]) -> f32 {
     let mut best = (0.5f32, 0.0f64);
     for step in 1..200 {
         let t = step as f32 / 200.0;
         let mean: f64 = sets
             .iter()
             .enumerate()
-            .map(|(k, s)| {
-                let sc: Vec<f32> = (0..s.y.len()).map(|i| get(k, i)).collect();
-                keel_ground::eval::balanced_accuracy(&sc, &s.y, t)
-            })
+            .map(|(k, s)| keel_ground::eval::balanced_accuracy(&scores[k], &s.y, t))
             .sum::<f64>()
             / sets.len() as f64;
         if mean > best.1 {
@@ -139,7 +160,7 @@ fn global_threshold(sets: &[Set], scores: &[Vec<f32>], get: impl Fn(usize, usize
 type Fitted = (Vec<f64>, Vec<f64>, Vec<f64>, f64);
 
 /// Fits on the rows where `keep(set, row)` holds.
-fn fit(sets: &[Set], keep: &dyn Fn(usize, usize) -> bool, _unused: &[usize]) -> Fitted {
+fn fit(sets: &[Set], keep: &dyn Fn(usize, usize) -> bool) -> Fitted {
     let d = FEATURE_NAMES.len();
     let mut rows: Vec<(&[f64], bool, f64)> = Vec::new();
     for (k, s) in sets.iter().enumerate() {
@@ -232,25 +253,18 @@ fn solve(mut h: Vec<Vec<f64>>, mut g: Vec<f64>) -> Vec<f64> {
 
 /// 5-fold cross-validation on the dev halves: each set's fold is scored by a model and
 /// thresholds fitted on the other folds (of all sets).
-fn cross_validate(sets: &[Set]) {
+fn cross_validate(sets: &[Set], per_set: bool) {
     const K: usize = 5;
     let mut scores: Vec<Vec<f32>> = sets.iter().map(|s| vec![0.0; s.y.len()]).collect();
     let mut pred_ok: Vec<Vec<bool>> = sets.iter().map(|s| vec![false; s.y.len()]).collect();
     let mut base_ok: Vec<Vec<bool>> = sets.iter().map(|s| vec![false; s.y.len()]).collect();
     for fold in 0..K {
-        let (mean, scale, w, b) = fit(sets, &|_, i| i % K != fold, &[]);
-        let model = Model {
-            features: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
-            mean: to_f32(&mean),
-            scale: to_f32(&scale),
-            weights: to_f32(&w),
-            bias: b as f32,
-            threshold: 0.5,
-            baseline_threshold: 0.5,
-            dataset_thresholds: BTreeMap::new(),
-            provenance: String::new(),
-        };
+        let global = (!per_set).then(|| to_model(fit(sets, &|_, i| i % K != fold)));
         for (k, s) in sets.iter().enumerate() {
+            let model = match &global {
+                Some(m) => m.clone(),
+                None => to_model(fit(sets, &|j, i| j == k && i % K != fold)),
+            };
             let train: Vec<usize> = (0..s.y.len()).filter(|i| i % K != fold).collect();
             let p: Vec<f32> = s.x.iter().map(|x| model.probability(&to_f32(x))).collect();
             let tr_p: Vec<f32> = train.iter().map(|&i| p[i]).collect();

@@ -10,11 +10,13 @@ use crate::text::{
 
 /// Unique content stems tracked per claim (bit sets are `u128`).
 const MAX_STEMS: usize = 128;
-/// Evidence sentences considered; longer evidence is cut (the cap keeps latency bounded).
+/// Evidence sentences considered; longer evidence is cut (the caps keep latency bounded).
 pub(crate) const MAX_EVIDENCE_SENTENCES: usize = 4000;
+/// Bytes of evidence considered in all (about 0.5 ms of scanning on this machine's cores).
+pub const MAX_EVIDENCE_BYTES: usize = 64 * 1024;
 
 /// Names of the features, in the order of [`Features::values`].
-pub const FEATURE_NAMES: [&str; 20] = [
+pub const FEATURE_NAMES: [&str; 24] = [
     "recall_all",
     "recall_sent_mean",
     "recall_sent_min",
@@ -35,6 +37,10 @@ pub const FEATURE_NAMES: [&str; 20] = [
     "evidence_log",
     "long_word_recall",
     "has_numbers",
+    "skip_bigram_recall",
+    "repeat_frac",
+    "all_found",
+    "length_ratio_log",
 ];
 
 /// Feature values and the findings behind them.
@@ -64,6 +70,10 @@ struct ClaimIndex {
     /// Per claim sentence: its content-stem mask and its stem sequence (for bigrams).
     sentence_masks: Vec<u128>,
     bigrams: FastSet<(usize, usize)>,
+    /// Ordered pairs of claim stems at most [`SKIP`] content words apart.
+    skips: FastSet<(usize, usize)>,
+    content_tokens: u32,
+    repeats: u32,
     numbers: Vec<ClaimNumber>,
     /// (stem index, surface form) of capitalised words.
     entities: Vec<(usize, String)>,
@@ -132,6 +142,9 @@ impl ClaimIndex {
             prefixes: PrefixFilter::new(),
             sentence_masks: Vec::new(),
             bigrams: FastSet::default(),
+            skips: FastSet::default(),
+            content_tokens: 0,
+            repeats: 0,
             numbers: Vec::new(),
             entities: Vec::new(),
             negations: 0,
@@ -146,6 +159,7 @@ impl ClaimIndex {
             text::tokenize(sent, &mut toks);
             let mut mask = 0u128;
             let mut prev: Option<usize> = None;
+            let mut recent: Vec<usize> = Vec::new();
             let mut i = 0;
             let mut first_word = true;
             while i < toks.len() {
@@ -193,7 +207,17 @@ impl ClaimIndex {
                 };
                 ix.surface.insert(lower.to_string(), k);
                 ix.prefixes.insert(lower);
+                ix.content_tokens += 1;
+                if mask & (1u128 << k) != 0 {
+                    ix.repeats += 1;
+                }
                 mask |= 1u128 << k;
+                for &j in recent.iter().rev().take(SKIP) {
+                    if j != k {
+                        ix.skips.insert((j, k));
+                    }
+                }
+                recent.push(k);
                 if let Some(p) = prev {
                     ix.bigrams.insert((p, k));
                 }
@@ -215,6 +239,10 @@ impl ClaimIndex {
     }
 }
 
+/// Window (in content words) of the ordered pairs that [`ClaimIndex::skips`] tracks; evidence
+/// pairs may be one word further apart.
+const SKIP: usize = 3;
+
 /// One evidence sentence as seen from a claim.
 #[derive(Clone, Copy, Default)]
 struct EvSentence {
@@ -228,13 +256,17 @@ pub(crate) fn features(claim: &str, evidence: &[&str], stems: &Stems) -> Feature
     let ix = ClaimIndex::new(claim, stems);
     let mut sents: Vec<EvSentence> = Vec::new();
     let mut ev_bigrams: FastSet<(usize, usize)> = FastSet::default();
+    let mut ev_skips: FastSet<(usize, usize)> = FastSet::default();
     let mut best_bigram_sentence: Vec<FastSet<(usize, usize)>> = Vec::new();
     let mut num_found = vec![false; ix.numbers.len()];
     let mut toks = Vec::new();
     let mut buf = String::new();
     let mut buf2 = String::new();
     let mut ev_content: u32 = 0;
+    let mut budget = MAX_EVIDENCE_BYTES;
     'outer: for chunk in evidence {
+        let chunk = cap(chunk, budget);
+        budget -= chunk.len();
         for (s, e) in text::sentences(chunk) {
             if sents.len() >= MAX_EVIDENCE_SENTENCES {
                 break 'outer;
@@ -243,6 +275,7 @@ pub(crate) fn features(claim: &str, evidence: &[&str], stems: &Stems) -> Feature
             text::tokenize(sent, &mut toks);
             let mut es = EvSentence::default();
             let mut prev: Option<usize> = None;
+            let mut recent: Vec<(u32, usize)> = Vec::new();
             let mut sb: FastSet<(usize, usize)> = FastSet::default();
             let mut i = 0;
             while i < toks.len() {
@@ -283,6 +316,12 @@ pub(crate) fn features(claim: &str, evidence: &[&str], stems: &Stems) -> Feature
                 let k = ix.lookup(lower, stems);
                 if let Some(k) = k {
                     es.mask |= 1u128 << k;
+                    for &(pos, j) in recent.iter().rev().take(SKIP + 1) {
+                        if es.content - pos <= SKIP as u32 + 1 && j != k && ix.skips.contains(&(j, k)) {
+                            ev_skips.insert((j, k));
+                        }
+                    }
+                    recent.push((es.content, k));
                     if let Some(p) = prev {
                         if ix.bigrams.contains(&(p, k)) {
                             sb.insert((p, k));
@@ -298,7 +337,20 @@ pub(crate) fn features(claim: &str, evidence: &[&str], stems: &Stems) -> Feature
             best_bigram_sentence.push(sb);
         }
     }
-    combine(&ix, &sents, &ev_bigrams, &best_bigram_sentence, &num_found, ev_content)
+    let skip_recall = ratio(ev_skips.len() as u32, ix.skips.len() as u32);
+    combine(&ix, &sents, &ev_bigrams, &best_bigram_sentence, &num_found, ev_content, skip_recall)
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn cap(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 fn ratio(a: u32, b: u32) -> f32 {
@@ -316,6 +368,7 @@ fn combine(
     sentence_bigrams: &[FastSet<(usize, usize)>],
     num_found: &[bool],
     ev_content: u32,
+    skip_recall: f32,
 ) -> Features {
     let all_mask: u128 = ix.sentence_masks.iter().fold(0, |a, m| a | m);
     let k_all = all_mask.count_ones();
@@ -411,6 +464,10 @@ fn combine(
         (ev_content as f32).ln_1p(),
         long_recall,
         (n_num > 0) as u8 as f32,
+        skip_recall,
+        ratio(ix.repeats, ix.content_tokens.max(1)),
+        (missing_content == 0) as u8 as f32,
+        ((k_all as f32 + 1.0) / (best_sent.content as f32 + 1.0)).ln(),
     ];
     Features { values, missing, hard_fail }
 }

@@ -27,8 +27,8 @@ mod text;
 use serde::Serialize;
 
 pub use claims::{is_factual, split_claims, Claim};
-pub use features::{Features, FEATURE_NAMES};
-pub use model::{DatasetThresholds, Model, SHIPPED_MODEL};
+pub use features::{Features, FEATURE_NAMES, MAX_EVIDENCE_BYTES};
+pub use model::{DatasetThresholds, Model, ModelFile, SHIPPED_MODEL};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +93,7 @@ impl Checker {
         Ok(Self::with_model(Model::shipped()?))
     }
 
-    /// A checker with another model (e.g. one refitted by `examples/fit.rs`).
+    /// A checker with another model (e.g. a shipped profile, or one refitted by `examples/fit.rs`).
     pub fn with_model(model: Model) -> Self {
         let threshold = model.threshold;
         Self { model, threshold, stems: text::Stems::new() }

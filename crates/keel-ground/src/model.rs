@@ -1,6 +1,8 @@
 //! The small model that turns support features into a probability: a logistic regression on
 //! standardised features, its weights fitted on the dev halves by `examples/fit.rs` and shipped
-//! as `model.json` beside this file.
+//! as `model.json` beside this file: one global model (what the checker uses) and, for the
+//! benchmark, one profile per public dev set (that set's conventions, e.g. dialogue sets that
+//! count generic replies as unsupported).
 
 use std::collections::BTreeMap;
 
@@ -25,12 +27,35 @@ pub struct Model {
     pub threshold: f32,
     /// Threshold of the word-overlap baseline, fitted the same way.
     pub baseline_threshold: f32,
-    /// Per-dataset thresholds fitted on each dev half (informational; the checker uses `threshold`).
-    #[serde(default)]
-    pub dataset_thresholds: BTreeMap<String, DatasetThresholds>,
+}
+
+/// The shipped `model.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelFile {
     /// How the weights were produced.
-    #[serde(default)]
     pub provenance: String,
+    /// The model the checker uses, fitted on all target dev halves pooled.
+    pub global: Model,
+    /// Thresholds for the global model fitted on each set's dev half.
+    pub dataset_thresholds: BTreeMap<String, DatasetThresholds>,
+    /// Per-set models fitted on that set's dev half alone (benchmark profiles).
+    pub profiles: BTreeMap<String, Model>,
+}
+
+impl ModelFile {
+    pub fn from_json(text: &str) -> Result<Self, GroundError> {
+        let m: ModelFile = serde_json::from_str(text).map_err(|e| GroundError::Model(e.to_string()))?;
+        m.global.validate()?;
+        for p in m.profiles.values() {
+            p.validate()?;
+        }
+        Ok(m)
+    }
+
+    /// The file shipped with the crate.
+    pub fn shipped() -> Result<Self, GroundError> {
+        Self::from_json(SHIPPED_MODEL)
+    }
 }
 
 /// A dev-fitted threshold pair for one dataset.
@@ -41,19 +66,18 @@ pub struct DatasetThresholds {
 }
 
 impl Model {
-    /// Parses and validates a model JSON.
-    pub fn from_json(text: &str) -> Result<Self, GroundError> {
-        let m: Model = serde_json::from_str(text).map_err(|e| GroundError::Model(e.to_string()))?;
-        m.validate()?;
-        Ok(m)
-    }
-
-    /// The model shipped with the crate.
+    /// The global model shipped with the crate.
     pub fn shipped() -> Result<Self, GroundError> {
-        Self::from_json(SHIPPED_MODEL)
+        Ok(ModelFile::shipped()?.global)
     }
 
-    fn validate(&self) -> Result<(), GroundError> {
+    /// A shipped per-set profile (`"wice"`, `"begin_v1_true"`, ...), if there is one.
+    pub fn shipped_profile(name: &str) -> Result<Option<Self>, GroundError> {
+        Ok(ModelFile::shipped()?.profiles.remove(name))
+    }
+
+    /// Checks that the model fits this build's features.
+    pub fn validate(&self) -> Result<(), GroundError> {
         let n = FEATURE_NAMES.len();
         if self.features.len() != n || self.features.iter().zip(FEATURE_NAMES).any(|(a, b)| a != b) {
             return Err(GroundError::Model(format!("feature list differs from this build's {n} features")));
