@@ -21,6 +21,7 @@
 mod claims;
 pub mod eval;
 mod features;
+mod lexicon;
 mod model;
 mod text;
 
