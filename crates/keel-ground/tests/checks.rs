@@ -117,3 +117,9 @@ fn score_without_citations_uses_the_whole_context() {
     let bad = c.score(RETURNS, "Gift cards can be exchanged for cash at any branch in Toronto.");
     assert!(good > c.threshold() && bad < c.threshold(), "{good} {bad}");
 }
+
+#[test]
+fn the_checker_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Checker>();
+}
