@@ -1,5 +1,5 @@
 //! Command-line harness for the evaluation API (what `keel redteam` will wrap):
-//! `cargo run --release -p keel-guard --example redteam -- --attacks A.jsonl --benign B.jsonl [--documents] [--json] [--show N]`.
+//! `cargo run --release -p keel-guard --example redteam -- --attacks A.jsonl --benign B.jsonl [--documents] [--json] [--show N] [--config GUARD.json]`.
 //!
 //! Each file is reported on its own, then all files together. Attack files contribute their
 //! attack-labelled records, benign files their benign ones (a file may be given as both).
@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use keel_guard::eval::{evaluate, read_records, EvalMode, EvalReport, Record};
-use keel_guard::InputGuard;
+use keel_guard::{GuardConfig, InputGuard, Signatures};
 
 struct Args {
     attacks: Vec<String>,
@@ -16,10 +16,11 @@ struct Args {
     mode: EvalMode,
     json: bool,
     show: usize,
+    config: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { attacks: vec![], benign: vec![], mode: EvalMode::Input, json: false, show: 0 };
+    let mut a = Args { attacks: vec![], benign: vec![], mode: EvalMode::Input, json: false, show: 0, config: None };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -27,6 +28,7 @@ fn parse_args() -> Result<Args, String> {
             "--benign" => a.benign.push(it.next().ok_or("--benign needs a file")?),
             "--documents" => a.mode = EvalMode::Document,
             "--json" => a.json = true,
+            "--config" => a.config = Some(it.next().ok_or("--config needs a JSON file")?),
             "--show" => a.show = it.next().and_then(|n| n.parse().ok()).ok_or("--show needs a number")?,
             other => return Err(format!("unknown argument {other}")),
         }
@@ -59,7 +61,15 @@ fn summary(name: &str, r: &EvalReport) -> String {
 
 fn run() -> Result<(), String> {
     let args = parse_args()?;
-    let guard = InputGuard::with_defaults().map_err(|e| e.to_string())?;
+    let config = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?;
+            serde_json::from_str::<GuardConfig>(&text).map_err(|e| format!("{p}: {e}"))?
+        }
+        None => GuardConfig::default(),
+    };
+    let sigs = Signatures::builtin().map_err(|e| e.to_string())?;
+    let guard = InputGuard::new(sigs, config).map_err(|e| e.to_string())?;
     let mut files = Vec::new();
     for p in &args.attacks {
         files.push((p.clone(), load(p, true)?));

@@ -45,13 +45,13 @@ pub struct GuardConfig {
 impl Default for GuardConfig {
     fn default() -> Self {
         Self {
-            signatures: LayerThresholds::new(0.45, 0.7),
+            signatures: LayerThresholds::new(0.35, 0.7),
             signature_margin: 0.12,
             embedding: LayerThresholds::new(0.75, 0.9),
             embedding_margin: 0.05,
-            heuristics: LayerThresholds::new(0.5, 0.85),
+            heuristics: LayerThresholds::new(0.3, 0.85),
             decoded: LayerThresholds::new(0.45, 0.7),
-            combined: LayerThresholds::new(0.6, 0.9),
+            combined: LayerThresholds::new(0.4, 0.9),
             document_flag: 0.5,
             max_scan_bytes: 64 * 1024,
             pii: PiiPolicy::default(),

@@ -74,8 +74,8 @@ impl Heuristics {
                 if scope == Scope::Input && family == Family::Indirect {
                     w *= 0.5;
                 }
-                if damp && matches!(family, Family::Override | Family::Extraction) {
-                    w *= 0.45;
+                if damp && matches!(family, Family::Override | Family::Extraction | Family::Roleplay) {
+                    w *= 0.3;
                 }
                 keep *= 1.0 - w;
             }
