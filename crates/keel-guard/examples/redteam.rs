@@ -72,10 +72,10 @@ fn run() -> Result<(), String> {
     let guard = InputGuard::new(sigs, config).map_err(|e| e.to_string())?;
     let mut files = Vec::new();
     for p in &args.attacks {
-        files.push((p.clone(), load(p, true)?));
+        files.push((format!("attacks:{p}"), load(p, true)?));
     }
     for p in &args.benign {
-        files.push((p.clone(), load(p, false)?));
+        files.push((format!("benign:{p}"), load(p, false)?));
     }
     let all: Vec<Record> = files.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
     let mut reports = Vec::new();
