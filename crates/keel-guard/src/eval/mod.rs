@@ -1,0 +1,5 @@
+//! Evaluation on labelled records, for `keel redteam`: detection rates and latency.
+
+mod report;
+
+pub use report::{evaluate, read_records, CategoryRate, EvalMode, EvalReport, Label, Record};

@@ -1,0 +1,11 @@
+//! Prompt-injection detection in layers: signatures (n-gram and optional embedding),
+//! heuristics, decoded payloads, and an optional model judge.
+
+mod heuristics;
+mod judge;
+mod rules;
+pub mod signatures;
+
+pub use heuristics::{HeuristicScores, Heuristics, Scope};
+pub use judge::{combine_judge, consult, parse_judge_reply, JudgeVerdict, ModelJudge, JUDGE_INSTRUCTIONS};
+pub use rules::Family;
