@@ -21,6 +21,8 @@ pub enum AppError {
     Index(#[from] IndexError),
     #[error("loading the embedding model: {0}")]
     Task(String),
+    #[error(transparent)]
+    Guard(#[from] crate::guardrails::GuardrailError),
 }
 
 pub struct App {
@@ -58,7 +60,9 @@ impl App {
         let index = Arc::new(Index::load(&store, &config.data_dir, embedder.dim()).await?);
         let sink = TraceSink::spawn(store.clone());
         let approved = Arc::new(ApprovedSet::default());
-        let pipeline = Pipeline::new(&config, index, embedder.clone(), sink.clone(), store.clone(), approved.clone());
+        let guard = crate::guardrails::build_guard(&config, None)?;
+        let pipeline =
+            Pipeline::new(&config, index, embedder.clone(), sink.clone(), store.clone(), approved.clone(), guard);
         let app = Self { config, store, embedder, pipeline, sink, approved };
         app.reload_approved().await?;
         Ok(app)

@@ -11,6 +11,7 @@ pub mod digest;
 pub mod embedding;
 pub mod gateway;
 pub mod governance;
+pub mod guardrails;
 pub mod http;
 pub mod index;
 pub mod kb;

@@ -75,6 +75,14 @@ impl TraceBuilder {
         self.started.elapsed().as_micros() as u64
     }
 
+    /// Sets a field of the trace's input (the input stage records the question only after
+    /// redacting personal data from it).
+    pub fn set_input(&mut self, key: &str, value: impl Into<Value>) {
+        if let Value::Object(m) = &mut self.input {
+            m.insert(key.to_string(), value.into());
+        }
+    }
+
     /// Adds an attribute to the span being recorded.
     pub fn attr(&mut self, key: &str, value: impl Into<Value>) {
         self.current.insert(key.to_string(), value.into());

@@ -37,6 +37,15 @@ pub struct ApprovedRef {
     pub similarity: f32,
 }
 
+/// The input guard's decision when it refused or escalated a question.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GuardRef {
+    /// `block` or `escalate`.
+    pub action: String,
+    /// Stable reason codes (`injection.override`, `pii.card`, …).
+    pub reasons: Vec<String>,
+}
+
 /// The conversation a question belongs to, after this turn.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ConversationRef {
@@ -63,6 +72,8 @@ pub struct Answer {
     /// The escalation this answer opened (or joined), when it escalated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub escalation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guard: Option<GuardRef>,
 }
 
 /// The answer body before the runner stamps trace id and versions on it.
@@ -76,6 +87,7 @@ pub struct Draft {
     /// Which answerer produced it (its version string).
     pub model: String,
     pub approved: Option<ApprovedRef>,
+    pub guard: Option<GuardRef>,
 }
 
 impl Draft {
@@ -89,6 +101,7 @@ impl Draft {
             reason: Some(reason.to_string()),
             model: model.to_string(),
             approved: None,
+            guard: None,
         }
     }
 }

@@ -109,7 +109,9 @@ pub async fn query(
 
     let sink = TraceSink::spawn(store.clone());
     let approved = std::sync::Arc::new(crate::governance::approved::ApprovedSet::default());
-    let pipeline = Pipeline::new(&config, index.clone(), embedder.clone(), sink.clone(), store.clone(), approved);
+    let guard = crate::guardrails::build_guard(&config, None)?;
+    let pipeline =
+        Pipeline::new(&config, index.clone(), embedder.clone(), sink.clone(), store.clone(), approved, guard);
     let mut answer_us = Vec::new();
     for q in &qs {
         let t = Instant::now();

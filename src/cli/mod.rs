@@ -5,6 +5,7 @@
 mod bench;
 mod commands;
 mod governance;
+mod guardrails;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -89,6 +90,32 @@ pub enum Command {
         #[command(subcommand)]
         action: governance::EscalationsAction,
     },
+    /// Run labelled JSONL ({id,text,label}) through the input guard: TPR, FPR, per-category
+    /// rates and per-input latency.
+    Redteam {
+        /// Files whose injection/jailbreak records are attacks (repeatable).
+        #[arg(long)]
+        attacks: Vec<PathBuf>,
+        /// Files whose benign records measure false positives (repeatable).
+        #[arg(long)]
+        benign: Vec<PathBuf>,
+        /// Run the document scanner (indirect injection) instead of the input guard.
+        #[arg(long)]
+        documents: bool,
+        #[arg(long)]
+        json: bool,
+        /// Also run the embedding layer (inputs embedded with the model first).
+        #[arg(long)]
+        embed: bool,
+        /// Guard thresholds as JSON (keel-guard `GuardConfig`), for tuning on dev files.
+        #[arg(long)]
+        guard_config: Option<PathBuf>,
+    },
+    /// The prompt-injection signature database (shipped and local entries).
+    Signatures {
+        #[command(subcommand)]
+        action: guardrails::SignaturesAction,
+    },
     /// Manage the embedding model.
     Models {
         #[command(subcommand)]
@@ -139,6 +166,17 @@ pub struct QuickProxy {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchKind {
+    /// The grounding checker on {context, claim_or_answer, label} JSONL: balanced accuracy,
+    /// AUROC and latency, beside a word-overlap baseline.
+    Grounding {
+        #[arg(long)]
+        data: PathBuf,
+        /// Fit the decision thresholds on this (dev) file instead of using the shipped ones.
+        #[arg(long)]
+        dev: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Embedding throughput over the texts of a JSONL file ({text} or {title,text} per line).
     Embed {
         #[arg(long)]
@@ -245,6 +283,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::serve(config, listen, quick, !no_auth).await
         }
         Command::Keys { action } => commands::keys(config, action).await,
+        Command::Redteam { attacks, benign, documents, json, embed, guard_config } => guardrails::redteam(
+            &config,
+            guardrails::RedteamArgs { attacks, benign, documents, json, embed, guard_config },
+        ),
+        Command::Signatures { action } => guardrails::signatures(&config, action),
+        Command::Bench { kind: BenchKind::Grounding { data, dev, json } } => {
+            guardrails::grounding(&data, dev.as_deref(), json)
+        }
         Command::Approved { action } => governance::approved(config, action).await,
         Command::Escalations { action } => governance::escalations(config, action).await,
         Command::Status { url, key } => commands::status(&url, key.as_deref()).await,

@@ -74,6 +74,26 @@ pub struct GovernanceConfig {
     pub escalate_on_no_evidence: bool,
 }
 
+/// What the input guard does with an input its injection layers would block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InjectionAction {
+    /// A refusal with a reason code.
+    Block,
+    /// Answered; the verdict is on the trace.
+    Flag,
+    /// Handed to a person (an escalation with reason `guard_block`).
+    Escalate,
+}
+
+#[derive(Debug, Clone)]
+pub struct GuardSettings {
+    pub enabled: bool,
+    pub injection: InjectionAction,
+    /// Scan retrieved chunks for instructions aimed at an AI and keep flagged ones out.
+    pub scan_documents: bool,
+    pub pii: keel_guard::pii::PiiPolicy,
+}
+
 /// Validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -84,6 +104,7 @@ pub struct Config {
     pub retrieval: RetrievalConfig,
     pub answer: AnswerConfig,
     pub governance: GovernanceConfig,
+    pub guard: GuardSettings,
     pub gateway: GatewayConfig,
 }
 
@@ -175,6 +196,7 @@ impl Config {
         let answer =
             AnswerConfig { max_sentences: range("answer.max_sentences", raw.answer.max_sentences, 3, 1, 20)? as usize };
         let governance = governance(raw.governance, file)?;
+        let guard = guard(raw.guard, file)?;
         let gateway = gateway::validate(raw.gateway, raw.providers, raw.routes, file)?;
         Ok(Self {
             gateway,
@@ -185,8 +207,51 @@ impl Config {
             retrieval,
             answer,
             governance,
+            guard,
         })
     }
+}
+
+fn guard(raw: raw::RawGuard, file: &str) -> Result<GuardSettings, ConfigError> {
+    use keel_guard::pii::{PiiAction, PiiPolicy};
+    let invalid = |key: &'static str, message: String| ConfigError::Invalid { file: file.to_string(), key, message };
+    let injection = match raw.injection.as_deref().unwrap_or("block") {
+        "block" => InjectionAction::Block,
+        "flag" => InjectionAction::Flag,
+        "escalate" => InjectionAction::Escalate,
+        other => {
+            return Err(invalid(
+                "guard.injection",
+                format!("`{other}` is not one of \"block\", \"flag\", \"escalate\""),
+            ))
+        }
+    };
+    let pii = |key: &'static str, v: Option<String>, default: PiiAction| -> Result<PiiAction, ConfigError> {
+        match v.as_deref() {
+            None => Ok(default),
+            Some("redact") => Ok(PiiAction::Redact),
+            Some("block") => Ok(PiiAction::Block),
+            Some("allow") => Ok(PiiAction::Allow),
+            Some(other) => Err(invalid(key, format!("`{other}` is not one of \"redact\", \"block\", \"allow\""))),
+        }
+    };
+    let p = raw.pii;
+    let ip = pii("guard.pii.ip", p.ip, PiiAction::Allow)?;
+    let policy = PiiPolicy {
+        email: pii("guard.pii.email", p.email, PiiAction::Redact)?,
+        phone: pii("guard.pii.phone", p.phone, PiiAction::Redact)?,
+        card: pii("guard.pii.card", p.card, PiiAction::Redact)?,
+        iban: pii("guard.pii.iban", p.iban, PiiAction::Redact)?,
+        ssn: pii("guard.pii.ssn", p.ssn, PiiAction::Redact)?,
+        ipv4: ip,
+        ipv6: ip,
+    };
+    Ok(GuardSettings {
+        enabled: raw.enabled.unwrap_or(true),
+        injection,
+        scan_documents: raw.scan_documents.unwrap_or(true),
+        pii: policy,
+    })
 }
 
 fn governance(raw: raw::RawGovernance, file: &str) -> Result<GovernanceConfig, ConfigError> {

@@ -22,6 +22,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub governance: RawGovernance,
     #[serde(default)]
+    pub guard: RawGuard,
+    #[serde(default)]
     pub gateway: super::gateway::RawGateway,
     #[serde(default)]
     pub providers: Vec<super::gateway::RawProvider>,
@@ -76,4 +78,25 @@ pub struct RawGovernance {
     pub approved_threshold: Option<f64>,
     pub approved_margin: Option<f64>,
     pub escalate_on_no_evidence: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuard {
+    pub enabled: Option<bool>,
+    pub injection: Option<String>,
+    pub scan_documents: Option<bool>,
+    #[serde(default)]
+    pub pii: RawPii,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPii {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub card: Option<String>,
+    pub iban: Option<String>,
+    pub ssn: Option<String>,
+    pub ip: Option<String>,
 }

@@ -170,6 +170,7 @@ fn extension(a: &Answer) -> Value {
         "approved": a.approved,
         "conversation": a.conversation,
         "escalation": a.escalation,
+        "guard": a.guard,
         "usage_estimated": true,
     })
 }

@@ -23,6 +23,7 @@ pub mod sink;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use keel_guard::InputGuard;
 use serde_json::{json, Value};
 
 use crate::answer::extractive::Evidence;
@@ -128,13 +129,19 @@ impl Pipeline {
         sink: TraceSink,
         store: Store,
         approved: Arc<ApprovedSet>,
+        guard: Option<Arc<InputGuard>>,
     ) -> Self {
         let gov = &config.governance;
+        let scanner = guard.clone().filter(|_| config.guard.scan_documents);
         let stages: Vec<Box<dyn Stage>> = vec![
-            Box::new(input::InputStage { max_chars: config.server.max_question_chars }),
+            Box::new(input::InputStage {
+                max_chars: config.server.max_question_chars,
+                guard,
+                settings: config.guard.clone(),
+            }),
             Box::new(conversation::ConversationStage { store: store.clone(), cfg: gov.clone() }),
             Box::new(approved::ApprovedStage::new(approved, embedder.clone(), index.clone(), gov)),
-            Box::new(retrieve::RetrieveStage::new(index.clone(), embedder, config.retrieval.clone())),
+            Box::new(retrieve::RetrieveStage::new(index.clone(), embedder, config.retrieval.clone(), scanner)),
             Box::new(generate::ExtractiveStage { max_sentences: config.answer.max_sentences }),
         ];
         let record = record::Recorder { store, escalate_on_no_evidence: gov.escalate_on_no_evidence };
@@ -147,7 +154,8 @@ impl Pipeline {
 
     /// Runs every stage until one responds; records the trace (without waiting for the write).
     pub async fn run(&self, q: Question) -> Result<Answer, PipelineError> {
-        let input = json!({ "question": q.text, "top_k": q.top_k, "conversation": q.conversation, "tenant": q.tenant });
+        // The question joins the trace's input only once the input stage has redacted it.
+        let input = json!({ "top_k": q.top_k, "conversation": q.conversation, "tenant": q.tenant });
         let mut ctx = RequestCtx {
             question: q.text,
             top_k: q.top_k.unwrap_or(self.default_top_k).clamp(1, 100),
@@ -196,6 +204,7 @@ impl Pipeline {
             approved: draft.approved,
             conversation: ctx.conversation.clone(),
             escalation: None,
+            guard: draft.guard,
         };
         // After the answer: the assistant turn and any escalation are durable before the
         // client hears of them (the escalation id is in the response).

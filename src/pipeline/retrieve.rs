@@ -1,5 +1,6 @@
 //! Stage `retrieve`: hybrid search, top-k cap and relevance floor. What clears the floor is
-//! the evidence later stages may use.
+//! the evidence later stages may use, unless the document scanner finds instructions aimed at
+//! an AI in it (indirect injection): such chunks are kept out and listed on the trace.
 
 use std::sync::Arc;
 
@@ -11,16 +12,24 @@ use crate::answer::extractive::Evidence;
 use crate::config::RetrievalConfig;
 use crate::embedding::Embedder;
 use crate::index::Index;
+use keel_guard::InputGuard;
 
 pub struct RetrieveStage {
     index: Arc<Index>,
     embedder: Arc<Embedder>,
     cfg: RetrievalConfig,
+    scanner: Option<Arc<InputGuard>>,
 }
 
 impl RetrieveStage {
-    pub fn new(index: Arc<Index>, embedder: Arc<Embedder>, cfg: RetrievalConfig) -> Self {
-        Self { index, embedder, cfg }
+    /// `scanner`: when given, evidence chunks are scanned for indirect injection.
+    pub fn new(
+        index: Arc<Index>,
+        embedder: Arc<Embedder>,
+        cfg: RetrievalConfig,
+        scanner: Option<Arc<InputGuard>>,
+    ) -> Self {
+        Self { index, embedder, cfg, scanner }
     }
 }
 
@@ -48,15 +57,26 @@ impl Stage for RetrieveStage {
         ctx.trace.attr("embed_us", embed_us);
         ctx.trace.attr("relevance_floor", self.cfg.relevance_floor);
         let mut listed = Vec::new();
+        let mut kept_out = Vec::new();
         for h in &hits {
             let Some(chunk) = self.index.chunk(h.row) else { continue };
-            let evidence = h.cosine >= self.cfg.relevance_floor;
+            let mut evidence = h.cosine >= self.cfg.relevance_floor;
+            if let (true, Some(scanner)) = (evidence, &self.scanner) {
+                let v = scanner.scan_document(&chunk.text);
+                if v.flagged {
+                    evidence = false;
+                    kept_out.push(json!({ "chunk": chunk.id, "score": v.score, "reasons": v.reasons }));
+                }
+            }
             listed.push(json!({ "chunk": chunk.id, "score": h.score, "cosine": h.cosine, "bm25": h.bm25, "evidence": evidence }));
             if evidence {
                 ctx.evidence.push(Evidence { chunk: chunk.clone(), hit: h.clone() });
             }
         }
         ctx.trace.attr("hits", listed);
+        if !kept_out.is_empty() {
+            ctx.trace.attr("kept_out", kept_out);
+        }
         ctx.trace.attr("evidence", ctx.evidence.len());
         Ok(Flow::Continue)
     }

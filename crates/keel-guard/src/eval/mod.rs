@@ -2,4 +2,4 @@
 
 mod report;
 
-pub use report::{evaluate, read_records, CategoryRate, EvalMode, EvalReport, Label, Record};
+pub use report::{evaluate, evaluate_with, read_records, CategoryRate, EvalMode, EvalReport, Label, Record};

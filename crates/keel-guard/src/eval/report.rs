@@ -108,9 +108,21 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Run the guard over `records` and report. The first 20 records are run once untimed
 /// first, so latency figures describe a warm guard (as in a running server).
 pub fn evaluate(guard: &InputGuard, records: &[Record], mode: EvalMode) -> EvalReport {
-    for r in records.iter().take(20) {
+    evaluate_with(guard, records, mode, None)
+}
+
+/// [`evaluate`] with one precomputed input vector per record for the embedding layer (input
+/// mode only). The time to compute the vectors is not included in the latency figures.
+pub fn evaluate_with(
+    guard: &InputGuard,
+    records: &[Record],
+    mode: EvalMode,
+    vectors: Option<&[Vec<f32>]>,
+) -> EvalReport {
+    let vector = |i: usize| vectors.and_then(|v| v.get(i)).map(Vec::as_slice);
+    for (i, r) in records.iter().enumerate().take(20) {
         match mode {
-            EvalMode::Input => drop(guard.check(&r.text)),
+            EvalMode::Input => drop(guard.check_with_embedding(&r.text, vector(i))),
             EvalMode::Document => drop(guard.scan_document(&r.text)),
         }
     }
@@ -118,11 +130,11 @@ pub fn evaluate(guard: &InputGuard, records: &[Record], mode: EvalMode) -> EvalR
     let (mut tp, mut tpb, mut fp, mut fpb, mut na, mut nb) = (0, 0, 0, 0, 0, 0);
     let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let (mut missed, mut false_alarms) = (Vec::new(), Vec::new());
-    for r in records {
+    for (i, r) in records.iter().enumerate() {
         let t0 = Instant::now();
         let (detected, blocked) = match mode {
             EvalMode::Input => {
-                let a = guard.check(&r.text).verdict.action;
+                let a = guard.check_with_embedding(&r.text, vector(i)).verdict.action;
                 (a != Action::Allow, a == Action::Block)
             }
             EvalMode::Document => {

@@ -1,0 +1,90 @@
+//! Where the input guard comes from: the signatures shipped with Keel plus the local ones
+//! (`<data_dir>/signatures.jsonl`, added with `keel signatures add` or learned from incidents
+//! into quarantine), and the guard configuration built from `[guard]`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use keel_guard::{GuardConfig, GuardError, InputGuard, SignatureEmbeddings, Signatures};
+
+use crate::config::Config;
+use crate::embedding::Embedder;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GuardrailError {
+    #[error("{path}: {source}")]
+    Signatures { path: String, source: GuardError },
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    #[error(transparent)]
+    Guard(#[from] GuardError),
+    #[error("embedding the signatures: {0}")]
+    Embed(String),
+}
+
+/// The version string of the local signature file.
+const LOCAL_VERSION: &str = "local";
+
+pub fn local_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("signatures.jsonl")
+}
+
+/// The local signatures (none when the file does not exist yet).
+pub fn load_local(data_dir: &Path) -> Result<Signatures, GuardrailError> {
+    let path = local_path(data_dir);
+    let named = |source| GuardrailError::Signatures { path: path.display().to_string(), source };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Signatures::from_jsonl(&text).map_err(named),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Signatures::from_jsonl(&format!("{{\"signatures_version\":\"{LOCAL_VERSION}\"}}\n")).map_err(named)
+        }
+        Err(e) => Err(GuardrailError::Io { path: path.display().to_string(), message: e.to_string() }),
+    }
+}
+
+/// Writes the local signatures atomically (temporary file, fsync, rename): a crash leaves
+/// either the old file or the new one.
+pub fn save_local(data_dir: &Path, sigs: &Signatures) -> Result<(), GuardrailError> {
+    use std::io::Write;
+    let path = local_path(data_dir);
+    let io = |e: std::io::Error| GuardrailError::Io { path: path.display().to_string(), message: e.to_string() };
+    std::fs::create_dir_all(data_dir).map_err(io)?;
+    let tmp = path.with_extension("jsonl.tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(sigs.to_jsonl()?.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)
+}
+
+/// The input guard for this configuration (`None` when `[guard] enabled = false`). With an
+/// embedder, the signatures are embedded and the embedding layer is on (the caller then passes
+/// each input's vector).
+pub fn build_guard(config: &Config, embedder: Option<&Embedder>) -> Result<Option<Arc<InputGuard>>, GuardrailError> {
+    build_guard_with(config, GuardConfig { pii: config.guard.pii.clone(), ..GuardConfig::default() }, embedder)
+}
+
+/// [`build_guard`] with explicit guard thresholds (`keel redteam --guard-config`).
+pub fn build_guard_with(
+    config: &Config,
+    guard_config: GuardConfig,
+    embedder: Option<&Embedder>,
+) -> Result<Option<Arc<InputGuard>>, GuardrailError> {
+    if !config.guard.enabled {
+        return Ok(None);
+    }
+    let mut sigs = Signatures::builtin()?;
+    let local = load_local(&config.data_dir)?;
+    sigs.extend(local).map_err(|source| GuardrailError::Signatures {
+        path: local_path(&config.data_dir).display().to_string(),
+        source,
+    })?;
+    let mut guard = InputGuard::new(sigs, guard_config)?;
+    if let Some(e) = embedder {
+        let texts = SignatureEmbeddings::texts_to_embed(guard.signatures());
+        let flat = e.embed(&texts).map_err(|err| GuardrailError::Embed(err.to_string()))?;
+        let vectors = flat.chunks_exact(e.dim().max(1)).map(<[f32]>::to_vec).collect();
+        let embeddings = SignatureEmbeddings::new(guard.signatures(), vectors)?;
+        guard.set_embeddings(embeddings);
+    }
+    Ok(Some(Arc::new(guard)))
+}
