@@ -294,8 +294,8 @@ async fn every_request_leaves_a_trace_with_a_span_per_stage() {
     let id = a["trace_id"].as_str().unwrap();
     let t: Value = client.get(server.url(&format!("/v1/traces/{id}"))).send().await.unwrap().json().await.unwrap();
     let names: Vec<&str> = t["spans"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["input", "conversation", "approved", "retrieve", "generate", "record"]);
-    let retrieve = &t["spans"][3];
+    assert_eq!(names, ["input", "conversation", "approved", "snapshot", "retrieve", "generate", "record"]);
+    let retrieve = &t["spans"][4];
     let hits = retrieve["attrs"]["hits"].as_array().unwrap();
     assert!(!hits.is_empty() && hits[0]["chunk"].is_string() && hits[0]["cosine"].is_number());
     assert_eq!(t["output"]["answer"], a["answer"]);

@@ -303,3 +303,77 @@ async fn approved_answers_rarely_capture_unrelated_customer_questions() {
     assert!(hits * 4 >= approved_set().len() * 3, "paraphrases matched: {hits}");
     assert!(rate <= 0.01, "false-match rate {rate}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_answer_byte_for_byte_corrections_take_over_and_history_shows_the_change() {
+    let Some(embedder) = common::embedder() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = common::config(&tmp.path().join("data"));
+    let kb = tmp.path().join("kb");
+    std::fs::create_dir_all(&kb).unwrap();
+    let page = |days: u32| {
+        format!("# Shipping to Canada\n\nWe ship to Canada. Delivery to Canada takes {days} business days after dispatch.\n")
+    };
+    std::fs::write(kb.join("shipping.md"), page(7)).unwrap();
+    std::fs::write(kb.join("returns.md"), "# Returns\n\nYou can return an item within 30 days of delivery.\n").unwrap();
+    common::ingest_paths(&cfg, &embedder, &[kb.clone()], false).await;
+    let c = reqwest::Client::new();
+    let q = "How long does delivery to Canada take?";
+
+    let s = common::Server::start(cfg.clone(), embedder.clone()).await;
+    let (_, first) = send(ask(&c, &s, q, None)).await;
+    assert!(first["answer"].as_str().unwrap().contains("7 business days"), "{first}");
+    let snap = first["snapshot"].as_str().unwrap().to_string();
+    // Asked again (different case and punctuation): the stored answer, byte for byte.
+    let (_, again) = send(ask(&c, &s, "how long does delivery to canada take", None)).await;
+    assert_eq!(again["snapshot"], snap.as_str());
+    let strip = |mut v: Value| {
+        v.as_object_mut().unwrap().remove("trace_id");
+        v.to_string()
+    };
+    assert_eq!(strip(again.clone()), strip(first.clone()));
+    let trace: Value = c
+        .get(s.url(&format!("/v1/traces/{}", again["trace_id"].as_str().unwrap())))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = trace["spans"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["input", "conversation", "approved", "snapshot", "record"], "a hit skips retrieval");
+    s.stop().await;
+
+    // The page changes: a new corpus version, a new answer, and the history shows the diff.
+    std::fs::write(kb.join("shipping.md"), page(5)).unwrap();
+    common::ingest_paths(&cfg, &embedder, &[kb], false).await;
+    let s = common::Server::start(cfg, embedder).await;
+    let (_, changed) = send(ask(&c, &s, q, None)).await;
+    assert!(changed["answer"].as_str().unwrap().contains("5 business days"), "{changed}");
+    assert_ne!(changed["snapshot"], snap.as_str());
+    let (st, h) = send(c.get(s.url("/v1/admin/answers/history")).query(&[("question", q)])).await;
+    assert_eq!(st, 200, "{h}");
+    let h = h["history"].as_array().unwrap();
+    assert_eq!(h.len(), 2, "{h:?}");
+    assert_ne!(h[0]["versions"]["corpus"], h[1]["versions"]["corpus"]);
+    let diff = h[1]["diff"].as_str().unwrap();
+    assert!(diff.contains("[-7-]") && diff.contains("{+5+}"), "{diff}");
+
+    // A correction by trace id: matching questions get it, before retrieval.
+    let text = "Delivery to Canada takes 5 to 8 business days; customs can add 2 days.";
+    let (st, cor) = send(c.post(s.url("/v1/admin/corrections")).json(&json!({
+        "trace_id": changed["trace_id"], "text": text, "reason": "customs delays were missing"
+    })))
+    .await;
+    assert_eq!(st, 201, "{cor}");
+    assert_eq!(cor["wrong_answer"], changed["answer"]);
+    let (_, fixed) = send(ask(&c, &s, "how long does delivery to canada take?", None)).await;
+    assert_eq!(fixed["answer"], text);
+    assert_eq!(fixed["approved"]["id"], cor["approved_id"]);
+    let (st, e) = send(
+        c.post(s.url("/v1/admin/corrections")).json(&json!({ "trace_id": "tr_nope", "text": "x", "reason": "y" })),
+    )
+    .await;
+    assert_eq!(st, 404, "{e}");
+    s.stop().await;
+}

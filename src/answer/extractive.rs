@@ -197,6 +197,7 @@ pub fn answer(question: &str, evidence: &[Evidence], max_sentences: usize) -> Dr
         model: MODEL_VERSION.to_string(),
         approved: None,
         guard: None,
+        snapshot: None,
     }
 }
 

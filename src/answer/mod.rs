@@ -4,10 +4,10 @@
 
 pub mod extractive;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One numbered reference in an answer.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Citation {
     pub n: usize,
     pub doc: String,
@@ -74,6 +74,9 @@ pub struct Answer {
     pub escalation: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guard: Option<GuardRef>,
+    /// The snapshot that answered (deterministic mode), or the one this answer was stored as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 /// The answer body before the runner stamps trace id and versions on it.
@@ -88,6 +91,8 @@ pub struct Draft {
     pub model: String,
     pub approved: Option<ApprovedRef>,
     pub guard: Option<GuardRef>,
+    /// Set when a stored snapshot answered.
+    pub snapshot: Option<String>,
 }
 
 impl Draft {
@@ -102,6 +107,7 @@ impl Draft {
             model: model.to_string(),
             approved: None,
             guard: None,
+            snapshot: None,
         }
     }
 }

@@ -59,6 +59,94 @@ pub enum ApprovedAction {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum CorrectionsAction {
+    /// Mark the answer of a trace wrong; questions that match it get the correction instead.
+    Add {
+        trace: String,
+        #[arg(long)]
+        text: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every correction with the wrong answer it replaced.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AnswersAction {
+    /// How the answer to a question changed across versions, with word diffs.
+    History {
+        question: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn corrections(config: Config, action: CorrectionsAction) -> anyhow::Result<ExitCode> {
+    let store = Store::open_embedded(&config.data_dir).await?;
+    match action {
+        CorrectionsAction::Add { trace, text, reason, json } => {
+            let c = admin::add_correction(&store, &trace, &text, &reason, &author()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&c)?);
+            } else {
+                println!(
+                    "{}: questions like \"{}\" now get the correction (approved answer {})",
+                    c.id,
+                    c.question,
+                    c.approved_id.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        CorrectionsAction::List { json } => {
+            for c in store.snapshots.corrections().await? {
+                if json {
+                    println!("{}", serde_json::to_string(&c)?);
+                } else {
+                    println!(
+                        "{}  {}  [{}]\n  wrong: {}\n  right: {}",
+                        c.id, c.question, c.reason, c.wrong_answer, c.correction
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn answers(config: Config, action: AnswersAction) -> anyhow::Result<ExitCode> {
+    let store = Store::open_embedded(&config.data_dir).await?;
+    let AnswersAction::History { question, json } = action;
+    let history = admin::answer_history(&store, &question).await?;
+    if history.is_empty() {
+        eprintln!("no stored answers for \"{question}\"");
+        return Ok(ExitCode::FAILURE);
+    }
+    for h in &history {
+        if json {
+            println!("{h}");
+            continue;
+        }
+        println!(
+            "{}  corpus {}  at {}",
+            h["snapshot"].as_str().unwrap_or(""),
+            h["versions"]["corpus"],
+            h["created_at_ms"]
+        );
+        match h["diff"].as_str() {
+            Some(d) => println!("  changed: {d}"),
+            None => println!("  {}", h["answer"].as_str().unwrap_or("")),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Subcommand)]
 pub enum EscalationsAction {
     /// The queue (optionally only one status: open, claimed, replied, resolved).
     List {

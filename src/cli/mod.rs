@@ -85,6 +85,16 @@ pub enum Command {
         #[command(subcommand)]
         action: governance::ApprovedAction,
     },
+    /// Corrections: mark an answer wrong by trace id and give the right one.
+    Corrections {
+        #[command(subcommand)]
+        action: governance::CorrectionsAction,
+    },
+    /// Stored answers (response versioning).
+    Answers {
+        #[command(subcommand)]
+        action: governance::AnswersAction,
+    },
     /// The human escalation queue.
     Escalations {
         #[command(subcommand)]
@@ -292,6 +302,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             guardrails::grounding(&data, dev.as_deref(), json)
         }
         Command::Approved { action } => governance::approved(config, action).await,
+        Command::Corrections { action } => governance::corrections(config, action).await,
+        Command::Answers { action } => governance::answers(config, action).await,
         Command::Escalations { action } => governance::escalations(config, action).await,
         Command::Status { url, key } => commands::status(&url, key.as_deref()).await,
         Command::Trace { id, json } => commands::trace(config, &id, json).await,

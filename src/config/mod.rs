@@ -58,6 +58,8 @@ pub struct RetrievalConfig {
 #[derive(Debug, Clone)]
 pub struct AnswerConfig {
     pub max_sentences: usize,
+    /// The same normalised question under the same versions gets the stored answer.
+    pub deterministic: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -193,8 +195,10 @@ impl Config {
         }
         let retrieval =
             RetrievalConfig { top_k, candidates: candidates.max(top_k), fusion, relevance_floor: floor as f32 };
-        let answer =
-            AnswerConfig { max_sentences: range("answer.max_sentences", raw.answer.max_sentences, 3, 1, 20)? as usize };
+        let answer = AnswerConfig {
+            max_sentences: range("answer.max_sentences", raw.answer.max_sentences, 3, 1, 20)? as usize,
+            deterministic: raw.answer.deterministic.unwrap_or(true),
+        };
         let governance = governance(raw.governance, file)?;
         let guard = guard(raw.guard, file)?;
         let gateway = gateway::validate(raw.gateway, raw.providers, raw.routes, file)?;

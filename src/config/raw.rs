@@ -68,6 +68,7 @@ pub struct RawEmbedding {
 #[serde(deny_unknown_fields)]
 pub struct RawAnswer {
     pub max_sentences: Option<u64>,
+    pub deterministic: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,7 +1,7 @@
 //! The operations an administrator performs — on approved answers and on escalations — shared
 //! by the CLI and the admin API so both validate and version the same way.
 
-use super::ApprovedAnswer;
+use super::{ApprovedAnswer, Correction};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -119,4 +119,58 @@ pub async fn edit_approved(
     };
     store.approved.edit_approved(&next, expected_version).await?;
     Ok(next)
+}
+
+/// Marks the answer of `trace_id` wrong: the correction becomes an approved-answer variant for
+/// the traced question (so matching questions get it before retrieval), and the wrong text is
+/// kept with it.
+pub async fn add_correction(
+    store: &Store,
+    trace_id: &str,
+    text: &str,
+    reason: &str,
+    author: &str,
+) -> Result<Correction, GovernanceError> {
+    let trace = store
+        .traces
+        .get_trace(trace_id)
+        .await?
+        .ok_or_else(|| GovernanceError::Store(StoreError::NotFound(format!("no trace `{trace_id}`"))))?;
+    let question = trace.input["question"].as_str().map(str::to_string).ok_or_else(|| GovernanceError::Invalid {
+        field: "trace_id",
+        message: format!("trace `{trace_id}` has no question (only grounded answers can be corrected)"),
+    })?;
+    let wrong = trace.output["answer"].as_str().unwrap_or_default().to_string();
+    let reason = required("reason", reason)?;
+    let approved = add_approved(store, &question, text, Some("correction".into()), Vec::new(), author).await?;
+    let c = Correction {
+        id: format!("cor_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+        trace_id: trace_id.to_string(),
+        question,
+        wrong_answer: wrong,
+        correction: approved.answer.clone(),
+        reason,
+        approved_id: Some(approved.id),
+        author: author.to_string(),
+        created_at_ms: crate::trace::now_ms(),
+    };
+    store.snapshots.add_correction(&c).await?;
+    Ok(c)
+}
+
+/// Every stored answer to a question, oldest first, each with its word diff from the previous.
+pub async fn answer_history(store: &Store, question: &str) -> Result<Vec<serde_json::Value>, GovernanceError> {
+    let snaps = store.snapshots.snapshot_history(&super::normalize_question(question)).await?;
+    let mut out = Vec::new();
+    let mut previous: Option<String> = None;
+    for s in snaps {
+        let text = s.answer["answer"].as_str().unwrap_or_default().to_string();
+        let diff = previous.as_deref().filter(|p| *p != text).map(|p| super::history::word_diff(p, &text));
+        out.push(serde_json::json!({
+            "snapshot": s.id, "created_at_ms": s.created_at_ms, "versions": s.versions,
+            "answer": text, "trace_id": s.trace_id, "changed": previous.is_some() && diff.is_some(), "diff": diff,
+        }));
+        previous = Some(text);
+    }
+    Ok(out)
 }

@@ -32,7 +32,18 @@ pub struct ApprovedSet {
     entries: RwLock<Arc<Vec<Entry>>>,
 }
 
+/// A hash of the active `(id, version)` pairs: part of every answer snapshot's key, so an
+/// approved-answer change yields new snapshots.
+fn fingerprint_of(entries: &[Entry]) -> String {
+    let ids: Vec<String> = entries.iter().map(|e| format!("{}@{}", e.answer.id, e.answer.version)).collect();
+    crate::digest::sha256_hex(ids.join(",").as_bytes())[..16].to_string()
+}
+
 impl ApprovedSet {
+    pub fn fingerprint(&self) -> String {
+        fingerprint_of(&self.snapshot())
+    }
+
     pub fn len(&self) -> usize {
         self.snapshot().len()
     }

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod approved;
+pub mod history;
 
 use serde::{Deserialize, Serialize};
 
@@ -106,6 +107,38 @@ impl Escalation {
     pub fn time_to_resolution_ms(&self) -> Option<i64> {
         self.resolved_at_ms.map(|t| t - self.created_at_ms)
     }
+}
+
+/// A stored answer (response versioning): what was answered to a normalised question under
+/// one set of versions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub id: String,
+    /// Hash of the normalised question and every version below.
+    pub key: String,
+    /// The normalised question.
+    pub question: String,
+    /// corpus, prompt, model, approved-set and config versions.
+    pub versions: serde_json::Value,
+    /// The answer as served (JSON of `answer::Answer` minus trace id and per-request fields).
+    pub answer: serde_json::Value,
+    pub trace_id: String,
+    pub created_at_ms: i64,
+}
+
+/// An answer marked wrong, with its correction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Correction {
+    pub id: String,
+    pub trace_id: String,
+    pub question: String,
+    pub wrong_answer: String,
+    pub correction: String,
+    pub reason: String,
+    /// The approved-answer variant that now answers matching questions.
+    pub approved_id: Option<String>,
+    pub author: String,
+    pub created_at_ms: i64,
 }
 
 /// The question as compared for approved answers and snapshots: lower case, punctuation

@@ -221,3 +221,46 @@ pub async fn conversation_messages(
     let messages = app.store.conversations.take_pending(&id).await?;
     Ok(Json(json!({ "conversation": conv, "messages": messages })).into_response())
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCorrection {
+    trace_id: String,
+    text: String,
+    reason: String,
+}
+
+/// Marks an answer wrong by trace id; matching questions get the correction from then on.
+pub async fn add_correction(
+    State(state): State<ServerState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(req): JsonBody<NewCorrection>,
+) -> Result<Response, ApiError> {
+    let app = state.app()?;
+    app.sink.flush().await;
+    let c = admin::add_correction(&app.store, &req.trace_id, &req.text, &req.reason, &author(&caller)).await?;
+    refreshed(&state).await?;
+    Ok((StatusCode::CREATED, Json(c)).into_response())
+}
+
+pub async fn list_corrections(State(state): State<ServerState>) -> Result<Response, ApiError> {
+    let app = state.app()?;
+    let list = app.store.snapshots.corrections().await?;
+    Ok(Json(json!({ "corrections": list })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    question: String,
+}
+
+/// How the answer to a question changed across versions (snapshots with word diffs).
+pub async fn answer_history(
+    State(state): State<ServerState>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Response, ApiError> {
+    let app = state.app()?;
+    let history = admin::answer_history(&app.store, &q.question).await?;
+    Ok(Json(json!({ "question": q.question, "history": history })).into_response())
+}

@@ -97,6 +97,8 @@ pub fn router(state: ServerState) -> Router {
         .route("/v1/admin/escalations/{id}/claim", post(admin::claim_escalation))
         .route("/v1/admin/escalations/{id}/reply", post(admin::reply_escalation))
         .route("/v1/admin/escalations/{id}/resolve", post(admin::resolve_escalation))
+        .route("/v1/admin/corrections", get(admin::list_corrections).post(admin::add_correction))
+        .route("/v1/admin/answers/history", get(admin::answer_history))
         .route("/v1/conversations/{id}/messages", get(admin::conversation_messages))
         .route("/metrics", get(prometheus))
         .fallback(not_found)

@@ -84,6 +84,7 @@ impl Stage for ApprovedStage {
             model: "approved".into(),
             approved: Some(ApprovedRef { id: best.id, version: best.version, similarity }),
             guard: None,
+            snapshot: None,
         }))
     }
 }

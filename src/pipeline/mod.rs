@@ -19,6 +19,7 @@ mod input;
 mod record;
 mod retrieve;
 pub mod sink;
+mod snapshot;
 
 use std::sync::Arc;
 
@@ -65,8 +66,11 @@ pub struct RequestCtx {
     pub conversation: Option<ConversationRef>,
     /// The embedding of the (normalised) question, once a stage has computed it.
     pub query_vector: Option<Vec<f32>>,
+    /// Set by `snapshot` on a miss: `record` stores the answer under it.
+    pub snapshot: Option<snapshot::SnapshotKey>,
 }
 
+#[expect(clippy::large_enum_variant, reason = "one Flow per stage per request: boxing the draft buys nothing")]
 pub enum Flow {
     Continue,
     Respond(Draft),
@@ -133,17 +137,33 @@ impl Pipeline {
     ) -> Self {
         let gov = &config.governance;
         let scanner = guard.clone().filter(|_| config.guard.scan_documents);
-        let stages: Vec<Box<dyn Stage>> = vec![
+        let mut stages: Vec<Box<dyn Stage>> = vec![
             Box::new(input::InputStage {
                 max_chars: config.server.max_question_chars,
                 guard,
                 settings: config.guard.clone(),
             }),
             Box::new(conversation::ConversationStage { store: store.clone(), cfg: gov.clone() }),
-            Box::new(approved::ApprovedStage::new(approved, embedder.clone(), index.clone(), gov)),
+            Box::new(approved::ApprovedStage::new(approved.clone(), embedder.clone(), index.clone(), gov)),
             Box::new(retrieve::RetrieveStage::new(index.clone(), embedder, config.retrieval.clone(), scanner)),
             Box::new(generate::ExtractiveStage { max_sentences: config.answer.max_sentences }),
         ];
+        if config.answer.deterministic {
+            // After `approved`, before `retrieve`.
+            let at = stages.iter().position(|s| s.name() == "retrieve").unwrap_or(stages.len());
+            stages.insert(
+                at,
+                Box::new(snapshot::SnapshotStage {
+                    store: store.clone(),
+                    index: index.clone(),
+                    approved,
+                    answerer: serde_json::json!({ "model": crate::answer::extractive::MODEL_VERSION }),
+                    config_hash: crate::digest::sha256_hex(
+                        format!("{:?}{:?}{:?}", config.retrieval, config.answer, config.guard).as_bytes(),
+                    ),
+                }),
+            );
+        }
         let record = record::Recorder { store, escalate_on_no_evidence: gov.escalate_on_no_evidence };
         Self { stages, index, default_top_k: config.retrieval.top_k, sink, record }
     }
@@ -164,6 +184,7 @@ impl Pipeline {
             tenant: q.tenant,
             conversation: q.conversation.map(|id| ConversationRef { id, user_turns: 0, turn_limit: 0 }),
             query_vector: None,
+            snapshot: None,
         };
         let mut draft = None;
         for stage in &self.stages {
@@ -205,6 +226,7 @@ impl Pipeline {
             conversation: ctx.conversation.clone(),
             escalation: None,
             guard: draft.guard,
+            snapshot: draft.snapshot,
         };
         // After the answer: the assistant turn and any escalation are durable before the
         // client hears of them (the escalation id is in the response).

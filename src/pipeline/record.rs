@@ -1,10 +1,11 @@
-//! After the answer (the `record` span): the assistant turn goes into the conversation and an
-//! escalating answer opens (or joins) an escalation with the transcript and trace links. Both
-//! are written before the response, so the escalation id the client sees is durable.
+//! After the answer (the `record` span): a new answer is stored as the snapshot for its key,
+//! the assistant turn goes into the conversation, and an escalating answer opens (or joins) an
+//! escalation with the transcript and trace links. All are written before the response, so
+//! the ids the client sees are durable.
 
 use super::{PipelineError, RequestCtx};
 use crate::answer::Answer;
-use crate::governance::{reason, Escalation, Turn};
+use crate::governance::{reason, Escalation, Snapshot, Turn};
 use crate::store::Store;
 
 pub struct Recorder {
@@ -14,6 +15,26 @@ pub struct Recorder {
 
 impl Recorder {
     pub async fn record(&self, ctx: &RequestCtx, answer: &mut Answer) -> Result<(), PipelineError> {
+        if let Some(key) = &ctx.snapshot {
+            let mut stored = serde_json::to_value(&*answer).unwrap_or_default();
+            if let Some(m) = stored.as_object_mut() {
+                for per_request in ["trace_id", "conversation", "escalation", "snapshot"] {
+                    m.remove(per_request);
+                }
+            }
+            let s = Snapshot {
+                id: format!("snap_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]),
+                key: key.key.clone(),
+                question: key.question.clone(),
+                versions: key.versions.clone(),
+                answer: stored,
+                trace_id: answer.trace_id.clone(),
+                created_at_ms: crate::trace::now_ms(),
+            };
+            if self.store.snapshots.put_snapshot(&s).await? {
+                answer.snapshot = Some(s.id);
+            }
+        }
         let conv = ctx.conversation.as_ref().map(|c| c.id.clone());
         // A delivered human reply is already in the transcript as the human's turn.
         let delivered_human_reply = answer.reason.as_deref() == Some("human_reply");

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::governance::{ApprovedAnswer, Conversation, Escalation, Turn, TurnStart};
+use crate::governance::{ApprovedAnswer, Conversation, Correction, Escalation, Snapshot, Turn, TurnStart};
 use crate::trace::Trace;
 
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +172,21 @@ pub trait EscalationStore: Send + Sync {
     async fn resolve_escalation(&self, id: &str, now_ms: i64) -> Result<Escalation, StoreError>;
 }
 
+/// Answer snapshots and corrections.
+///
+/// Contract: `put_snapshot` keeps the first answer stored under a key (a second put with the
+/// same key is ignored and returns `false`), so concurrent first askers cannot make two
+/// answers for one key.
+#[async_trait]
+pub trait SnapshotStore: Send + Sync {
+    async fn snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError>;
+    async fn put_snapshot(&self, s: &Snapshot) -> Result<bool, StoreError>;
+    /// Every snapshot of one normalised question, oldest first.
+    async fn snapshot_history(&self, question: &str) -> Result<Vec<Snapshot>, StoreError>;
+    async fn add_correction(&self, c: &Correction) -> Result<(), StoreError>;
+    async fn corrections(&self) -> Result<Vec<Correction>, StoreError>;
+}
+
 /// Handles to every area of the store.
 #[derive(Clone)]
 pub struct Store {
@@ -181,6 +196,7 @@ pub struct Store {
     pub approved: Arc<dyn ApprovedStore>,
     pub conversations: Arc<dyn ConversationStore>,
     pub escalations: Arc<dyn EscalationStore>,
+    pub snapshots: Arc<dyn SnapshotStore>,
 }
 
 impl Store {
@@ -193,7 +209,8 @@ impl Store {
             keys: db.clone(),
             approved: db.clone(),
             conversations: db.clone(),
-            escalations: db,
+            escalations: db.clone(),
+            snapshots: db,
         })
     }
 }

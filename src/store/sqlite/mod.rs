@@ -6,6 +6,7 @@ mod conversations;
 mod docs;
 mod escalations;
 mod keys;
+mod snapshots;
 mod traces;
 
 use std::path::Path;
@@ -21,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../../migrations/sqlite/0002_api_keys.sql")),
     (3, include_str!("../../../migrations/sqlite/0003_governance.sql")),
+    (5, include_str!("../../../migrations/sqlite/0005_snapshots.sql")),
 ];
 
 pub struct SqliteStore {
