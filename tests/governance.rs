@@ -316,7 +316,7 @@ async fn snapshots_answer_byte_for_byte_corrections_take_over_and_history_shows_
     };
     std::fs::write(kb.join("shipping.md"), page(7)).unwrap();
     std::fs::write(kb.join("returns.md"), "# Returns\n\nYou can return an item within 30 days of delivery.\n").unwrap();
-    common::ingest_paths(&cfg, &embedder, &[kb.clone()], false).await;
+    common::ingest_paths(&cfg, &embedder, std::slice::from_ref(&kb), false).await;
     let c = reqwest::Client::new();
     let q = "How long does delivery to Canada take?";
 
