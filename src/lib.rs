@@ -14,6 +14,7 @@ pub mod governance;
 pub mod http;
 pub mod index;
 pub mod kb;
+pub mod limits;
 pub mod metrics;
 pub mod pipeline;
 pub mod store;

@@ -9,6 +9,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::app::App;
+use crate::config::limits::{parse_usd_nanos, KeyLimits};
 use crate::config::Config;
 use crate::embedding;
 use crate::gateway::{Gateway, Secrets};
@@ -194,8 +195,12 @@ fn secrets_from_env(config: &Config) -> anyhow::Result<Secrets> {
 pub async fn keys(config: Config, action: super::KeysAction) -> anyhow::Result<ExitCode> {
     let store = Store::open_embedded(&config.data_dir).await?;
     match action {
-        super::KeysAction::Create { tenant, scopes, json } => {
+        super::KeysAction::Create { tenant, scopes, limits, json } => {
+            let limits = key_limits(&limits)?;
             let (rec, key) = crate::auth::create_key(&store, &tenant, &[scopes]).await?;
+            if limits != KeyLimits::default() {
+                store.usage.set_key_limits(&rec.id, &limits).await?;
+            }
             if json {
                 println!("{}", json!({ "id": rec.id, "tenant": rec.tenant, "scopes": rec.scopes, "key": key }));
             } else {
@@ -219,6 +224,37 @@ pub async fn keys(config: Config, action: super::KeysAction) -> anyhow::Result<E
                 }
             }
         }
+        super::KeysAction::Limits { id, limits } => {
+            if !store.keys.list_keys().await?.iter().any(|k| k.id == id) {
+                anyhow::bail!("no key `{id}`");
+            }
+            store.usage.set_key_limits(&id, &key_limits(&limits)?).await?;
+            println!("limits of {id} set");
+        }
+        super::KeysAction::Usage { since, json } => {
+            let totals = store.usage.usage_totals(since.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&totals)?);
+            } else {
+                println!(
+                    "{:<16} {:<18} {:<20} {:>8} {:>10} {:>10} {:>14} {:>6}",
+                    "tenant", "key", "model", "requests", "prompt", "completion", "cost", "hits"
+                );
+                for t in totals {
+                    println!(
+                        "{:<16} {:<18} {:<20} {:>8} {:>10} {:>10} {:>14} {:>6}",
+                        t.tenant,
+                        t.key_id,
+                        t.model,
+                        t.requests,
+                        t.prompt_tokens,
+                        t.completion_tokens,
+                        crate::limits::usd(t.cost_nanodollars),
+                        t.cache_hits
+                    );
+                }
+            }
+        }
         super::KeysAction::Revoke { id } => {
             if store.keys.revoke_key(&id).await? {
                 println!("revoked {id}");
@@ -229,6 +265,24 @@ pub async fn keys(config: Config, action: super::KeysAction) -> anyhow::Result<E
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The limits given on the command line (budgets parsed to nano-dollars).
+fn key_limits(f: &super::LimitFlags) -> anyhow::Result<KeyLimits> {
+    let usd = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<u64>> {
+        v.as_deref()
+            .map(|t| parse_usd_nanos(t).with_context(|| format!("{flag} `{t}` is not a dollar amount like 5 or 2.50")))
+            .transpose()
+    };
+    Ok(KeyLimits {
+        rpm: f.rpm,
+        tpm: f.tpm,
+        daily_tokens: f.daily_tokens,
+        monthly_tokens: f.monthly_tokens,
+        daily_budget_nanos: usd("--daily-budget-usd", &f.daily_budget_usd)?,
+        monthly_budget_nanos: usd("--monthly-budget-usd", &f.monthly_budget_usd)?,
+        max_tokens: f.max_tokens,
+    })
 }
 
 /// Applies `require_keys` to a server state (opening the store that holds the keys).
@@ -341,6 +395,7 @@ async fn serve_proxy(
     config.gateway.routes = vec![RouteConfig {
         model: model.to_string(),
         targets: vec![TargetConfig { provider: "upstream".into(), model: model.to_string() }],
+        price: None,
     }];
     let gateway = Arc::new(Gateway::new(&config.gateway, &secrets_from_env(&config)?)?);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;

@@ -9,6 +9,7 @@ mod auth;
 mod error;
 mod extract;
 mod gateway;
+mod metering;
 mod native;
 mod openai;
 
@@ -27,6 +28,7 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::gateway::Gateway;
+use crate::limits::Limiter;
 use crate::metrics;
 use crate::store::Store;
 pub use error::ApiError;
@@ -42,17 +44,19 @@ pub struct ServerState {
     pub max_body_bytes: usize,
     /// Where API keys are checked; `None` serves without keys (`--no-auth`).
     pub auth: Option<Store>,
+    /// Per-key limits and usage totals (set with the key store).
+    pub limiter: Option<Arc<Limiter>>,
 }
 
 impl ServerState {
     /// A grounded server that is not ready until [`ServerState::set_ready`] is called.
     pub fn loading(max_body_bytes: usize, gateway: Arc<Gateway>) -> Self {
-        Self { app: Arc::new(OnceLock::new()), grounded: true, gateway, max_body_bytes, auth: None }
+        Self { app: Arc::new(OnceLock::new()), grounded: true, gateway, max_body_bytes, auth: None, limiter: None }
     }
 
     /// A proxy-only server (quick mode): no knowledge base, no embedding model.
     pub fn proxy_only(max_body_bytes: usize, gateway: Arc<Gateway>) -> Self {
-        Self { app: Arc::new(OnceLock::new()), grounded: false, gateway, max_body_bytes, auth: None }
+        Self { app: Arc::new(OnceLock::new()), grounded: false, gateway, max_body_bytes, auth: None, limiter: None }
     }
 
     pub fn ready(app: Arc<App>, gateway: Arc<Gateway>) -> Self {
@@ -61,8 +65,11 @@ impl ServerState {
         s
     }
 
-    /// Requires API keys, checked against `store`.
+    /// Requires API keys, checked against `store`, whose usage area also holds each key's
+    /// limits and usage.
     pub fn with_auth(mut self, store: Store) -> Self {
+        let limits = self.gateway.limits_config().clone();
+        self.limiter = Some(Arc::new(Limiter::new(store.usage.clone(), limits)));
         self.auth = Some(store);
         self
     }
