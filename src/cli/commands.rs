@@ -220,16 +220,20 @@ pub async fn keys(config: Config, action: super::KeysAction) -> anyhow::Result<E
             } else {
                 for k in keys {
                     let state = if k.revoked_at_ms.is_some() { "revoked" } else { "active" };
-                    println!("{}  {:<20} {:<24} {state}", k.id, k.tenant, k.scopes.join(","));
+                    let limits = store.usage.key_limits(&k.id).await?.map(|l| describe_limits(&l)).unwrap_or_default();
+                    println!("{}  {:<20} {:<24} {state:<8} {limits}", k.id, k.tenant, k.scopes.join(","));
                 }
             }
         }
-        super::KeysAction::Limits { id, limits } => {
+        super::KeysAction::Limits { id, limits, reset } => {
             if !store.keys.list_keys().await?.iter().any(|k| k.id == id) {
                 anyhow::bail!("no key `{id}`");
             }
-            store.usage.set_key_limits(&id, &key_limits(&limits)?).await?;
-            println!("limits of {id} set");
+            let before =
+                if reset { KeyLimits::default() } else { store.usage.key_limits(&id).await?.unwrap_or_default() };
+            let after = key_limits(&limits)?.or(before);
+            store.usage.set_key_limits(&id, &after).await?;
+            println!("{id}: {}", describe_limits(&after));
         }
         super::KeysAction::Usage { since, json } => {
             let totals = store.usage.usage_totals(since.as_deref()).await?;
@@ -265,6 +269,24 @@ pub async fn keys(config: Config, action: super::KeysAction) -> anyhow::Result<E
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `rpm=60 daily_budget=$5.00`: the limits a key sets itself.
+fn describe_limits(l: &KeyLimits) -> String {
+    let usd = crate::limits::usd;
+    [
+        l.rpm.map(|v| format!("rpm={v}")),
+        l.tpm.map(|v| format!("tpm={v}")),
+        l.daily_tokens.map(|v| format!("daily_tokens={v}")),
+        l.monthly_tokens.map(|v| format!("monthly_tokens={v}")),
+        l.daily_budget_nanos.map(|v| format!("daily_budget={}", usd(v))),
+        l.monthly_budget_nanos.map(|v| format!("monthly_budget={}", usd(v))),
+        l.max_tokens.map(|v| format!("max_tokens={v}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ")
 }
 
 /// The limits given on the command line (budgets parsed to nano-dollars).

@@ -176,11 +176,14 @@ pub enum KeysAction {
         #[arg(long)]
         json: bool,
     },
-    /// Set a key's limits (unset flags fall back to `[limits]` in the config).
+    /// Change a key's limits: the flags given replace those values, the others are kept.
     Limits {
         id: String,
         #[command(flatten)]
         limits: LimitFlags,
+        /// Clear the key's own limits first (then `[limits]` in the config applies).
+        #[arg(long)]
+        reset: bool,
     },
     /// Usage summed per tenant, key and model (tokens, cost, cache hits).
     Usage {

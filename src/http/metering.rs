@@ -183,3 +183,42 @@ impl Drop for StreamMeter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meter() -> Meter {
+        Meter {
+            limiter: None,
+            reservation: None,
+            tenant: "t".into(),
+            key_id: "-".into(),
+            model: "gpt-4o".into(),
+            price: None,
+            capped: None,
+        }
+    }
+
+    #[test]
+    fn the_stream_meter_reads_split_events_and_prefers_the_providers_usage() {
+        let req = json!({ "messages": [{ "role": "user", "content": "hi" }] });
+        let mut m = StreamMeter::new(meter(), req.clone());
+        let events = "data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}]}\n\n\
+                      data: {\"choices\":[{\"delta\":{\"content\":\" world\"}}]}\n\n\
+                      data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n";
+        for piece in events.as_bytes().chunks(5) {
+            m.feed(piece);
+        }
+        assert_eq!(m.text, "Hello world");
+        let u = m.usage("gpt-4o");
+        assert_eq!((u.prompt_tokens, u.completion_tokens, u.estimated), (7, 2, false));
+        m.meter = None;
+
+        let mut m = StreamMeter::new(meter(), req);
+        m.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"Hello world\"}}]}\n\ndata: [DONE]\n\n");
+        let u = m.usage("gpt-4o");
+        assert_eq!((u.completion_tokens, u.estimated), (2, true));
+        m.meter = None;
+    }
+}
