@@ -267,6 +267,18 @@ async fn usage_and_cost_are_reported_or_estimated() {
     assert_eq!((free.key_id.as_str(), free.tenant.as_str(), free.estimated_requests), (id.as_str(), "acme", 1));
     let expected = keel::gateway::usage::count_text("free", "Streamed words");
     assert_eq!((free.completion_tokens, free.cost_nanodollars), (expected, 0));
+
+    // The admin API shows the same totals.
+    let (_, admin) = keel::auth::create_key(&store, "acme", &["admin".into()]).await.unwrap();
+    let res =
+        reqwest::Client::new().get(format!("http://{addr}/v1/admin/usage")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let v: Value = res.json().await.unwrap();
+    let m = v["usage"].as_array().unwrap().iter().find(|t| t["model"] == "m").unwrap().clone();
+    assert_eq!((m["requests"].as_u64(), m["key_id"].as_str()), (Some(2), Some(id.as_str())));
+    let denied =
+        reqwest::Client::new().get(format!("http://{addr}/v1/admin/usage")).bearer_auth(&k).send().await.unwrap();
+    assert_eq!(denied.status(), 403, "usage needs the admin scope");
 }
 
 #[tokio::test]

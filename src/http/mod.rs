@@ -96,6 +96,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/v1/answer", post(native::answer))
         .route("/v1/traces/{id}", get(native::trace))
         .route("/v1/admin/breakers", get(breakers))
+        .route("/v1/admin/usage", get(usage))
         .route("/v1/admin/approved", get(admin::list_approved).post(admin::add_approved))
         .route("/v1/admin/approved/{id}", get(admin::get_approved).patch(admin::edit_approved))
         .route("/v1/admin/approved/{id}/retire", post(admin::retire_approved))
@@ -172,6 +173,29 @@ async fn breakers(State(state): State<ServerState>) -> impl IntoResponse {
     let list: Vec<_> =
         state.gateway.breaker_states().into_iter().map(|(t, s)| json!({ "target": t, "state": s })).collect();
     Json(json!({ "breakers": list }))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageQuery {
+    /// First UTC day counted, `YYYY-MM-DD`.
+    since: Option<String>,
+}
+
+/// Usage summed per tenant, key and model (kept in the key store, so not with `--no-auth`).
+async fn usage(
+    State(state): State<ServerState>,
+    axum::extract::Query(q): axum::extract::Query<UsageQuery>,
+) -> Result<Response, ApiError> {
+    let Some(store) = state.auth.as_ref() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "usage_unavailable",
+            "usage is kept with API keys; this server runs with --no-auth",
+        ));
+    };
+    let totals = store.usage.usage_totals(q.since.as_deref()).await?;
+    Ok(Json(json!({ "usage": totals })).into_response())
 }
 
 /// A client-chosen conversation id: 1–128 visible ASCII characters.
