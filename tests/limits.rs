@@ -348,3 +348,29 @@ async fn no_store_and_no_cache_are_honoured() {
     assert_eq!(r.body["choices"][0]["message"]["content"], "fresh", "no-cache still stored its reply");
     assert_eq!(fake.calls(), 3);
 }
+
+#[tokio::test]
+async fn two_store_handles_on_one_file_still_reserve_exactly() {
+    // Two handles have two in-process locks: only `BEGIN IMMEDIATE` keeps them exact (as it
+    // would two processes).
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Store::open_embedded(tmp.path()).await.unwrap();
+    let b = Store::open_embedded(tmp.path()).await.unwrap();
+    let limits = KeyLimits { rpm: Some(7), daily_tokens: Some(1_000), ..Default::default() };
+    let now = 1_700_000_000_000;
+    let tries = (0..30).map(|i| {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        async move { s.usage.reserve("key_t", &limits, 10, 0, now).await.unwrap() }
+    });
+    let results = futures_util::future::join_all(tries).await;
+    let granted: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(granted.len(), 7);
+    let denial = results.iter().find_map(|r| r.as_ref().err()).unwrap();
+    assert_eq!(denial.to_string(), "key key_t: requests per minute 7/7; retry in 60s");
+    // Settling releases unused tokens but the requests still count for the minute.
+    for r in &granted {
+        a.usage.settle(Some(r), None, now).await.unwrap();
+    }
+    assert!(b.usage.reserve("key_t", &limits, 10, 0, now + 59_000).await.unwrap().is_err());
+    assert!(b.usage.reserve("key_t", &limits, 10, 0, now + 60_001).await.unwrap().is_ok(), "the window slid");
+}
