@@ -15,6 +15,7 @@ pub mod guardrails;
 pub mod http;
 pub mod index;
 pub mod kb;
+pub mod limits;
 pub mod metrics;
 pub mod pipeline;
 pub mod store;

@@ -130,10 +130,12 @@ fn config(a: &str, b: &str) -> Config {
                 TargetConfig { provider: "a".into(), model: "a-model".into() },
                 TargetConfig { provider: "b".into(), model: "b-model".into() },
             ],
+            price: None,
         },
         RouteConfig {
             model: "solo".into(),
             targets: vec![TargetConfig { provider: "a".into(), model: "a-model".into() }],
+            price: None,
         },
     ];
     c

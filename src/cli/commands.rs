@@ -9,6 +9,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::app::App;
+use crate::config::limits::{parse_usd_nanos, KeyLimits};
 use crate::config::Config;
 use crate::embedding;
 use crate::gateway::{Gateway, Secrets};
@@ -194,8 +195,12 @@ fn secrets_from_env(config: &Config) -> anyhow::Result<Secrets> {
 pub async fn keys(config: Config, action: super::KeysAction) -> anyhow::Result<ExitCode> {
     let store = Store::open_embedded(&config.data_dir).await?;
     match action {
-        super::KeysAction::Create { tenant, scopes, json } => {
+        super::KeysAction::Create { tenant, scopes, limits, json } => {
+            let limits = key_limits(&limits)?;
             let (rec, key) = crate::auth::create_key(&store, &tenant, &[scopes]).await?;
+            if limits != KeyLimits::default() {
+                store.usage.set_key_limits(&rec.id, &limits).await?;
+            }
             if json {
                 println!("{}", json!({ "id": rec.id, "tenant": rec.tenant, "scopes": rec.scopes, "key": key }));
             } else {
@@ -215,7 +220,42 @@ pub async fn keys(config: Config, action: super::KeysAction) -> anyhow::Result<E
             } else {
                 for k in keys {
                     let state = if k.revoked_at_ms.is_some() { "revoked" } else { "active" };
-                    println!("{}  {:<20} {:<24} {state}", k.id, k.tenant, k.scopes.join(","));
+                    let limits = store.usage.key_limits(&k.id).await?.map(|l| describe_limits(&l)).unwrap_or_default();
+                    println!("{}  {:<20} {:<24} {state:<8} {limits}", k.id, k.tenant, k.scopes.join(","));
+                }
+            }
+        }
+        super::KeysAction::Limits { id, limits, reset } => {
+            if !store.keys.list_keys().await?.iter().any(|k| k.id == id) {
+                anyhow::bail!("no key `{id}`");
+            }
+            let before =
+                if reset { KeyLimits::default() } else { store.usage.key_limits(&id).await?.unwrap_or_default() };
+            let after = key_limits(&limits)?.or(before);
+            store.usage.set_key_limits(&id, &after).await?;
+            println!("{id}: {}", describe_limits(&after));
+        }
+        super::KeysAction::Usage { since, json } => {
+            let totals = store.usage.usage_totals(since.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&totals)?);
+            } else {
+                println!(
+                    "{:<16} {:<18} {:<20} {:>8} {:>10} {:>10} {:>14} {:>6}",
+                    "tenant", "key", "model", "requests", "prompt", "completion", "cost", "hits"
+                );
+                for t in totals {
+                    println!(
+                        "{:<16} {:<18} {:<20} {:>8} {:>10} {:>10} {:>14} {:>6}",
+                        t.tenant,
+                        t.key_id,
+                        t.model,
+                        t.requests,
+                        t.prompt_tokens,
+                        t.completion_tokens,
+                        crate::limits::usd(t.cost_nanodollars),
+                        t.cache_hits
+                    );
                 }
             }
         }
@@ -229,6 +269,42 @@ pub async fn keys(config: Config, action: super::KeysAction) -> anyhow::Result<E
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `rpm=60 daily_budget=$5.00`: the limits a key sets itself.
+fn describe_limits(l: &KeyLimits) -> String {
+    let usd = crate::limits::usd;
+    [
+        l.rpm.map(|v| format!("rpm={v}")),
+        l.tpm.map(|v| format!("tpm={v}")),
+        l.daily_tokens.map(|v| format!("daily_tokens={v}")),
+        l.monthly_tokens.map(|v| format!("monthly_tokens={v}")),
+        l.daily_budget_nanos.map(|v| format!("daily_budget={}", usd(v))),
+        l.monthly_budget_nanos.map(|v| format!("monthly_budget={}", usd(v))),
+        l.max_tokens.map(|v| format!("max_tokens={v}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+/// The limits given on the command line (budgets parsed to nano-dollars).
+fn key_limits(f: &super::LimitFlags) -> anyhow::Result<KeyLimits> {
+    let usd = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<u64>> {
+        v.as_deref()
+            .map(|t| parse_usd_nanos(t).with_context(|| format!("{flag} `{t}` is not a dollar amount like 5 or 2.50")))
+            .transpose()
+    };
+    Ok(KeyLimits {
+        rpm: f.rpm,
+        tpm: f.tpm,
+        daily_tokens: f.daily_tokens,
+        monthly_tokens: f.monthly_tokens,
+        daily_budget_nanos: usd("--daily-budget-usd", &f.daily_budget_usd)?,
+        monthly_budget_nanos: usd("--monthly-budget-usd", &f.monthly_budget_usd)?,
+        max_tokens: f.max_tokens,
+    })
 }
 
 /// Applies `require_keys` to a server state (opening the store that holds the keys).
@@ -341,6 +417,7 @@ async fn serve_proxy(
     config.gateway.routes = vec![RouteConfig {
         model: model.to_string(),
         targets: vec![TargetConfig { provider: "upstream".into(), model: model.to_string() }],
+        price: None,
     }];
     let gateway = Arc::new(Gateway::new(&config.gateway, &secrets_from_env(&config)?)?);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;

@@ -219,6 +219,25 @@ pub enum KeysAction {
         /// Comma-separated: query, feedback, admin.
         #[arg(long, default_value = "query")]
         scopes: String,
+        #[command(flatten)]
+        limits: LimitFlags,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a key's limits: the flags given replace those values, the others are kept.
+    Limits {
+        id: String,
+        #[command(flatten)]
+        limits: LimitFlags,
+        /// Clear the key's own limits first (then `[limits]` in the config applies).
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Usage summed per tenant, key and model (tokens, cost, cache hits).
+    Usage {
+        /// First UTC day counted, YYYY-MM-DD (default: everything).
+        #[arg(long)]
+        since: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -229,6 +248,32 @@ pub enum KeysAction {
     },
     /// Revoke a key by id.
     Revoke { id: String },
+}
+
+/// Per-key limits; an unset flag falls back to the configured default (unlimited without one).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LimitFlags {
+    /// Requests per minute (sliding 60 s window).
+    #[arg(long)]
+    pub rpm: Option<u64>,
+    /// Tokens (prompt + completion) per minute.
+    #[arg(long)]
+    pub tpm: Option<u64>,
+    /// Tokens per UTC day.
+    #[arg(long)]
+    pub daily_tokens: Option<u64>,
+    /// Tokens per UTC month.
+    #[arg(long)]
+    pub monthly_tokens: Option<u64>,
+    /// USD per UTC day, e.g. 5 or 2.50.
+    #[arg(long)]
+    pub daily_budget_usd: Option<String>,
+    /// USD per UTC month.
+    #[arg(long)]
+    pub monthly_budget_usd: Option<String>,
+    /// Largest `max_tokens` a request may ask for; larger values are lowered to it.
+    #[arg(long)]
+    pub max_tokens: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -43,6 +43,8 @@ pub struct RawProvider {
 pub struct RawRoute {
     pub model: String,
     pub targets: Vec<RawTarget>,
+    /// USD per million tokens: `price = { input = "0.15", output = "0.60", cached_input = "0.075" }`.
+    pub price: Option<super::limits::RawPrice>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +79,8 @@ pub struct TargetConfig {
 pub struct RouteConfig {
     pub model: String,
     pub targets: Vec<TargetConfig>,
+    /// Nano-dollars per million tokens; `None`: the route costs nothing in budgets.
+    pub price: Option<super::limits::Price>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +101,10 @@ pub struct GatewayConfig {
     pub retry_storm_ratio: f64,
     pub providers: Vec<ProviderConfig>,
     pub routes: Vec<RouteConfig>,
+    /// Default per-key limits and the completion reserve.
+    pub limits: super::limits::LimitsConfig,
+    /// The exact response cache.
+    pub cache: super::limits::CacheConfig,
 }
 
 /// Parses `250ms`, `30s`, `2m`, `1h`.
@@ -114,12 +122,17 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
 }
 
-pub fn validate(
-    raw: RawGateway,
-    providers: Vec<RawProvider>,
-    routes: Vec<RawRoute>,
-    file: &str,
-) -> Result<GatewayConfig, ConfigError> {
+/// Everything the gateway section of the file holds.
+pub struct RawGatewayParts {
+    pub gateway: RawGateway,
+    pub providers: Vec<RawProvider>,
+    pub routes: Vec<RawRoute>,
+    pub limits: super::limits::RawLimits,
+    pub cache: super::limits::RawCache,
+}
+
+pub fn validate(parts: RawGatewayParts, file: &str) -> Result<GatewayConfig, ConfigError> {
+    let RawGatewayParts { gateway: raw, providers, routes, limits, cache } = parts;
     let invalid = |key: &'static str, message: String| ConfigError::Invalid { file: file.to_string(), key, message };
     let dur = |key: &'static str, v: Option<String>, default: Duration| -> Result<Duration, ConfigError> {
         match v {
@@ -180,9 +193,11 @@ pub fn validate(
                 ));
             }
         }
+        let price = r.price.as_ref().map(|p| super::limits::price(p, file)).transpose()?;
         out_routes.push(RouteConfig {
             model: r.model,
             targets: r.targets.into_iter().map(|t| TargetConfig { provider: t.provider, model: t.model }).collect(),
+            price,
         });
     }
     Ok(GatewayConfig {
@@ -201,6 +216,8 @@ pub fn validate(
         retry_storm_ratio: raw.retry_storm_ratio.filter(|r| r.is_finite() && *r > 0.0).unwrap_or(0.5),
         providers: out_providers,
         routes: out_routes,
+        limits: super::limits::limits(limits, file)?,
+        cache: super::limits::cache(cache, file)?,
     })
 }
 
@@ -221,7 +238,14 @@ mod tests {
     #[test]
     fn attempts_above_the_cap_are_a_config_error() {
         let raw = RawGateway { max_attempts: Some(6), ..Default::default() };
-        let e = validate(raw, vec![], vec![], "keel.toml").unwrap_err().to_string();
+        let parts = RawGatewayParts {
+            gateway: raw,
+            providers: vec![],
+            routes: vec![],
+            limits: Default::default(),
+            cache: Default::default(),
+        };
+        let e = validate(parts, "keel.toml").unwrap_err().to_string();
         assert!(e.contains("gateway.max_attempts") && e.contains("capped at 5"), "{e}");
     }
 }

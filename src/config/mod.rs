@@ -3,6 +3,7 @@
 //! else receives a [`Config`].
 
 pub mod gateway;
+pub mod limits;
 mod raw;
 
 use std::net::SocketAddr;
@@ -201,7 +202,14 @@ impl Config {
         };
         let governance = governance(raw.governance, file)?;
         let guard = guard(raw.guard, file)?;
-        let gateway = gateway::validate(raw.gateway, raw.providers, raw.routes, file)?;
+        let parts = gateway::RawGatewayParts {
+            gateway: raw.gateway,
+            providers: raw.providers,
+            routes: raw.routes,
+            limits: raw.limits,
+            cache: raw.cache,
+        };
+        let gateway = gateway::validate(parts, file)?;
         Ok(Self {
             gateway,
             data_dir: PathBuf::from(raw.data_dir.unwrap_or_else(|| "./keel-data".into())),

@@ -29,6 +29,10 @@ pub struct RawConfig {
     pub providers: Vec<super::gateway::RawProvider>,
     #[serde(default)]
     pub routes: Vec<super::gateway::RawRoute>,
+    #[serde(default)]
+    pub limits: super::limits::RawLimits,
+    #[serde(default)]
+    pub cache: super::limits::RawCache,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -16,8 +16,10 @@
 //! ```
 
 pub mod breaker;
+pub mod cache;
 pub mod provider;
 pub mod retry;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::config::limits::{LimitsConfig, Price};
 use crate::config::GatewayConfig;
 use crate::metrics;
 use breaker::{Breaker, BreakerConfig};
@@ -95,8 +98,17 @@ enum Outcome {
     Stream(OpenStream),
 }
 
+/// What cost controls need to know about a route.
+struct RouteMeta {
+    price: Option<Price>,
+    /// A hash of the chain of targets: a cached reply is only reused for the same chain.
+    version: String,
+}
+
 pub struct Gateway {
     routes: HashMap<String, Vec<usize>>,
+    meta: HashMap<String, RouteMeta>,
+    cache: Option<cache::ResponseCache>,
     targets: Vec<Target>,
     cfg: GatewayConfig,
     storm: std::sync::Mutex<StormWindow>,
@@ -142,7 +154,11 @@ impl Gateway {
         };
         let mut targets: Vec<Target> = Vec::new();
         let mut routes = HashMap::new();
+        let mut meta = HashMap::new();
         for r in &cfg.routes {
+            let chain_text: Vec<String> = r.targets.iter().map(|t| format!("{}/{}", t.provider, t.model)).collect();
+            let version = crate::digest::sha256_hex(chain_text.join("\n").as_bytes())[..12].to_string();
+            meta.insert(r.model.clone(), RouteMeta { price: r.price, version });
             let mut chain = Vec::new();
             for t in &r.targets {
                 let label = format!("{}/{}", t.provider, t.model);
@@ -167,7 +183,8 @@ impl Gateway {
         }
         let storm =
             std::sync::Mutex::new(StormWindow { started: Instant::now(), requests: 0, retries: 0, raised: false });
-        Ok(Self { routes, targets, cfg: cfg.clone(), storm })
+        let cache = cfg.cache.enabled.then(|| cache::ResponseCache::new(&cfg.cache));
+        Ok(Self { routes, meta, cache, targets, cfg: cfg.clone(), storm })
     }
 
     pub fn has_model(&self, model: &str) -> bool {
@@ -182,6 +199,25 @@ impl Gateway {
 
     pub fn breaker_states(&self) -> Vec<(String, &'static str)> {
         self.targets.iter().map(|t| (t.label.clone(), t.breaker.state().as_str())).collect()
+    }
+
+    /// The route's price (nano-dollars per million tokens), if it has one.
+    pub fn price(&self, model: &str) -> Option<&Price> {
+        self.meta.get(model)?.price.as_ref()
+    }
+
+    /// The route's version (a hash of its chain), part of every cache key.
+    pub fn route_version(&self, model: &str) -> &str {
+        self.meta.get(model).map_or("", |m| m.version.as_str())
+    }
+
+    /// The exact response cache, when `[cache] enabled`.
+    pub fn cache(&self) -> Option<&cache::ResponseCache> {
+        self.cache.as_ref()
+    }
+
+    pub fn limits_config(&self) -> &LimitsConfig {
+        &self.cfg.limits
     }
 
     pub fn idle_timeout(&self) -> Duration {

@@ -1,19 +1,25 @@
 //! Plain gateway mode: `/v1/chat/completions` for a configured model name goes through the
-//! gateway's routes and controls; streams pass through chunk by chunk.
+//! key's limits, the exact cache and the gateway's routes and controls; streams pass through
+//! chunk by chunk while their usage is metered.
 
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use serde_json::{json, Value};
 
+use super::auth::Caller;
 use super::error::ApiError;
+use super::metering::{self, StreamMeter};
+use super::ServerState;
+use crate::gateway::cache::{count as count_cache, CacheMode, Cached, ResponseCache};
 use crate::gateway::provider::ProviderError;
-use crate::gateway::{CallReport, Gateway, GatewayError};
+use crate::gateway::usage::Usage;
+use crate::gateway::{CallReport, GatewayError};
 
 impl From<GatewayError> for ApiError {
     fn from(e: GatewayError) -> Self {
@@ -47,33 +53,123 @@ fn stamp(res: &mut Response, report: &CallReport, started: Instant) {
     }
 }
 
-pub async fn complete(gateway: &Gateway, model: &str, body: Value) -> Result<Response, ApiError> {
+fn header(res: &mut Response, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        res.headers_mut().insert(name, v);
+    }
+}
+
+/// Stamps cost headers: `x-keel-cost-nanodollars`, `x-keel-tokens` (prompt/completion) and,
+/// when the usage was estimated, `x-keel-usage-estimated: true`.
+fn stamp_usage(res: &mut Response, u: &Usage, capped: Option<u64>) {
+    header(res, "x-keel-cost-nanodollars", &u.cost_nanodollars.to_string());
+    header(res, "x-keel-tokens", &format!("{}/{}", u.prompt_tokens, u.completion_tokens));
+    if u.estimated {
+        header(res, "x-keel-usage-estimated", "true");
+    }
+    if let Some(c) = capped {
+        header(res, "x-keel-max-tokens-capped", &c.to_string());
+    }
+}
+
+/// A plain completion: reserve under the key's limits, answer from the cache or the provider,
+/// settle the actual usage, and return it in `keel.usage` and the cost headers.
+pub async fn complete(
+    state: &ServerState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    model: &str,
+    mut body: Value,
+) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let mut report = CallReport::default();
-    let result = gateway.complete(model, body, &mut report).await;
-    let mut res = match result {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => ApiError::from(e).into_response(),
+    let gateway = &state.gateway;
+    let meter = match metering::begin(gateway, state.limiter.as_ref(), caller, model, &mut body).await {
+        Ok(m) => m,
+        Err(refused) => return Ok(refused),
     };
+    let capped = meter.capped;
+    let mode = CacheMode::from_header(headers.get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok()));
+    let cache = gateway.cache();
+    let key = cache.map(|_| ResponseCache::key(&caller.tenant, gateway.route_version(model), &body));
+    let mut cache_label = None;
+    if let (Some(c), Some(k)) = (cache, &key) {
+        let hit = if mode == CacheMode::Normal { c.get(k) } else { None };
+        if let Some(entry) = hit {
+            count_cache("hit");
+            let usage = Usage { cost_nanodollars: 0, ..entry.usage };
+            meter.finish(Some(usage), true).await;
+            let mut v = entry.body.clone();
+            v["keel"] = metering::extension(&usage, Some("hit"));
+            let mut res = Json(v).into_response();
+            header(&mut res, "x-keel-cache", "hit");
+            stamp_usage(&mut res, &usage, capped);
+            stamp(&mut res, &CallReport::default(), started);
+            return Ok(res);
+        }
+        let label = if mode == CacheMode::Normal { "miss" } else { "bypass" };
+        count_cache(label);
+        cache_label = Some(label);
+    }
+    let mut report = CallReport::default();
+    let result = gateway.complete(model, body.clone(), &mut report).await;
+    let mut res = match result {
+        Ok(mut v) => {
+            let usage = meter.price(crate::gateway::usage::of_response(model, &body, &v));
+            meter.finish(Some(usage), false).await;
+            if let (Some(c), Some(k)) = (cache, key) {
+                if mode != CacheMode::Off {
+                    c.put(k, Cached { body: v.clone(), usage });
+                }
+            }
+            v["keel"] = metering::extension(&usage, cache_label);
+            let mut res = Json(v).into_response();
+            stamp_usage(&mut res, &usage, capped);
+            res
+        }
+        Err(e) => {
+            meter.finish(None, false).await;
+            ApiError::from(e).into_response()
+        }
+    };
+    if let Some(l) = cache_label {
+        header(&mut res, "x-keel-cache", l);
+    }
     stamp(&mut res, &report, started);
     Ok(res)
 }
 
-pub async fn stream(gateway: &Gateway, model: &str, body: Value) -> Result<Response, ApiError> {
+/// A stream: reserved like a plain call, never cached; its usage (the provider's final
+/// `usage` chunk when the client asked for one, else an estimate) is settled when it ends.
+pub async fn stream(state: &ServerState, caller: &Caller, model: &str, mut body: Value) -> Result<Response, ApiError> {
     let started = Instant::now();
+    let gateway = &state.gateway;
+    let meter = match metering::begin(gateway, state.limiter.as_ref(), caller, model, &mut body).await {
+        Ok(m) => m,
+        Err(refused) => return Ok(refused),
+    };
+    let capped = meter.capped;
     let mut report = CallReport::default();
-    let open = match gateway.stream(model, body, &mut report).await {
+    let open = match gateway.stream(model, body.clone(), &mut report).await {
         Ok(s) => s,
         Err(e) => {
+            meter.finish(None, false).await;
             let mut res = ApiError::from(e).into_response();
             stamp(&mut res, &report, started);
             return Ok(res);
         }
     };
-    let body = Body::from_stream(relay(open.first, open.rest, gateway.idle_timeout()));
+    let watcher = StreamMeter::new(meter, body);
+    let body = Body::from_stream(relay(open.first, open.rest, gateway.idle_timeout(), watcher));
     let mut res = Response::new(body);
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if gateway.cache().is_some() {
+        count_cache("bypass");
+        header(&mut res, "x-keel-cache", "bypass");
+    }
+    if let Some(c) = capped {
+        header(&mut res, "x-keel-max-tokens-capped", &c.to_string());
+    }
     stamp(&mut res, &report, started);
     Ok(res)
 }
@@ -85,6 +181,7 @@ fn error_event(message: &str) -> Bytes {
 }
 
 struct Relay {
+    meter: StreamMeter,
     rest: BoxStream<'static, Result<Bytes, ProviderError>>,
     idle: Duration,
     tail: Vec<u8>,
@@ -94,6 +191,7 @@ struct Relay {
 
 impl Relay {
     fn observe(&mut self, chunk: &[u8]) {
+        self.meter.feed(chunk);
         // Keep the last bytes so a `[DONE]` split across chunks is still seen.
         self.tail.extend_from_slice(chunk);
         if self.tail.windows(6).any(|w| w == b"[DONE]") {
@@ -110,8 +208,9 @@ fn relay(
     first: Bytes,
     rest: BoxStream<'static, Result<Bytes, ProviderError>>,
     idle: Duration,
+    meter: StreamMeter,
 ) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
-    let mut state = Relay { rest, idle, tail: Vec::new(), done_seen: false, finished: false };
+    let mut state = Relay { meter, rest, idle, tail: Vec::new(), done_seen: false, finished: false };
     state.observe(&first);
     let head = stream::once(async move { Ok::<Bytes, std::io::Error>(first) });
     let tail = stream::unfold(state, |mut s| async move {

@@ -9,6 +9,7 @@ mod auth;
 mod error;
 mod extract;
 mod gateway;
+mod metering;
 mod native;
 mod openai;
 
@@ -27,6 +28,7 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::gateway::Gateway;
+use crate::limits::Limiter;
 use crate::metrics;
 use crate::store::Store;
 pub use error::ApiError;
@@ -42,17 +44,19 @@ pub struct ServerState {
     pub max_body_bytes: usize,
     /// Where API keys are checked; `None` serves without keys (`--no-auth`).
     pub auth: Option<Store>,
+    /// Per-key limits and usage totals (set with the key store).
+    pub limiter: Option<Arc<Limiter>>,
 }
 
 impl ServerState {
     /// A grounded server that is not ready until [`ServerState::set_ready`] is called.
     pub fn loading(max_body_bytes: usize, gateway: Arc<Gateway>) -> Self {
-        Self { app: Arc::new(OnceLock::new()), grounded: true, gateway, max_body_bytes, auth: None }
+        Self { app: Arc::new(OnceLock::new()), grounded: true, gateway, max_body_bytes, auth: None, limiter: None }
     }
 
     /// A proxy-only server (quick mode): no knowledge base, no embedding model.
     pub fn proxy_only(max_body_bytes: usize, gateway: Arc<Gateway>) -> Self {
-        Self { app: Arc::new(OnceLock::new()), grounded: false, gateway, max_body_bytes, auth: None }
+        Self { app: Arc::new(OnceLock::new()), grounded: false, gateway, max_body_bytes, auth: None, limiter: None }
     }
 
     pub fn ready(app: Arc<App>, gateway: Arc<Gateway>) -> Self {
@@ -61,8 +65,11 @@ impl ServerState {
         s
     }
 
-    /// Requires API keys, checked against `store`.
+    /// Requires API keys, checked against `store`, whose usage area also holds each key's
+    /// limits and usage.
     pub fn with_auth(mut self, store: Store) -> Self {
+        let limits = self.gateway.limits_config().clone();
+        self.limiter = Some(Arc::new(Limiter::new(store.usage.clone(), limits)));
         self.auth = Some(store);
         self
     }
@@ -89,6 +96,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/v1/answer", post(native::answer))
         .route("/v1/traces/{id}", get(native::trace))
         .route("/v1/admin/breakers", get(breakers))
+        .route("/v1/admin/usage", get(usage))
         .route("/v1/admin/approved", get(admin::list_approved).post(admin::add_approved))
         .route("/v1/admin/approved/{id}", get(admin::get_approved).patch(admin::edit_approved))
         .route("/v1/admin/approved/{id}/retire", post(admin::retire_approved))
@@ -167,6 +175,29 @@ async fn breakers(State(state): State<ServerState>) -> impl IntoResponse {
     let list: Vec<_> =
         state.gateway.breaker_states().into_iter().map(|(t, s)| json!({ "target": t, "state": s })).collect();
     Json(json!({ "breakers": list }))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageQuery {
+    /// First UTC day counted, `YYYY-MM-DD`.
+    since: Option<String>,
+}
+
+/// Usage summed per tenant, key and model (kept in the key store, so not with `--no-auth`).
+async fn usage(
+    State(state): State<ServerState>,
+    axum::extract::Query(q): axum::extract::Query<UsageQuery>,
+) -> Result<Response, ApiError> {
+    let Some(store) = state.auth.as_ref() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "usage_unavailable",
+            "usage is kept with API keys; this server runs with --no-auth",
+        ));
+    };
+    let totals = store.usage.usage_totals(q.since.as_deref()).await?;
+    Ok(Json(json!({ "usage": totals })).into_response())
 }
 
 /// A client-chosen conversation id: 1–128 visible ASCII characters.

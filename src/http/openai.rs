@@ -192,9 +192,9 @@ pub async fn chat_completions(
             .param("model"));
         }
         return if req.stream {
-            super::gateway::stream(&state.gateway, &req.model, raw).await
+            super::gateway::stream(&state, &caller, &req.model, raw).await
         } else {
-            super::gateway::complete(&state.gateway, &req.model, raw).await
+            super::gateway::complete(&state, &caller, &headers, &req.model, raw).await
         };
     }
     let app = state.app()?;

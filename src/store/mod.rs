@@ -12,7 +12,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::config::limits::KeyLimits;
 use crate::governance::{ApprovedAnswer, Conversation, Correction, Escalation, Snapshot, Turn, TurnStart};
+use crate::limits::{Denial, Reservation, UsageRecord, UsageTotal};
 use crate::trace::Trace;
 
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +189,36 @@ pub trait SnapshotStore: Send + Sync {
     async fn corrections(&self) -> Result<Vec<Correction>, StoreError>;
 }
 
+/// Per-key limits, the reservation ledger and usage totals.
+///
+/// Contract: `reserve` is one write transaction that checks every limit against what is
+/// reserved or spent and, only if all pass, records the request, its tokens and its money:
+/// concurrent reservations (even from several processes) never overshoot a limit. `settle`
+/// replaces a reservation's tokens and money by the actual usage (`None`: releases them; the
+/// request still counts against requests per minute) and adds the usage to the totals, in one
+/// transaction.
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    async fn key_limits(&self, key_id: &str) -> Result<Option<KeyLimits>, StoreError>;
+    async fn set_key_limits(&self, key_id: &str, limits: &KeyLimits) -> Result<(), StoreError>;
+    async fn reserve(
+        &self,
+        key_id: &str,
+        limits: &KeyLimits,
+        tokens: u64,
+        nanos: u64,
+        now_ms: i64,
+    ) -> Result<Result<Reservation, Denial>, StoreError>;
+    async fn settle(
+        &self,
+        reservation: Option<&Reservation>,
+        record: Option<&UsageRecord>,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Totals per tenant, key and model, summed over days from `since_day` (`YYYY-MM-DD`) on.
+    async fn usage_totals(&self, since_day: Option<&str>) -> Result<Vec<UsageTotal>, StoreError>;
+}
+
 /// Handles to every area of the store.
 #[derive(Clone)]
 pub struct Store {
@@ -197,6 +229,7 @@ pub struct Store {
     pub conversations: Arc<dyn ConversationStore>,
     pub escalations: Arc<dyn EscalationStore>,
     pub snapshots: Arc<dyn SnapshotStore>,
+    pub usage: Arc<dyn UsageStore>,
 }
 
 impl Store {
@@ -210,7 +243,8 @@ impl Store {
             approved: db.clone(),
             conversations: db.clone(),
             escalations: db.clone(),
-            snapshots: db,
+            snapshots: db.clone(),
+            usage: db,
         })
     }
 }

@@ -8,6 +8,7 @@ mod escalations;
 mod keys;
 mod snapshots;
 mod traces;
+mod usage;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -22,11 +23,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../../migrations/sqlite/0002_api_keys.sql")),
     (3, include_str!("../../../migrations/sqlite/0003_governance.sql")),
+    (4, include_str!("../../../migrations/sqlite/0004_limits.sql")),
     (5, include_str!("../../../migrations/sqlite/0005_snapshots.sql")),
 ];
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Serialises this process's ledger writes (other processes wait on `BEGIN IMMEDIATE`).
+    ledger: tokio::sync::Mutex<()>,
 }
 
 impl SqliteStore {
@@ -48,7 +52,7 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(|e| open_err(e.to_string()))?;
-        let store = Self { pool };
+        let store = Self { pool, ledger: tokio::sync::Mutex::new(()) };
         store.migrate().await?;
         Ok(store)
     }
