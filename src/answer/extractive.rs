@@ -196,6 +196,7 @@ pub fn answer(question: &str, evidence: &[Evidence], max_sentences: usize) -> Dr
         reason: None,
         model: MODEL_VERSION.to_string(),
         approved: None,
+        prompt: None,
     }
 }
 

@@ -3,6 +3,8 @@
 //! These are domain types; `http/` maps them to wire formats.
 
 pub mod extractive;
+pub mod generative;
+pub mod prompt;
 
 use serde::Serialize;
 
@@ -76,6 +78,8 @@ pub struct Draft {
     /// Which answerer produced it (its version string).
     pub model: String,
     pub approved: Option<ApprovedRef>,
+    /// The prompt version a generated answer was written with.
+    pub prompt: Option<String>,
 }
 
 impl Draft {
@@ -89,6 +93,7 @@ impl Draft {
             reason: Some(reason.to_string()),
             model: model.to_string(),
             approved: None,
+            prompt: None,
         }
     }
 }

@@ -109,7 +109,10 @@ pub async fn query(
 
     let sink = TraceSink::spawn(store.clone());
     let approved = std::sync::Arc::new(crate::governance::approved::ApprovedSet::default());
-    let pipeline = Pipeline::new(&config, index.clone(), embedder.clone(), sink.clone(), store.clone(), approved);
+    let gateway =
+        Arc::new(crate::gateway::Gateway::new(&config.gateway, &super::commands::secrets_from_env(&config)?)?);
+    let pipeline =
+        Pipeline::new(&config, index.clone(), embedder.clone(), sink.clone(), store.clone(), approved, gateway)?;
     let mut answer_us = Vec::new();
     for q in &qs {
         let t = Instant::now();

@@ -133,7 +133,8 @@ pub async fn search(
 
 pub async fn ask(config: Config, question: String, json_out: bool, top: Option<usize>) -> anyhow::Result<ExitCode> {
     let store = Store::open_embedded(&config.data_dir).await?;
-    let app = App::open(config, store).await?;
+    let gateway = Arc::new(Gateway::new(&config.gateway, &secrets_from_env(&config)?)?);
+    let app = App::open(config, store, gateway).await?;
     let a = app.pipeline.run(Question::new(question, "cli").top_k(top)).await?;
     app.sink.flush().await;
     if json_out {
@@ -179,7 +180,7 @@ pub fn models_fetch(config: &Config, python: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// Reads each provider's credential from the environment variable its config names.
-fn secrets_from_env(config: &Config) -> anyhow::Result<Secrets> {
+pub(super) fn secrets_from_env(config: &Config) -> anyhow::Result<Secrets> {
     let mut s = Secrets::default();
     for p in &config.gateway.providers {
         if let Some(var) = &p.api_key_env {
@@ -270,8 +271,9 @@ pub async fn serve(
     let keys = require_keys.then(|| store.clone());
     let state = guard(ServerState::loading(config.server.max_body_bytes, gateway), keys, &config).await?;
     let loader_state = state.clone();
+    let app_gateway = state.gateway.clone();
     let loader = tokio::spawn(async move {
-        match App::open(config, store).await {
+        match App::open(config, store, app_gateway).await {
             Ok(app) => {
                 let chunks = app.pipeline.index().len();
                 tracing::info!(chunks, corpus = %app.pipeline.index().corpus_version(), "indexes loaded; ready");

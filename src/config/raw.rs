@@ -66,6 +66,10 @@ pub struct RawEmbedding {
 #[serde(deny_unknown_fields)]
 pub struct RawAnswer {
     pub max_sentences: Option<u64>,
+    pub generator: Option<String>,
+    pub temperature: Option<f64>,
+    pub grounding_policy: Option<String>,
+    pub grounding_threshold: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod breaker;
+pub mod chat;
 pub mod provider;
 pub mod retry;
 

@@ -83,6 +83,7 @@ impl Stage for ApprovedStage {
             reason: None,
             model: "approved".into(),
             approved: Some(ApprovedRef { id: best.id, version: best.version, similarity }),
+            prompt: None,
         }))
     }
 }

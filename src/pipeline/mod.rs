@@ -15,6 +15,7 @@
 mod approved;
 mod conversation;
 mod generate;
+mod generative;
 mod input;
 mod record;
 mod retrieve;
@@ -27,8 +28,9 @@ use serde_json::{json, Value};
 
 use crate::answer::extractive::Evidence;
 use crate::answer::{Answer, ConversationRef, Draft, Versions};
-use crate::config::Config;
+use crate::config::{Config, Generator};
 use crate::embedding::Embedder;
+use crate::gateway::{Gateway, GatewayError};
 use crate::governance::approved::ApprovedSet;
 use crate::index::{Index, IndexError};
 use crate::store::{Store, StoreError};
@@ -52,6 +54,11 @@ pub enum PipelineError {
     /// The conversation can take no more questions (`reason`: `idle_timeout`, …).
     #[error("conversation `{id}` is closed ({reason}); start a new conversation")]
     ConversationClosed { id: String, reason: String },
+    /// The generative answerer's model call failed (mapped like the gateway's own errors).
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    #[error(transparent)]
+    Ground(#[from] keel_ground::GroundError),
 }
 
 /// What flows through the stages.
@@ -121,6 +128,7 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// Builds the stages; `gateway` serves a generative `[answer] generator` (unused otherwise).
     pub fn new(
         config: &Config,
         index: Arc<Index>,
@@ -128,17 +136,36 @@ impl Pipeline {
         sink: TraceSink,
         store: Store,
         approved: Arc<ApprovedSet>,
-    ) -> Self {
+        gateway: Arc<Gateway>,
+    ) -> Result<Self, PipelineError> {
         let gov = &config.governance;
+        let ans = &config.answer;
+        let generate: Box<dyn Stage> = match &ans.generator {
+            Generator::Extractive => Box::new(generate::ExtractiveStage { max_sentences: ans.max_sentences }),
+            Generator::Route(route) => {
+                let mut checker = keel_ground::Checker::new()?;
+                if let Some(t) = ans.grounding_threshold {
+                    checker = checker.with_threshold(t);
+                }
+                Box::new(generative::GenerativeStage {
+                    gateway,
+                    route: route.clone(),
+                    temperature: ans.temperature,
+                    policy: ans.grounding_policy,
+                    checker: Arc::new(checker),
+                    max_sentences: ans.max_sentences,
+                })
+            }
+        };
         let stages: Vec<Box<dyn Stage>> = vec![
             Box::new(input::InputStage { max_chars: config.server.max_question_chars }),
             Box::new(conversation::ConversationStage { store: store.clone(), cfg: gov.clone() }),
             Box::new(approved::ApprovedStage::new(approved, embedder.clone(), index.clone(), gov)),
             Box::new(retrieve::RetrieveStage::new(index.clone(), embedder, config.retrieval.clone())),
-            Box::new(generate::ExtractiveStage { max_sentences: config.answer.max_sentences }),
+            generate,
         ];
         let record = record::Recorder { store, escalate_on_no_evidence: gov.escalate_on_no_evidence };
-        Self { stages, index, default_top_k: config.retrieval.top_k, sink, record }
+        Ok(Self { stages, index, default_top_k: config.retrieval.top_k, sink, record })
     }
 
     pub fn index(&self) -> &Arc<Index> {
@@ -192,7 +219,7 @@ impl Pipeline {
             escalate: draft.escalate,
             reason: draft.reason,
             trace_id: ctx.trace.id().to_string(),
-            versions: Versions { corpus: self.index.corpus_version(), model: draft.model, prompt: None },
+            versions: Versions { corpus: self.index.corpus_version(), model: draft.model, prompt: draft.prompt },
             approved: draft.approved,
             conversation: ctx.conversation.clone(),
             escalation: None,
