@@ -272,11 +272,21 @@ async fn setup_with(
     policy: GroundingPolicy,
     max_model_calls: u32,
 ) -> Option<(tempfile::TempDir, Fake, common::Server)> {
+    setup_at(policy, max_model_calls, None).await
+}
+
+/// As `setup_with`, with the provider at `url` instead of the fake.
+async fn setup_at(
+    policy: GroundingPolicy,
+    max_model_calls: u32,
+    url: Option<&str>,
+) -> Option<(tempfile::TempDir, Fake, common::Server)> {
     let embedder = common::embedder()?;
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg: Config = common::config(tmp.path());
     common::ingest_paths(&cfg, &embedder, &[common::repo().join("sample-kb")], false).await;
-    let (fake, url) = start_fake().await;
+    let (fake, fake_url) = start_fake().await;
+    let url = url.map_or(fake_url, str::to_string);
     cfg.gateway.providers =
         vec![ProviderConfig { name: "fake".into(), kind: ProviderKind::OpenAi, base_url: url, api_key_env: None }];
     cfg.gateway.routes = vec![RouteConfig {
@@ -467,5 +477,18 @@ async fn escalate_policy_opens_an_escalation_instead_of_answering() {
     let (_, text, keel) = ask(&server, Q, false).await;
     assert_eq!(keel["escalate"], false, "{keel}");
     assert!(serves(&text, &fake.last().faithful), "{text}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_failure_is_a_gateway_error_not_an_answer() {
+    // Nothing listens on port 9: every attempt fails, the client gets the gateway's 502.
+    let dead = Some("http://127.0.0.1:9/v1");
+    let Some((_tmp, _fake, server)) = setup_at(GroundingPolicy::FallbackExtractive, 8, dead).await else { return };
+    let res =
+        reqwest::Client::new().post(server.url("/v1/answer")).json(&json!({ "question": Q })).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 502);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "upstream_failed", "{body}");
     server.stop().await;
 }
