@@ -396,6 +396,8 @@ async fn invented_policy_is_stopped_and_faithful_answers_pass() {
     assert!(inv_total >= 100 && faithful_total >= 25, "{inv_total} invented, {faithful_total} faithful");
     assert!(pct(inv_stopped, inv_total) >= 95.0, "invented stopped: {inv_stopped}/{inv_total}");
     assert!(pct(faithful_passed, faithful_total) >= 95.0, "faithful passed: {faithful_passed}/{faithful_total}");
+    let metrics = reqwest::Client::new().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("keel_grounding_total{outcome=\"fallback_extractive\"}"), "{metrics}");
     server.stop().await;
 }
 

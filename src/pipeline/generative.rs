@@ -42,6 +42,17 @@ fn verdict_attr(v: &AnswerVerdict, threshold: f32) -> Value {
     json!({ "supported": v.supported, "score": v.score, "threshold": threshold, "claims": claims })
 }
 
+/// Counts grounding checks by outcome and what the policy did (`keel_grounding_total`), so a
+/// rising block rate is visible on `/metrics`.
+fn count(outcome: &str) {
+    crate::metrics::global().inc(
+        "keel_grounding_total",
+        "Generated answers by grounding outcome (supported, fallback_extractive, repaired, escalated)",
+        crate::metrics::labels(&[("outcome", outcome)]),
+        1,
+    );
+}
+
 impl GenerativeStage {
     async fn call(&self, messages: &[Message], report: &mut CallReport) -> Result<String, GatewayError> {
         let reply = self.gateway.complete(&self.route, chat::body(messages, self.temperature), report).await?;
@@ -74,14 +85,17 @@ impl GenerativeStage {
         let verdict = self.check(&reply, &ctx.evidence);
         ctx.trace.attr("grounding", verdict_attr(&verdict, self.checker.threshold()));
         if verdict.supported || prompt::is_dont_know(&reply) {
+            count("supported");
             return Ok(self.accept(&reply, &ctx.evidence));
         }
         let unsupported = verdict.unsupported().count();
         match self.policy {
             GroundingPolicy::FallbackExtractive => {
+                count("fallback_extractive");
                 Ok(self.fallback(ctx, &format!("{unsupported} unsupported claim(s)")))
             }
             GroundingPolicy::Escalate => {
+                count("escalated");
                 ctx.trace.attr("grounding_escalated", true);
                 Ok(Draft::plain(extractive::NOT_FOUND, true, reason::LOW_GROUNDING, &self.route))
             }
@@ -92,6 +106,7 @@ impl GenerativeStage {
                 let repaired = match self.call(&messages, report).await {
                     Ok(r) => r,
                     Err(e) => {
+                        count("fallback_extractive");
                         ctx.trace.attr("repair_error", e.to_string());
                         return Ok(self.fallback(ctx, &format!("repair call failed: {e}")));
                     }
@@ -99,8 +114,10 @@ impl GenerativeStage {
                 let again = self.check(&repaired, &ctx.evidence);
                 ctx.trace.attr("repair_grounding", verdict_attr(&again, self.checker.threshold()));
                 if again.supported || prompt::is_dont_know(&repaired) {
+                    count("repaired");
                     return Ok(self.accept(&repaired, &ctx.evidence));
                 }
+                count("fallback_extractive");
                 let left = again.unsupported().count();
                 Ok(self.fallback(ctx, &format!("{left} unsupported claim(s) after repair")))
             }
