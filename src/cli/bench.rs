@@ -109,8 +109,7 @@ pub async fn query(
 
     let sink = TraceSink::spawn(store.clone());
     let approved = std::sync::Arc::new(crate::governance::approved::ApprovedSet::default());
-    let gateway =
-        Arc::new(crate::gateway::Gateway::new(&config.gateway, &super::commands::secrets_from_env(&config)?)?);
+    let gateway = Arc::new(crate::gateway::Gateway::new(&config.gateway, &super::commands::answer_secrets(&config)?)?);
     let pipeline =
         Pipeline::new(&config, index.clone(), embedder.clone(), sink.clone(), store.clone(), approved, gateway)?;
     let mut answer_us = Vec::new();

@@ -133,7 +133,7 @@ pub async fn search(
 
 pub async fn ask(config: Config, question: String, json_out: bool, top: Option<usize>) -> anyhow::Result<ExitCode> {
     let store = Store::open_embedded(&config.data_dir).await?;
-    let gateway = Arc::new(Gateway::new(&config.gateway, &secrets_from_env(&config)?)?);
+    let gateway = Arc::new(Gateway::new(&config.gateway, &answer_secrets(&config)?)?);
     let app = App::open(config, store, gateway).await?;
     let a = app.pipeline.run(Question::new(question, "cli").top_k(top)).await?;
     app.sink.flush().await;
@@ -179,8 +179,17 @@ pub fn models_fetch(config: &Config, python: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The credentials the grounded pipeline needs: none with the extractive answerer (so `ask`
+/// and `bench` work without provider keys), else every provider's.
+pub(super) fn answer_secrets(config: &Config) -> anyhow::Result<Secrets> {
+    match config.answer.generator {
+        crate::config::Generator::Extractive => Ok(Secrets::default()),
+        crate::config::Generator::Route(_) => secrets_from_env(config),
+    }
+}
+
 /// Reads each provider's credential from the environment variable its config names.
-pub(super) fn secrets_from_env(config: &Config) -> anyhow::Result<Secrets> {
+fn secrets_from_env(config: &Config) -> anyhow::Result<Secrets> {
     let mut s = Secrets::default();
     for p in &config.gateway.providers {
         if let Some(var) = &p.api_key_env {
