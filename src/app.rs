@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::embedding::{self, Embedder, ModelError};
+use crate::gateway::Gateway;
 use crate::governance::approved::ApprovedSet;
 use crate::index::{Index, IndexError};
-use crate::pipeline::{Pipeline, TraceSink};
+use crate::pipeline::{Pipeline, PipelineError, TraceSink};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,8 @@ pub enum AppError {
     Task(String),
     #[error(transparent)]
     Guard(#[from] crate::guardrails::GuardrailError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
 }
 
 pub struct App {
@@ -47,22 +50,36 @@ impl App {
     }
 
     /// Opens everything; must run inside a Tokio runtime (it starts the trace writer).
-    pub async fn open(config: Config, store: Store) -> Result<Self, AppError> {
+    /// `gateway` carries the model calls of a generative `[answer] generator`.
+    pub async fn open(config: Config, store: Store, gateway: Arc<Gateway>) -> Result<Self, AppError> {
         let cfg = config.clone();
         let embedder = tokio::task::spawn_blocking(move || Self::load_embedder(&cfg))
             .await
             .map_err(|e| AppError::Task(e.to_string()))??;
-        Self::open_with(config, store, embedder).await
+        Self::open_with(config, store, embedder, gateway).await
     }
 
     /// Opens with an already-loaded model (tests and ingest-then-serve share one).
-    pub async fn open_with(config: Config, store: Store, embedder: Arc<Embedder>) -> Result<Self, AppError> {
+    pub async fn open_with(
+        config: Config,
+        store: Store,
+        embedder: Arc<Embedder>,
+        gateway: Arc<Gateway>,
+    ) -> Result<Self, AppError> {
         let index = Arc::new(Index::load(&store, &config.data_dir, embedder.dim()).await?);
         let sink = TraceSink::spawn(store.clone());
         let approved = Arc::new(ApprovedSet::default());
         let guard = crate::guardrails::build_guard(&config, None)?;
-        let pipeline =
-            Pipeline::new(&config, index, embedder.clone(), sink.clone(), store.clone(), approved.clone(), guard);
+        let pipeline = Pipeline::new(
+            &config,
+            index,
+            embedder.clone(),
+            sink.clone(),
+            store.clone(),
+            approved.clone(),
+            guard,
+            gateway,
+        )?;
         let app = Self { config, store, embedder, pipeline, sink, approved };
         app.reload_approved().await?;
         Ok(app)

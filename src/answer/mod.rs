@@ -3,6 +3,8 @@
 //! These are domain types; `http/` maps them to wire formats.
 
 pub mod extractive;
+pub mod generative;
+pub mod prompt;
 
 use serde::{Deserialize, Serialize};
 
@@ -93,6 +95,8 @@ pub struct Draft {
     pub guard: Option<GuardRef>,
     /// Set when a stored snapshot answered.
     pub snapshot: Option<String>,
+    /// The prompt version a generated answer was written with.
+    pub prompt: Option<String>,
 }
 
 impl Draft {
@@ -108,6 +112,7 @@ impl Draft {
             approved: None,
             guard: None,
             snapshot: None,
+            prompt: None,
         }
     }
 }

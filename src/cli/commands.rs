@@ -134,7 +134,8 @@ pub async fn search(
 
 pub async fn ask(config: Config, question: String, json_out: bool, top: Option<usize>) -> anyhow::Result<ExitCode> {
     let store = Store::open_embedded(&config.data_dir).await?;
-    let app = App::open(config, store).await?;
+    let gateway = Arc::new(Gateway::new(&config.gateway, &answer_secrets(&config)?)?);
+    let app = App::open(config, store, gateway).await?;
     let a = app.pipeline.run(Question::new(question, "cli").top_k(top)).await?;
     app.sink.flush().await;
     if json_out {
@@ -177,6 +178,15 @@ pub fn models_fetch(config: &Config, python: &str) -> anyhow::Result<ExitCode> {
         println!("{} is already in {} (checksum verified)", embedding::MODEL_NAME, dir.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The credentials the grounded pipeline needs: none with the extractive answerer (so `ask`
+/// and `bench` work without provider keys), else every provider's.
+pub(super) fn answer_secrets(config: &Config) -> anyhow::Result<Secrets> {
+    match config.answer.generator {
+        crate::config::Generator::Extractive => Ok(Secrets::default()),
+        crate::config::Generator::Route(_) => secrets_from_env(config),
+    }
 }
 
 /// Reads each provider's credential from the environment variable its config names.
@@ -346,8 +356,9 @@ pub async fn serve(
     let keys = require_keys.then(|| store.clone());
     let state = guard(ServerState::loading(config.server.max_body_bytes, gateway), keys, &config).await?;
     let loader_state = state.clone();
+    let app_gateway = state.gateway.clone();
     let loader = tokio::spawn(async move {
-        match App::open(config, store).await {
+        match App::open(config, store, app_gateway).await {
             Ok(app) => {
                 let chunks = app.pipeline.index().len();
                 tracing::info!(chunks, corpus = %app.pipeline.index().corpus_version(), "indexes loaded; ready");

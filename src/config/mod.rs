@@ -56,11 +56,48 @@ pub struct RetrievalConfig {
     pub relevance_floor: f32,
 }
 
+/// Who writes the grounded answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Generator {
+    /// The built-in extractive answerer (offline, deterministic).
+    Extractive,
+    /// A model behind the gateway: the name of a configured route.
+    Route(String),
+}
+
+/// What happens to a generated answer the grounding check does not support.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroundingPolicy {
+    /// The extractive answer replaces it.
+    FallbackExtractive,
+    /// One more model call naming the unsupported claims; extractive if still unsupported.
+    Repair,
+    /// No answer: an escalation with reason `low_grounding`.
+    Escalate,
+}
+
+impl GroundingPolicy {
+    /// The configuration spelling (also used on traces).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroundingPolicy::FallbackExtractive => "fallback_extractive",
+            GroundingPolicy::Repair => "repair",
+            GroundingPolicy::Escalate => "escalate",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AnswerConfig {
     pub max_sentences: usize,
     /// The same normalised question under the same versions gets the stored answer.
     pub deterministic: bool,
+    pub generator: Generator,
+    /// Sampling temperature sent to a generative model.
+    pub temperature: f32,
+    pub grounding_policy: GroundingPolicy,
+    /// Overrides the grounding checker's own threshold on the support probability.
+    pub grounding_threshold: Option<f32>,
 }
 
 #[derive(Debug, Clone)]
@@ -196,10 +233,7 @@ impl Config {
         }
         let retrieval =
             RetrievalConfig { top_k, candidates: candidates.max(top_k), fusion, relevance_floor: floor as f32 };
-        let answer = AnswerConfig {
-            max_sentences: range("answer.max_sentences", raw.answer.max_sentences, 3, 1, 20)? as usize,
-            deterministic: raw.answer.deterministic.unwrap_or(true),
-        };
+        let max_sentences = range("answer.max_sentences", raw.answer.max_sentences, 3, 1, 20)? as usize;
         let governance = governance(raw.governance, file)?;
         let guard = guard(raw.guard, file)?;
         let parts = gateway::RawGatewayParts {
@@ -210,6 +244,7 @@ impl Config {
             cache: raw.cache,
         };
         let gateway = gateway::validate(parts, file)?;
+        let answer = answer(raw.answer, max_sentences, &gateway, file)?;
         Ok(Self {
             gateway,
             data_dir: PathBuf::from(raw.data_dir.unwrap_or_else(|| "./keel-data".into())),
@@ -263,6 +298,55 @@ fn guard(raw: raw::RawGuard, file: &str) -> Result<GuardSettings, ConfigError> {
         injection,
         scan_documents: raw.scan_documents.unwrap_or(true),
         pii: policy,
+    })
+}
+
+fn answer(
+    raw: raw::RawAnswer,
+    max_sentences: usize,
+    gateway: &GatewayConfig,
+    file: &str,
+) -> Result<AnswerConfig, ConfigError> {
+    let invalid = |key: &'static str, message: String| ConfigError::Invalid { file: file.to_string(), key, message };
+    let generator = match raw.generator.as_deref().unwrap_or("extractive") {
+        "extractive" => Generator::Extractive,
+        name if gateway.routes.iter().any(|r| r.model == name) => Generator::Route(name.to_string()),
+        other => {
+            let known: Vec<&str> = gateway.routes.iter().map(|r| r.model.as_str()).collect();
+            return Err(invalid(
+                "answer.generator",
+                format!("`{other}` is neither \"extractive\" nor a `[[routes]]` model (known: {known:?})"),
+            ));
+        }
+    };
+    let temperature = raw.temperature.unwrap_or(0.0);
+    if !(0.0..=2.0).contains(&temperature) {
+        return Err(invalid("answer.temperature", format!("{temperature} is outside 0..=2")));
+    }
+    let grounding_policy = match raw.grounding_policy.as_deref().unwrap_or("fallback_extractive") {
+        "fallback_extractive" => GroundingPolicy::FallbackExtractive,
+        "repair" => GroundingPolicy::Repair,
+        "escalate" => GroundingPolicy::Escalate,
+        other => {
+            return Err(invalid(
+                "answer.grounding_policy",
+                format!("`{other}` is not one of \"fallback_extractive\", \"repair\", \"escalate\""),
+            ))
+        }
+    };
+    let grounding_threshold = match raw.grounding_threshold {
+        Some(t) if !(0.0..=1.0).contains(&t) => {
+            return Err(invalid("answer.grounding_threshold", format!("{t} is outside 0..=1 (a probability)")))
+        }
+        t => t.map(|t| t as f32),
+    };
+    Ok(AnswerConfig {
+        max_sentences,
+        generator,
+        temperature: temperature as f32,
+        grounding_policy,
+        grounding_threshold,
+        deterministic: raw.deterministic.unwrap_or(true),
     })
 }
 
@@ -323,6 +407,22 @@ mod tests {
         assert!(e.contains("server.listen"), "{e}");
         let e = Config::parse("[ingest]\nchunk_tokens = 100\noverlap_tokens = 60\n", "k.toml").unwrap_err().to_string();
         assert!(e.contains("ingest.overlap_tokens"), "{e}");
+    }
+
+    #[test]
+    fn the_generator_must_be_extractive_or_a_route() {
+        let e = Config::parse("[answer]\ngenerator = \"gpt-x\"\n", "k.toml").unwrap_err().to_string();
+        assert!(e.contains("answer.generator") && e.contains("gpt-x"), "{e}");
+        let routed = "[answer]\ngenerator = \"gpt-x\"\ngrounding_policy = \"repair\"\n\
+            [[providers]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n\
+            [[routes]]\nmodel = \"gpt-x\"\ntargets = [{ provider = \"p\", model = \"m\" }]\n";
+        let c = Config::parse(routed, "k.toml").unwrap();
+        assert_eq!(c.answer.generator, Generator::Route("gpt-x".into()));
+        assert_eq!(c.answer.grounding_policy, GroundingPolicy::Repair);
+        let e = Config::parse("[answer]\ngrounding_policy = \"ignore\"\n", "k.toml").unwrap_err().to_string();
+        assert!(e.contains("answer.grounding_policy"), "{e}");
+        let e = Config::parse("[answer]\ngrounding_threshold = 1.5\n", "k.toml").unwrap_err().to_string();
+        assert!(e.contains("answer.grounding_threshold"), "{e}");
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub struct RawEmbedding {
 pub struct RawAnswer {
     pub max_sentences: Option<u64>,
     pub deterministic: Option<bool>,
+    pub generator: Option<String>,
+    pub temperature: Option<f64>,
+    pub grounding_policy: Option<String>,
+    pub grounding_threshold: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -17,6 +17,7 @@
 
 pub mod breaker;
 pub mod cache;
+pub mod chat;
 pub mod provider;
 pub mod retry;
 pub mod usage;

@@ -84,9 +84,11 @@ impl From<PipelineError> for ApiError {
             PipelineError::Store(StoreError::NotFound(m)) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", m).param("conversation")
             }
+            PipelineError::Gateway(g) => ApiError::from(g),
             PipelineError::Embed(_)
             | PipelineError::Index(_)
             | PipelineError::Internal(_)
+            | PipelineError::Ground(_)
             | PipelineError::Store(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e.to_string())
             }

@@ -171,6 +171,7 @@ fn extension(a: &Answer) -> Value {
         "conversation": a.conversation,
         "escalation": a.escalation,
         "guard": a.guard,
+        "snapshot": a.snapshot,
         "usage_estimated": true,
     })
 }

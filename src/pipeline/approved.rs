@@ -85,6 +85,7 @@ impl Stage for ApprovedStage {
             approved: Some(ApprovedRef { id: best.id, version: best.version, similarity }),
             guard: None,
             snapshot: None,
+            prompt: None,
         }))
     }
 }

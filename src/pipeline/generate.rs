@@ -1,5 +1,5 @@
-//! Stage `generate`: the answerer. Today the built-in extractive answerer; generative
-//! providers (gateway issue) plug in here behind the same `Draft`.
+//! Stage `generate` with the built-in extractive answerer (`[answer] generator = "extractive"`,
+//! the default). A model behind the gateway is `generative.rs`, behind the same `Draft`.
 
 use async_trait::async_trait;
 

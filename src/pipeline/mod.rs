@@ -15,6 +15,7 @@
 mod approved;
 mod conversation;
 mod generate;
+mod generative;
 mod input;
 mod record;
 mod retrieve;
@@ -29,8 +30,9 @@ use serde_json::{json, Value};
 
 use crate::answer::extractive::Evidence;
 use crate::answer::{Answer, ConversationRef, Draft, Versions};
-use crate::config::Config;
+use crate::config::{Config, Generator};
 use crate::embedding::Embedder;
+use crate::gateway::{Gateway, GatewayError};
 use crate::governance::approved::ApprovedSet;
 use crate::index::{Index, IndexError};
 use crate::store::{Store, StoreError};
@@ -54,6 +56,11 @@ pub enum PipelineError {
     /// The conversation can take no more questions (`reason`: `idle_timeout`, …).
     #[error("conversation `{id}` is closed ({reason}); start a new conversation")]
     ConversationClosed { id: String, reason: String },
+    /// The generative answerer's model call failed (mapped like the gateway's own errors).
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    #[error(transparent)]
+    Ground(#[from] keel_ground::GroundError),
 }
 
 /// What flows through the stages.
@@ -126,6 +133,8 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// Builds the stages; `gateway` serves a generative `[answer] generator` (unused otherwise).
+    #[expect(clippy::too_many_arguments, reason = "called from two places, each argument a distinct shared part")]
     pub fn new(
         config: &Config,
         index: Arc<Index>,
@@ -134,9 +143,28 @@ impl Pipeline {
         store: Store,
         approved: Arc<ApprovedSet>,
         guard: Option<Arc<InputGuard>>,
-    ) -> Self {
+        gateway: Arc<Gateway>,
+    ) -> Result<Self, PipelineError> {
         let gov = &config.governance;
+        let ans = &config.answer;
         let scanner = guard.clone().filter(|_| config.guard.scan_documents);
+        let generate: Box<dyn Stage> = match &ans.generator {
+            Generator::Extractive => Box::new(generate::ExtractiveStage { max_sentences: ans.max_sentences }),
+            Generator::Route(route) => {
+                let mut checker = keel_ground::Checker::new()?;
+                if let Some(t) = ans.grounding_threshold {
+                    checker = checker.with_threshold(t);
+                }
+                Box::new(generative::GenerativeStage {
+                    gateway,
+                    route: route.clone(),
+                    temperature: ans.temperature,
+                    policy: ans.grounding_policy,
+                    checker: Arc::new(checker),
+                    max_sentences: ans.max_sentences,
+                })
+            }
+        };
         let mut stages: Vec<Box<dyn Stage>> = vec![
             Box::new(input::InputStage {
                 max_chars: config.server.max_question_chars,
@@ -146,7 +174,7 @@ impl Pipeline {
             Box::new(conversation::ConversationStage { store: store.clone(), cfg: gov.clone() }),
             Box::new(approved::ApprovedStage::new(approved.clone(), embedder.clone(), index.clone(), gov)),
             Box::new(retrieve::RetrieveStage::new(index.clone(), embedder, config.retrieval.clone(), scanner)),
-            Box::new(generate::ExtractiveStage { max_sentences: config.answer.max_sentences }),
+            generate,
         ];
         if config.answer.deterministic {
             // After `approved`, before `retrieve`.
@@ -157,7 +185,15 @@ impl Pipeline {
                     store: store.clone(),
                     index: index.clone(),
                     approved,
-                    answerer: serde_json::json!({ "model": crate::answer::extractive::MODEL_VERSION }),
+                    answerer: match &config.answer.generator {
+                        Generator::Extractive => serde_json::json!({ "model": crate::answer::extractive::MODEL_VERSION }),
+                        Generator::Route(route) => serde_json::json!({
+                            "model": route,
+                            "prompt": crate::answer::prompt::PROMPT_VERSION,
+                            "temperature": config.answer.temperature,
+                            "grounding": format!("{:?}/{:?}", config.answer.grounding_policy, config.answer.grounding_threshold),
+                        }),
+                    },
                     config_hash: crate::digest::sha256_hex(
                         format!("{:?}{:?}{:?}", config.retrieval, config.answer, config.guard).as_bytes(),
                     ),
@@ -165,7 +201,7 @@ impl Pipeline {
             );
         }
         let record = record::Recorder { store, escalate_on_no_evidence: gov.escalate_on_no_evidence };
-        Self { stages, index, default_top_k: config.retrieval.top_k, sink, record }
+        Ok(Self { stages, index, default_top_k: config.retrieval.top_k, sink, record })
     }
 
     pub fn index(&self) -> &Arc<Index> {
@@ -221,7 +257,7 @@ impl Pipeline {
             escalate: draft.escalate,
             reason: draft.reason,
             trace_id: ctx.trace.id().to_string(),
-            versions: Versions { corpus: self.index.corpus_version(), model: draft.model, prompt: None },
+            versions: Versions { corpus: self.index.corpus_version(), model: draft.model, prompt: draft.prompt },
             approved: draft.approved,
             conversation: ctx.conversation.clone(),
             escalation: None,

@@ -74,5 +74,6 @@ fn draft_of(answer: &Value, id: &str) -> Result<Draft, PipelineError> {
         approved: None,
         guard: None,
         snapshot: Some(id.to_string()),
+        prompt: answer["versions"]["prompt"].as_str().map(str::to_string),
     })
 }

@@ -51,7 +51,7 @@ impl Server {
     pub async fn start(cfg: Config, embedder: Arc<Embedder>) -> Self {
         let store = Store::open_embedded(&cfg.data_dir).await.expect("store");
         let gateway = Arc::new(keel::gateway::Gateway::new(&cfg.gateway, &Default::default()).expect("gateway"));
-        let app = Arc::new(App::open_with(cfg, store, embedder).await.expect("app opens"));
+        let app = Arc::new(App::open_with(cfg, store, embedder, gateway.clone()).await.expect("app opens"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
