@@ -88,6 +88,8 @@ impl App {
     /// Re-reads the approved answers (embedding only new versions). The admin API calls this
     /// after each change; `serve` also calls it periodically to pick up CLI edits.
     pub async fn reload_approved(&self) -> Result<(), AppError> {
+        let corrections = self.store.snapshots.corrections().await?;
+        self.approved.set_wrong_answers(corrections.into_iter().map(|c| (c.id, c.wrong_answer)).collect());
         let current = self.store.approved.approved_current().await?;
         let (set, embedder) = (self.approved.clone(), self.embedder.clone());
         tokio::task::spawn_blocking(move || set.replace(current, &embedder))

@@ -524,3 +524,43 @@ async fn deterministic_mode_returns_the_stored_answer_though_the_model_would_say
     assert_eq!(fake.calls(), 1, "answered from the snapshot: no model call");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_marked_wrong_is_stopped_when_the_model_says_it_again() {
+    let Some((_tmp, fake, server)) = setup_at(GroundingPolicy::FallbackExtractive, 8, None, false).await else {
+        return;
+    };
+    let c = reqwest::Client::new();
+    let q = "How long do I have to return an item?";
+    fake.push(&[Kind::Faithful]);
+    let (_, _, first) = ask(&server, q, false).await;
+    assert_eq!(first["versions"]["model"], "fake-llm", "{first}");
+    // An operator marks it wrong; the approved variant the correction creates is then retired,
+    // so the question reaches the model again.
+    let cor: Value = c
+        .post(server.url("/v1/admin/corrections"))
+        .json(&json!({ "trace_id": first["trace_id"], "text": "Returns are accepted for 45 days.", "reason": "policy changed" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = cor["approved_id"].as_str().unwrap();
+    let res = c
+        .post(server.url(&format!("/v1/admin/approved/{id}/retire")))
+        .json(&json!({ "expected_version": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    fake.push(&[Kind::Faithful]);
+    let (_, _, again) = ask(&server, q, false).await;
+    assert_eq!(fake.calls(), 2, "the model was asked");
+    assert_eq!(again["versions"]["model"], "keel-extractive@1", "the repeated wrong answer was replaced: {again}");
+    server.app.sink.flush().await;
+    let trace = server.app.store.traces.get_trace(again["trace_id"].as_str().unwrap()).await.unwrap().unwrap();
+    let generate = trace.spans.iter().find(|s| s.name == "generate").unwrap();
+    assert_eq!(generate.attrs["repeats_correction"], cor["id"]);
+    server.stop().await;
+}

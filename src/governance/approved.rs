@@ -2,7 +2,7 @@
 //! each normalised question, and the rule that picks one — cosine over a threshold **and** a
 //! margin over the next approved answer — so a question near two answers gets neither.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use keel_embed::vecmath::dot;
@@ -30,7 +30,22 @@ pub struct Match {
 #[derive(Default)]
 pub struct ApprovedSet {
     entries: RwLock<Arc<Vec<Entry>>>,
+    /// Answers marked wrong by corrections (id, word set): a generated answer that resembles
+    /// one of them is stopped.
+    wrong: RwLock<Arc<Vec<WrongAnswer>>>,
 }
+
+/// A correction's id and the word set of the answer it marked wrong.
+type WrongAnswer = (String, HashSet<String>);
+
+/// Lower-case words of two characters or more (numbers included): what two answers are
+/// compared on.
+fn word_set(text: &str) -> HashSet<String> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 1).map(str::to_lowercase).collect()
+}
+
+/// Word-set overlap (Jaccard) at which a generated answer counts as repeating a corrected one.
+pub const WRONG_ANSWER_SIMILARITY: f32 = 0.6;
 
 /// A hash of the active `(id, version)` pairs: part of every answer snapshot's key, so an
 /// approved-answer change yields new snapshots.
@@ -40,6 +55,29 @@ fn fingerprint_of(entries: &[Entry]) -> String {
 }
 
 impl ApprovedSet {
+    /// Remembers the wrong answers of corrections: `(correction id, wrong text)`.
+    pub fn set_wrong_answers(&self, wrong: Vec<(String, String)>) {
+        let next = Arc::new(wrong.into_iter().map(|(id, text)| (id, word_set(&text))).collect());
+        match self.wrong.write() {
+            Ok(mut g) => *g = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+    }
+
+    /// The correction whose wrong answer `text` repeats, if any.
+    pub fn repeats_wrong_answer(&self, text: &str) -> Option<String> {
+        let wrong = match self.wrong.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let words = word_set(text);
+        wrong.iter().find_map(|(id, w)| {
+            let union = words.union(w).count();
+            let shared = words.intersection(w).count();
+            (union > 0 && shared as f32 / union as f32 >= WRONG_ANSWER_SIMILARITY).then(|| id.clone())
+        })
+    }
+
     pub fn fingerprint(&self) -> String {
         fingerprint_of(&self.snapshot())
     }
@@ -132,7 +170,7 @@ mod tests {
 
     fn set_with(vectors: Vec<(&str, Vec<f32>)>) -> ApprovedSet {
         let entries = vectors.into_iter().map(|(id, vector)| Entry { answer: answer(id), vector }).collect();
-        ApprovedSet { entries: RwLock::new(Arc::new(entries)) }
+        ApprovedSet { entries: RwLock::new(Arc::new(entries)), wrong: RwLock::default() }
     }
 
     #[test]
@@ -147,6 +185,20 @@ mod tests {
         let close = set_with(vec![("a", vec![1.0, 0.0]), ("b", vec![0.96, 0.28])]);
         let m = close.best(&[0.99, 0.14], 0.85, 0.05);
         assert!(m.best.is_some() && !m.accepted, "{m:?}");
+    }
+
+    #[test]
+    fn a_reworded_wrong_answer_is_recognised_and_a_different_one_is_not() {
+        let s = ApprovedSet::default();
+        s.set_wrong_answers(vec![(
+            "cor_1".into(),
+            "Refunds are issued within 30 days of receiving the item [1].".into(),
+        )]);
+        assert_eq!(
+            s.repeats_wrong_answer("Refunds are issued within 30 days after receiving your item."),
+            Some("cor_1".into())
+        );
+        assert_eq!(s.repeats_wrong_answer("Standard shipping to Canada takes 7 business days."), None);
     }
 
     #[test]

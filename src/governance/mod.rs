@@ -16,6 +16,8 @@ pub mod reason {
     pub const GUARD_BLOCK: &str = "guard_block";
     pub const LOW_GROUNDING: &str = "low_grounding";
     pub const REPEATED_REPHRASING: &str = "repeated_rephrasing";
+    /// A generated answer repeated one a correction marked wrong.
+    pub const REPEATS_CORRECTION: &str = "repeats_correction";
 }
 
 /// One version of an approved answer. Edits append versions; the highest is current.

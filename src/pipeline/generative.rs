@@ -16,6 +16,7 @@ use crate::answer::prompt::{self, Message, Prompt};
 use crate::answer::{generative, Draft};
 use crate::config::GroundingPolicy;
 use crate::gateway::{chat, CallReport, Gateway, GatewayError};
+use crate::governance::approved::ApprovedSet;
 use crate::governance::reason;
 
 pub struct GenerativeStage {
@@ -27,6 +28,8 @@ pub struct GenerativeStage {
     pub checker: Arc<Checker>,
     /// For the extractive fallback.
     pub max_sentences: usize,
+    /// Knows the answers corrections marked wrong.
+    pub approved: Arc<ApprovedSet>,
 }
 
 /// A verdict as trace attributes: the answer's and each claim's.
@@ -82,6 +85,15 @@ impl GenerativeStage {
     async fn generate(&self, ctx: &mut RequestCtx, report: &mut CallReport) -> Result<Draft, PipelineError> {
         let p: Prompt = prompt::render(&ctx.question, &ctx.evidence);
         let reply = self.call(&p.messages, report).await?;
+        if let Some(correction) = self.approved.repeats_wrong_answer(&reply) {
+            // The model said again what a correction marked wrong: stopped, never served.
+            ctx.trace.attr("repeats_correction", correction.as_str());
+            count("repeats_correction");
+            if self.policy == GroundingPolicy::Escalate {
+                return Ok(Draft::plain(extractive::NOT_FOUND, true, reason::REPEATS_CORRECTION, &self.route));
+            }
+            return Ok(self.fallback(ctx, &format!("repeats the answer corrected by {correction}")));
+        }
         let verdict = self.check(&reply, &ctx.evidence);
         ctx.trace.attr("grounding", verdict_attr(&verdict, self.checker.threshold()));
         if verdict.supported || prompt::is_dont_know(&reply) {

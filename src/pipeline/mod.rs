@@ -162,6 +162,7 @@ impl Pipeline {
                     policy: ans.grounding_policy,
                     checker: Arc::new(checker),
                     max_sentences: ans.max_sentences,
+                    approved: approved.clone(),
                 })
             }
         };
