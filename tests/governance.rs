@@ -219,6 +219,18 @@ async fn escalation_life_cycle_with_a_human_reply_delivered_into_the_conversatio
     assert_eq!(st, 409);
     let (st, _) = send(c.post(s.url("/v1/admin/escalations/esc_nope/claim")).json(&json!({ "assignee": "a" }))).await;
     assert_eq!(st, 404);
+    // The same question three times in a row: a person takes over.
+    for (i, q) in ["How do I reset my password?", "how can I reset my password please", "reset my password, how?"]
+        .iter()
+        .enumerate()
+    {
+        let (_, r) = send(ask(&c, &s, q, Some("conv-r"))).await;
+        if i < 2 {
+            assert_eq!(r["escalate"], false, "{r}");
+        } else {
+            assert_eq!((r["reason"].as_str(), r["escalation"].is_string()), (Some("repeated_rephrasing"), true), "{r}");
+        }
+    }
     // Off-topic questions open an escalation with the no-evidence reason.
     let (_, r) = send(ask(&c, &s, "What is the boiling point of tungsten?", None)).await;
     assert_eq!((r["reason"].as_str(), r["escalation"].is_string()), (Some("no_evidence"), true), "{r}");

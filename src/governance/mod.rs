@@ -155,6 +155,23 @@ pub fn normalize_question(q: &str) -> String {
         .join(" ")
 }
 
+/// Whether the last `n` user turns of a transcript ask the same thing again and again (each
+/// consecutive pair shares at least `min_overlap` of its content words): the assistant is not
+/// helping, and a person should take over.
+pub fn repeated_rephrasing(transcript: &[Turn], n: usize, min_overlap: f32) -> bool {
+    let words = |t: &str| -> std::collections::HashSet<String> {
+        normalize_question(t).split(' ').filter(|w| w.len() > 2).map(str::to_string).collect()
+    };
+    let asked: Vec<_> = transcript.iter().filter(|t| t.role == "user").map(|t| words(&t.text)).collect();
+    if n < 2 || asked.len() < n {
+        return false;
+    }
+    asked[asked.len() - n..].windows(2).all(|w| {
+        let union = w[0].union(&w[1]).count();
+        union > 0 && w[0].intersection(&w[1]).count() as f32 / union as f32 >= min_overlap
+    })
+}
+
 /// Whether the user is asking for a person rather than an answer ("talk to a person",
 /// "agent please"). Short requests only: a long question that mentions an agent is a question.
 pub fn asks_for_human(q: &str) -> bool {
@@ -214,6 +231,27 @@ mod tests {
         ] {
             assert!(!asks_for_human(q), "{q}");
         }
+    }
+
+    #[test]
+    fn three_rephrasings_in_a_row_are_recognised() {
+        let turn =
+            |role: &str, text: &str| Turn { seq: 0, role: role.into(), text: text.into(), trace_id: None, at_ms: 0 };
+        let same = vec![
+            turn("user", "How do I reset my password?"),
+            turn("assistant", "…"),
+            turn("user", "how can I reset my password please"),
+            turn("assistant", "…"),
+            turn("user", "reset my password, how?"),
+        ];
+        assert!(repeated_rephrasing(&same, 3, 0.4));
+        let varied = vec![
+            turn("user", "How do I reset my password?"),
+            turn("user", "Do you ship to Canada?"),
+            turn("user", "What is the return window?"),
+        ];
+        assert!(!repeated_rephrasing(&varied, 3, 0.4));
+        assert!(!repeated_rephrasing(&same[..3], 3, 0.4), "two questions are not a pattern yet");
     }
 
     #[test]

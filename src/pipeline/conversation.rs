@@ -7,13 +7,17 @@ use async_trait::async_trait;
 use super::{Flow, PipelineError, RequestCtx, Stage};
 use crate::answer::Draft;
 use crate::config::GovernanceConfig;
-use crate::governance::{asks_for_human, reason, Turn, TurnStart};
+use crate::governance::{asks_for_human, reason, repeated_rephrasing, Turn, TurnStart};
 use crate::store::Store;
 
 pub struct ConversationStage {
     pub store: Store,
     pub cfg: GovernanceConfig,
 }
+
+/// The same question asked this many times in a row (by content-word overlap) hands off.
+const REPHRASINGS: usize = 3;
+const REPHRASING_OVERLAP: f32 = 0.4;
 
 pub const HANDOFF: &str =
     "I've asked a member of our team to help you; they will reply in this conversation as soon as they can.";
@@ -56,6 +60,18 @@ impl Stage for ConversationStage {
                     reason::TURN_LIMIT,
                     "keel-governance",
                 )));
+            }
+            if user_turns >= REPHRASINGS as u32 {
+                let transcript = self.store.conversations.transcript(&conv.id).await?;
+                if repeated_rephrasing(&transcript, REPHRASINGS, REPHRASING_OVERLAP) {
+                    ctx.trace.attr("repeated_rephrasing", REPHRASINGS);
+                    return Ok(Flow::Respond(Draft::plain(
+                        HANDOFF,
+                        true,
+                        reason::REPEATED_REPHRASING,
+                        "keel-governance",
+                    )));
+                }
             }
         }
         if asks_for_human(&ctx.question) {
