@@ -389,3 +389,34 @@ async fn snapshots_answer_byte_for_byte_corrections_take_over_and_history_shows_
     assert_eq!(st, 404, "{e}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correction_in_evidence_mode_becomes_the_top_cited_source() {
+    let Some(embedder) = common::embedder() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(&tmp.path().join("data"));
+    cfg.governance.corrections = keel::config::CorrectionMode::Evidence;
+    let kb = tmp.path().join("kb");
+    std::fs::create_dir_all(&kb).unwrap();
+    std::fs::write(
+        kb.join("shipping.md"),
+        "# Shipping to Canada\n\nWe ship to Canada. Delivery to Canada takes 7 business days after dispatch.\n",
+    )
+    .unwrap();
+    common::ingest_paths(&cfg, &embedder, std::slice::from_ref(&kb), false).await;
+    let s = common::Server::start(cfg, embedder).await;
+    let c = reqwest::Client::new();
+    let q = "How long does delivery to Canada take?";
+    let (_, first) = send(ask(&c, &s, q, None)).await;
+    let text = "Delivery to Canada takes 10 business days while customs checks are slower.";
+    let (st, cor) = send(c.post(s.url("/v1/admin/corrections")).json(&json!({
+        "trace_id": first["trace_id"], "text": text, "reason": "customs delays"
+    })))
+    .await;
+    assert_eq!(st, 201, "{cor}");
+    let (_, fixed) = send(ask(&c, &s, "how long does delivery to canada take", None)).await;
+    assert!(fixed["approved"].is_null(), "evidence mode does not serve it verbatim: {fixed}");
+    assert_eq!(fixed["citations"][0]["doc"], format!("correction:{}", cor["approved_id"].as_str().unwrap()));
+    assert!(fixed["answer"].as_str().unwrap().contains("10 business days"), "{fixed}");
+    s.stop().await;
+}

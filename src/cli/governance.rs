@@ -91,7 +91,8 @@ pub async fn corrections(config: Config, action: CorrectionsAction) -> anyhow::R
     let store = Store::open_embedded(&config.data_dir).await?;
     match action {
         CorrectionsAction::Add { trace, text, reason, json } => {
-            let c = admin::add_correction(&store, &trace, &text, &reason, &author()).await?;
+            let mode = config.governance.corrections;
+            let c = admin::add_correction(&store, &trace, &text, &reason, &author(), mode).await?;
             if json {
                 println!("{}", serde_json::to_string(&c)?);
             } else {

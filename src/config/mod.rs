@@ -112,6 +112,16 @@ pub struct GovernanceConfig {
     pub approved_margin: f32,
     /// Open an escalation when nothing in the knowledge base answers a question.
     pub escalate_on_no_evidence: bool,
+    /// How a correction takes effect on matching questions.
+    pub corrections: CorrectionMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CorrectionMode {
+    /// The correction is served verbatim as an approved-answer variant.
+    Approved,
+    /// The correction is injected as the top evidence and the answerer writes the answer.
+    Evidence,
 }
 
 /// What the input guard does with an input its injection layers would block.
@@ -373,6 +383,16 @@ fn governance(raw: raw::RawGovernance, file: &str) -> Result<GovernanceConfig, C
         approved_threshold: unit("governance.approved_threshold", raw.approved_threshold, 0.85)?,
         approved_margin: unit("governance.approved_margin", raw.approved_margin, 0.05)?,
         escalate_on_no_evidence: raw.escalate_on_no_evidence.unwrap_or(true),
+        corrections: match raw.corrections.as_deref().unwrap_or("approved") {
+            "approved" => CorrectionMode::Approved,
+            "evidence" => CorrectionMode::Evidence,
+            other => {
+                return Err(invalid(
+                    "governance.corrections",
+                    format!("`{other}` is not one of \"approved\", \"evidence\""),
+                ))
+            }
+        },
     })
 }
 

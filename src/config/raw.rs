@@ -87,6 +87,7 @@ pub struct RawGovernance {
     pub approved_threshold: Option<f64>,
     pub approved_margin: Option<f64>,
     pub escalate_on_no_evidence: Option<bool>,
+    pub corrections: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

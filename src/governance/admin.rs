@@ -1,7 +1,8 @@
 //! The operations an administrator performs — on approved answers and on escalations — shared
 //! by the CLI and the admin API so both validate and version the same way.
 
-use super::{ApprovedAnswer, Correction};
+use super::{ApprovedAnswer, Correction, EVIDENCE};
+use crate::config::CorrectionMode;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +131,7 @@ pub async fn add_correction(
     text: &str,
     reason: &str,
     author: &str,
+    mode: CorrectionMode,
 ) -> Result<Correction, GovernanceError> {
     let trace = store
         .traces
@@ -142,7 +144,11 @@ pub async fn add_correction(
     })?;
     let wrong = trace.output["answer"].as_str().unwrap_or_default().to_string();
     let reason = required("reason", reason)?;
-    let approved = add_approved(store, &question, text, Some("correction".into()), Vec::new(), author).await?;
+    let mut approved = add_approved(store, &question, text, Some("correction".into()), Vec::new(), author).await?;
+    if mode == CorrectionMode::Evidence {
+        // Matched like an approved answer, but used as evidence rather than served verbatim.
+        approved = edit_approved(store, &approved.id, 1, ApprovedEdit::default(), Some(EVIDENCE), author).await?;
+    }
     let c = Correction {
         id: format!("cor_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
         trace_id: trace_id.to_string(),

@@ -105,7 +105,7 @@ impl ApprovedSet {
         for e in old.iter() {
             known.insert((e.answer.id.as_str(), e.answer.version, e.answer.question.as_str()), &e.vector);
         }
-        let active: Vec<ApprovedAnswer> = current.into_iter().filter(ApprovedAnswer::is_active).collect();
+        let active: Vec<ApprovedAnswer> = current.into_iter().filter(ApprovedAnswer::is_matchable).collect();
         let missing: Vec<String> = active
             .iter()
             .filter(|a| !known.contains_key(&(a.id.as_str(), a.version, a.question.as_str())))

@@ -36,9 +36,17 @@ pub struct ApprovedAnswer {
     pub created_at_ms: i64,
 }
 
+/// The status of a correction used as evidence (matched, never served verbatim).
+pub const EVIDENCE: &str = "evidence";
+
 impl ApprovedAnswer {
     pub fn is_active(&self) -> bool {
         self.status == "active"
+    }
+
+    /// Whether the matcher considers it: served verbatim (`active`) or as evidence.
+    pub fn is_matchable(&self) -> bool {
+        self.is_active() || self.status == EVIDENCE
     }
 }
 

@@ -238,7 +238,8 @@ pub async fn add_correction(
 ) -> Result<Response, ApiError> {
     let app = state.app()?;
     app.sink.flush().await;
-    let c = admin::add_correction(&app.store, &req.trace_id, &req.text, &req.reason, &author(&caller)).await?;
+    let mode = app.config.governance.corrections;
+    let c = admin::add_correction(&app.store, &req.trace_id, &req.text, &req.reason, &author(&caller), mode).await?;
     refreshed(&state).await?;
     Ok((StatusCode::CREATED, Json(c)).into_response())
 }

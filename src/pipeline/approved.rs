@@ -57,6 +57,11 @@ impl Stage for ApprovedStage {
         if !m.accepted {
             return Ok(Flow::Continue);
         }
+        if best.status == crate::governance::EVIDENCE {
+            ctx.trace.attr("correction_as_evidence", best.id.as_str());
+            ctx.correction = Some(correction_evidence(&best.id, &best.answer));
+            return Ok(Flow::Continue);
+        }
         let citations = best
             .cites
             .iter()
@@ -88,4 +93,19 @@ impl Stage for ApprovedStage {
             prompt: None,
         }))
     }
+}
+
+/// A correction as a piece of evidence the answerers can cite.
+fn correction_evidence(id: &str, text: &str) -> crate::answer::extractive::Evidence {
+    let chunk = crate::index::ChunkMeta {
+        id: format!("correction:{id}"),
+        doc_id: format!("correction:{id}"),
+        title: "Correction".into(),
+        heading: String::new(),
+        text: text.to_string(),
+        start_char: 0,
+        end_char: text.chars().count() as u64,
+    };
+    let hit = crate::index::Hit { row: usize::MAX, score: 1.0, cosine: 1.0, bm25: 0.0 };
+    crate::answer::extractive::Evidence { chunk, hit }
 }

@@ -73,6 +73,8 @@ pub struct RequestCtx {
     pub conversation: Option<ConversationRef>,
     /// The embedding of the (normalised) question, once a stage has computed it.
     pub query_vector: Option<Vec<f32>>,
+    /// A correction matched in evidence mode: `retrieve` puts it first in the evidence.
+    pub correction: Option<Evidence>,
     /// Set by `snapshot` on a miss: `record` stores the answer under it.
     pub snapshot: Option<snapshot::SnapshotKey>,
 }
@@ -221,6 +223,7 @@ impl Pipeline {
             tenant: q.tenant,
             conversation: q.conversation.map(|id| ConversationRef { id, user_turns: 0, turn_limit: 0 }),
             query_vector: None,
+            correction: None,
             snapshot: None,
         };
         let mut draft = None;

@@ -73,6 +73,11 @@ impl Stage for RetrieveStage {
                 ctx.evidence.push(Evidence { chunk: chunk.clone(), hit: h.clone() });
             }
         }
+        if let Some(c) = ctx.correction.take() {
+            // A correction outranks everything the index found.
+            ctx.evidence.insert(0, c);
+            ctx.evidence.truncate(ctx.top_k.max(1));
+        }
         ctx.trace.attr("hits", listed);
         if !kept_out.is_empty() {
             ctx.trace.attr("kept_out", kept_out);
