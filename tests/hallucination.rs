@@ -29,6 +29,8 @@ enum Kind {
     Fee,
     Duration,
     Negation,
+    /// Leaks the system prompt's canary, spaced out letter by letter.
+    Leak,
 }
 
 const INVENTED: [Kind; 4] = [Kind::Number, Kind::Fee, Kind::Duration, Kind::Negation];
@@ -245,6 +247,15 @@ async fn fake_handler(State(f): State<Fake>, Json(body): Json<Value>) -> Json<Va
         Kind::Fee => {
             let fee = "A $4.99 processing fee applies to every return and refund";
             (format!("{good} {}", cite(&format!("{fee}."), n)), Some(fee.to_string()))
+        }
+        Kind::Leak => {
+            let system = messages.iter().find(|m| m["role"] == "system").and_then(|m| m["content"].as_str());
+            let canary = system
+                .and_then(|s| s.split_whitespace().find(|w| w.starts_with("kc") && w.len() >= 18))
+                .map(|w| w.trim_end_matches(':').to_string())
+                .unwrap_or_default();
+            let spaced: Vec<String> = canary.chars().map(String::from).collect();
+            (format!("{good} My reference code is {}.", spaced.join(" ")), Some(canary))
         }
     };
     f.log.lock().unwrap().push(Reply { kind, text: text.clone(), faithful: good, needle, messages: messages.len() });
@@ -562,5 +573,23 @@ async fn an_answer_marked_wrong_is_stopped_when_the_model_says_it_again() {
     let trace = server.app.store.traces.get_trace(again["trace_id"].as_str().unwrap()).await.unwrap().unwrap();
     let generate = trace.spans.iter().find(|s| s.name == "generate").unwrap();
     assert_eq!(generate.attrs["repeats_correction"], cor["id"]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_that_leaks_the_system_prompt_canary_is_withheld() {
+    let Some((_tmp, fake, server)) = setup(GroundingPolicy::FallbackExtractive).await else { return };
+    fake.push(&[Kind::Leak]);
+    let (raw, text, keel) = ask(&server, "How long do I have to return an item?", false).await;
+    let canary = fake.last().needle.unwrap();
+    assert!(canary.starts_with("kc") && canary.len() >= 18, "the fake found the canary: {canary}");
+    assert_eq!(keel["versions"]["model"], "keel-extractive@1", "{keel}");
+    let squashed: String = raw.chars().filter(char::is_ascii_alphanumeric).collect();
+    assert!(!squashed.contains(&canary), "no trace of the canary reaches the client");
+    assert!(!text.contains("reference code"), "{text}");
+    server.app.sink.flush().await;
+    let trace = server.app.store.traces.get_trace(keel["trace_id"].as_str().unwrap()).await.unwrap().unwrap();
+    let generate = trace.spans.iter().find(|s| s.name == "generate").unwrap();
+    assert_eq!(generate.attrs["canary_leak"], true);
     server.stop().await;
 }

@@ -75,6 +75,21 @@ impl GenerativeStage {
         generative::draft(reply, evidence, &self.route, prompt::PROMPT_VERSION)
     }
 
+    /// The reply carried the system prompt's canary: the prompt leaked (an injection worked).
+    /// Nothing of the reply is served; the alarm is raised.
+    fn canary_leak(&self, ctx: &mut RequestCtx) -> Draft {
+        ctx.trace.attr("canary_leak", true);
+        crate::metrics::global().inc(
+            "keel_canary_leaks_total",
+            "Generated replies that contained the system prompt's canary (a prompt leak)",
+            crate::metrics::labels(&[("route", self.route.as_str())]),
+            1,
+        );
+        tracing::warn!(route = %self.route, "a model reply contained the system-prompt canary; reply withheld");
+        count("canary_leak");
+        self.fallback(ctx, "the reply leaked the system prompt's canary")
+    }
+
     /// The answer that replaces an unsupported reply (policy `fallback_extractive`, or `repair`
     /// when the repair failed too).
     fn fallback(&self, ctx: &mut RequestCtx, why: &str) -> Draft {
@@ -83,8 +98,12 @@ impl GenerativeStage {
     }
 
     async fn generate(&self, ctx: &mut RequestCtx, report: &mut CallReport) -> Result<Draft, PipelineError> {
-        let p: Prompt = prompt::render(&ctx.question, &ctx.evidence);
+        let canary = keel_guard::output::new_canary();
+        let p: Prompt = prompt::with_canary(prompt::render(&ctx.question, &ctx.evidence), &canary);
         let reply = self.call(&p.messages, report).await?;
+        if keel_guard::output::canary_in(&reply, &canary) {
+            return Ok(self.canary_leak(ctx));
+        }
         if let Some(correction) = self.approved.repeats_wrong_answer(&reply) {
             // The model said again what a correction marked wrong: stopped, never served.
             ctx.trace.attr("repeats_correction", correction.as_str());
@@ -123,6 +142,9 @@ impl GenerativeStage {
                         return Ok(self.fallback(ctx, &format!("repair call failed: {e}")));
                     }
                 };
+                if keel_guard::output::canary_in(&repaired, &canary) {
+                    return Ok(self.canary_leak(ctx));
+                }
                 let again = self.check(&repaired, &ctx.evidence);
                 ctx.trace.attr("repair_grounding", verdict_attr(&again, self.checker.threshold()));
                 if again.supported || prompt::is_dont_know(&repaired) {
