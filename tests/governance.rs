@@ -62,15 +62,7 @@ async fn approved_answers_take_precedence_are_versioned_and_never_lose_a_concurr
     assert_eq!(r["approved"]["version"], 1);
     assert_eq!(r["citations"][0]["doc"], doc.as_str());
     assert_eq!(r["citations"][0]["title"], "Return Policy", "the title comes from the index");
-    let trace: Value = c
-        .get(s.url(&format!("/v1/traces/{}", r["trace_id"].as_str().unwrap())))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let names: Vec<&str> = trace["spans"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    let names = s.span_names(&r["trace_id"]).await;
     assert_eq!(names, ["input", "conversation", "approved", "record"], "no retrieval after an approved match");
 
     // An unrelated question is not captured by the approved answer.
@@ -344,15 +336,7 @@ async fn snapshots_answer_byte_for_byte_corrections_take_over_and_history_shows_
         v.to_string()
     };
     assert_eq!(strip(again.clone()), strip(first.clone()));
-    let trace: Value = c
-        .get(s.url(&format!("/v1/traces/{}", again["trace_id"].as_str().unwrap())))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let names: Vec<&str> = trace["spans"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    let names = s.span_names(&again["trace_id"]).await;
     assert_eq!(names, ["input", "conversation", "approved", "snapshot", "record"], "a hit skips retrieval");
     s.stop().await;
 

@@ -77,9 +77,7 @@ async fn injections_are_refused_benign_look_alikes_answered_and_pii_never_stored
     )
     .await;
     assert!(r["answer"].as_str().unwrap().to_lowercase().contains("password"), "{r}");
-    s.app.sink.flush().await;
-    let trace = s.app.store.traces.get_trace(r["trace_id"].as_str().unwrap()).await.unwrap().unwrap();
-    let stored = serde_json::to_string(&trace).unwrap();
+    let stored = serde_json::to_string(&s.trace(&r["trace_id"]).await).unwrap();
     assert!(!stored.contains("4111") && !stored.contains("jane.doe"), "{stored}");
     assert!(stored.contains("[CARD]") && stored.contains("[EMAIL]"), "{stored}");
     let transcript = s.app.store.conversations.transcript("pii-1").await.unwrap();
@@ -89,10 +87,8 @@ async fn injections_are_refused_benign_look_alikes_answered_and_pii_never_stored
     let (_, r) = answer("How do I check my gift card balance?").await;
     let body = r.to_string();
     assert!(!body.contains("example-scam"), "{body}");
-    s.app.sink.flush().await;
-    let trace = s.app.store.traces.get_trace(r["trace_id"].as_str().unwrap()).await.unwrap().unwrap();
-    let retrieve = trace.spans.iter().find(|sp| sp.name == "retrieve").unwrap();
-    let kept_out = serde_json::to_string(&retrieve.attrs["kept_out"]).unwrap();
+    let retrieve = s.span(&r["trace_id"], "retrieve").await;
+    let kept_out = serde_json::to_string(&retrieve["kept_out"]).unwrap();
     assert!(kept_out.contains("poisoned.md"), "the scanner recorded the chunk it kept out: {kept_out}");
     s.stop().await;
 }

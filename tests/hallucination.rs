@@ -569,10 +569,8 @@ async fn an_answer_marked_wrong_is_stopped_when_the_model_says_it_again() {
     let (_, _, again) = ask(&server, q, false).await;
     assert_eq!(fake.calls(), 2, "the model was asked");
     assert_eq!(again["versions"]["model"], "keel-extractive@1", "the repeated wrong answer was replaced: {again}");
-    server.app.sink.flush().await;
-    let trace = server.app.store.traces.get_trace(again["trace_id"].as_str().unwrap()).await.unwrap().unwrap();
-    let generate = trace.spans.iter().find(|s| s.name == "generate").unwrap();
-    assert_eq!(generate.attrs["repeats_correction"], cor["id"]);
+    let generate = server.span(&again["trace_id"], "generate").await;
+    assert_eq!(generate["repeats_correction"], cor["id"]);
     server.stop().await;
 }
 
@@ -587,9 +585,7 @@ async fn a_reply_that_leaks_the_system_prompt_canary_is_withheld() {
     let squashed: String = raw.chars().filter(char::is_ascii_alphanumeric).collect();
     assert!(!squashed.contains(&canary), "no trace of the canary reaches the client");
     assert!(!text.contains("reference code"), "{text}");
-    server.app.sink.flush().await;
-    let trace = server.app.store.traces.get_trace(keel["trace_id"].as_str().unwrap()).await.unwrap().unwrap();
-    let generate = trace.spans.iter().find(|s| s.name == "generate").unwrap();
-    assert_eq!(generate.attrs["canary_leak"], true);
+    let generate = server.span(&keel["trace_id"], "generate").await;
+    assert_eq!(generate["canary_leak"], true);
     server.stop().await;
 }

@@ -48,7 +48,7 @@ impl Stage for InputStage {
         if let Some(guard) = &self.guard {
             let report = guard.check(&ctx.question);
             let v = &report.verdict;
-            let pii_kinds: Vec<String> = report.pii.iter().map(|f| format!("{:?}", f.kind).to_lowercase()).collect();
+            let pii_kinds: Vec<&str> = report.pii.iter().map(|f| f.kind.reason_code()).collect();
             ctx.trace.attr(
                 "guard",
                 json!({
@@ -64,8 +64,7 @@ impl Stage for InputStage {
                 .filter(|c| c.starts_with("injection.") || c == "input.hidden_text")
                 .collect();
             if let Some(f) = pii_block {
-                let c = format!("pii.{}", format!("{:?}", f.kind).to_lowercase());
-                refusal = Some((InjectionAction::Block, vec![c]));
+                refusal = Some((InjectionAction::Block, vec![f.kind.reason_code().to_string()]));
             } else if v.action == Action::Block && !injection.is_empty() {
                 refusal = Some((self.settings.injection, injection));
             } else if v.action != Action::Allow {

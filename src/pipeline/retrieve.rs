@@ -19,6 +19,8 @@ pub struct RetrieveStage {
     embedder: Arc<Embedder>,
     cfg: RetrievalConfig,
     scanner: Option<Arc<InputGuard>>,
+    /// The scanner's verdict per chunk id (`Some`: flagged, with what goes on the trace).
+    scanned: moka::sync::Cache<String, Option<serde_json::Value>>,
 }
 
 impl RetrieveStage {
@@ -29,7 +31,7 @@ impl RetrieveStage {
         cfg: RetrievalConfig,
         scanner: Option<Arc<InputGuard>>,
     ) -> Self {
-        Self { index, embedder, cfg, scanner }
+        Self { index, embedder, cfg, scanner, scanned: moka::sync::Cache::new(100_000) }
     }
 }
 
@@ -62,10 +64,14 @@ impl Stage for RetrieveStage {
             let Some(chunk) = self.index.chunk(h.row) else { continue };
             let mut evidence = h.cosine >= self.cfg.relevance_floor;
             if let (true, Some(scanner)) = (evidence, &self.scanner) {
-                let v = scanner.scan_document(&chunk.text);
-                if v.flagged {
+                // Chunks are immutable within a loaded index: each is scanned once, not per request.
+                let verdict = self.scanned.get_with(chunk.id.clone(), || {
+                    let v = scanner.scan_document(&chunk.text);
+                    v.flagged.then(|| json!({ "chunk": chunk.id, "score": v.score, "reasons": v.reasons }))
+                });
+                if let Some(v) = verdict {
                     evidence = false;
-                    kept_out.push(json!({ "chunk": chunk.id, "score": v.score, "reasons": v.reasons }));
+                    kept_out.push(v);
                 }
             }
             listed.push(json!({ "chunk": chunk.id, "score": h.score, "cosine": h.cosine, "bm25": h.bm25, "evidence": evidence }));

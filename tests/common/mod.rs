@@ -14,6 +14,7 @@ use keel::embedding::Embedder;
 use keel::http::ServerState;
 use keel::kb::ingest::{ingest, IngestOptions, IngestReport};
 use keel::store::Store;
+use serde_json::Value;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -64,6 +65,23 @@ impl Server {
             .expect("server runs");
         });
         Self { addr, app, stop: Some(tx), handle: Some(handle) }
+    }
+
+    /// A request's trace, once the background writer has stored it.
+    pub async fn trace(&self, id: &Value) -> keel::trace::Trace {
+        self.app.sink.flush().await;
+        self.app.store.traces.get_trace(id.as_str().expect("a trace id")).await.expect("store").expect("trace stored")
+    }
+
+    /// The attributes of one span of a request's trace.
+    pub async fn span(&self, id: &Value, name: &str) -> serde_json::Map<String, Value> {
+        let t = self.trace(id).await;
+        t.spans.into_iter().find(|s| s.name == name).map(|s| s.attrs).unwrap_or_else(|| panic!("no span `{name}`"))
+    }
+
+    /// The span names of a request's trace, in order.
+    pub async fn span_names(&self, id: &Value) -> Vec<String> {
+        self.trace(id).await.spans.into_iter().map(|s| s.name).collect()
     }
 
     pub fn url(&self, path: &str) -> String {
