@@ -336,3 +336,48 @@ async fn same_question_same_bytes_before_and_after_a_restart() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_semantic_cache_reuses_grounded_answers_per_tenant_and_never_across_questions() {
+    let Some((_tmp, mut cfg, embedder)) = setup().await else { return };
+    cfg.gateway.cache.semantic = true;
+    // Snapshots (deterministic mode) would answer a repeated normalised question first.
+    cfg.answer.deterministic = false;
+    let server = common::Server::start(cfg, embedder).await;
+    let client = reqwest::Client::new();
+    let ask = |q: &str| {
+        let client = client.clone();
+        let url = server.url("/v1/answer");
+        let body = json!({ "question": q });
+        async move {
+            let res = client.post(url).json(&body).send().await.unwrap();
+            let hit = res.headers().get("x-keel-cache").map(|v| v.to_str().unwrap().to_string());
+            (hit, res.json::<Value>().await.unwrap())
+        }
+    };
+    let (hit, first) = ask("How long do I have to return an item?").await;
+    assert_eq!(hit, None);
+    assert_eq!(server.span(&first["trace_id"], "semantic_cache").await["hit"], false);
+    // The same question, differently typed: answered from the cache, no retrieval.
+    let (hit, again) = ask("how long do I have to return an item").await;
+    assert_eq!(hit.as_deref(), Some("semantic-hit"), "{again}");
+    assert_eq!(again["answer"], first["answer"]);
+    assert_eq!(again["cache"]["trace_id"], first["trace_id"]);
+    assert!(again["cache"]["similarity"].as_f64().unwrap() >= 0.95);
+    let names = server.span_names(&again["trace_id"]).await;
+    assert!(!names.contains(&"retrieve".to_string()), "{names:?}");
+    // Another tenant has its own cache.
+    let q = keel::pipeline::Question::new("How long do I have to return an item?", "test").tenant("other");
+    let other = server.app.pipeline.run(q).await.unwrap();
+    assert!(other.cache.is_none());
+    // Distinct questions never share an answer: every other fact question is a miss.
+    let mut hits = Vec::new();
+    for (q, _, _) in common::facts() {
+        let (hit, a) = ask(&q).await;
+        if hit.is_some() && a["cache"]["trace_id"] != first["trace_id"] {
+            hits.push(q.clone());
+        }
+    }
+    assert!(hits.is_empty(), "distinct questions answered from the cache: {hits:?}");
+    server.stop().await;
+}

@@ -576,7 +576,7 @@ async fn an_answer_marked_wrong_is_stopped_when_the_model_says_it_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_that_leaks_the_system_prompt_canary_is_withheld() {
-    let Some((_tmp, fake, server)) = setup(GroundingPolicy::FallbackExtractive).await else { return };
+    let Some((tmp, fake, server)) = setup(GroundingPolicy::FallbackExtractive).await else { return };
     fake.push(&[Kind::Leak]);
     let (raw, text, keel) = ask(&server, "How long do I have to return an item?", false).await;
     let canary = fake.last().needle.unwrap();
@@ -587,5 +587,14 @@ async fn a_reply_that_leaks_the_system_prompt_canary_is_withheld() {
     assert!(!text.contains("reference code"), "{text}");
     let generate = server.span(&keel["trace_id"], "generate").await;
     assert_eq!(generate["canary_leak"], true);
+    // The input that caused it waits in the signature quarantine (inactive until approved).
+    let id = generate["quarantined"].as_str().expect("the input was quarantined").to_string();
+    let local = std::fs::read_to_string(tmp.path().join("data").join("signatures.jsonl"))
+        .or_else(|_| std::fs::read_to_string(tmp.path().join("signatures.jsonl")))
+        .unwrap();
+    let entry: Value =
+        local.lines().filter_map(|l| serde_json::from_str(l).ok()).find(|v: &Value| v["id"] == id).unwrap();
+    assert_eq!((entry["status"].as_str(), entry["kind"].as_str()), (Some("quarantined"), Some("attack")));
+    assert_eq!(entry["text"], "How long do I have to return an item?");
     server.stop().await;
 }

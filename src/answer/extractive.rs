@@ -198,6 +198,7 @@ pub fn answer(question: &str, evidence: &[Evidence], max_sentences: usize) -> Dr
         approved: None,
         guard: None,
         snapshot: None,
+        cache: None,
         prompt: None,
     }
 }

@@ -96,6 +96,7 @@ pub fn draft(reply: &str, evidence: &[Evidence], model: &str, prompt: &str) -> D
         approved: None,
         guard: None,
         snapshot: None,
+        cache: None,
         prompt: Some(prompt.to_string()),
     }
 }

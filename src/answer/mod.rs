@@ -79,6 +79,17 @@ pub struct Answer {
     /// The snapshot that answered (deterministic mode), or the one this answer was stored as.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// Set when the semantic cache answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheRef>,
+}
+
+/// A cached answer: how similar the question was, and the trace that first answered it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CacheRef {
+    pub kind: &'static str,
+    pub similarity: f32,
+    pub trace_id: String,
 }
 
 /// The answer body before the runner stamps trace id and versions on it.
@@ -97,6 +108,7 @@ pub struct Draft {
     pub snapshot: Option<String>,
     /// The prompt version a generated answer was written with.
     pub prompt: Option<String>,
+    pub cache: Option<CacheRef>,
 }
 
 impl Draft {
@@ -113,6 +125,7 @@ impl Draft {
             guard: None,
             snapshot: None,
             prompt: None,
+            cache: None,
         }
     }
 }

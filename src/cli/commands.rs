@@ -320,6 +320,9 @@ fn key_limits(f: &super::LimitFlags) -> anyhow::Result<KeyLimits> {
 /// Applies `require_keys` to a server state (opening the store that holds the keys).
 /// Requires API keys from `store`, or serves without keys when it is `None` (`--no-auth`).
 async fn guard(state: ServerState, store: Option<Store>, config: &Config) -> anyhow::Result<ServerState> {
+    let output = crate::guardrails::output::OutputGuard::new(&config.guard.output)
+        .context("[guard.output] in the configuration")?;
+    let state = state.with_output_guard(Arc::new(output));
     let Some(store) = store else { return Ok(state) };
     if !store.keys.list_keys().await?.iter().any(|k| k.revoked_at_ms.is_none()) {
         tracing::warn!(

@@ -58,6 +58,8 @@ pub struct RawTarget {
 pub enum ProviderKind {
     /// Any OpenAI-compatible endpoint (OpenAI, Azure OpenAI, vLLM, llama.cpp, Ollama, TGI…).
     OpenAi,
+    /// Anthropic's Messages API (`{base_url}/messages`, `x-api-key`).
+    Anthropic,
 }
 
 #[derive(Debug, Clone)]
@@ -161,7 +163,10 @@ pub fn validate(parts: RawGatewayParts, file: &str) -> Result<GatewayConfig, Con
         }
         let kind = match p.kind.as_str() {
             "openai" => ProviderKind::OpenAi,
-            other => return Err(invalid("providers.kind", format!("`{other}` is not one of \"openai\""))),
+            "anthropic" => ProviderKind::Anthropic,
+            other => {
+                return Err(invalid("providers.kind", format!("`{other}` is not one of \"openai\", \"anthropic\"")))
+            }
         };
         if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
             return Err(invalid("providers.base_url", format!("`{}` must start with http:// or https://", p.base_url)));

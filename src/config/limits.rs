@@ -46,6 +46,8 @@ pub struct RawCache {
     pub enabled: Option<bool>,
     pub ttl: Option<String>,
     pub max_entries: Option<u64>,
+    pub semantic: Option<bool>,
+    pub semantic_threshold: Option<f32>,
 }
 
 /// Nano-dollars per million tokens.
@@ -107,6 +109,10 @@ pub struct CacheConfig {
     pub enabled: bool,
     pub ttl: Duration,
     pub max_entries: u64,
+    /// The grounded pipeline's semantic cache (`model: "keel"`).
+    pub semantic: bool,
+    /// Cosine similarity between question embeddings at or above which an answer is reused.
+    pub semantic_threshold: f32,
 }
 
 /// `"0.15"` → 150_000_000 nano-dollars; at most 9 decimals; no sign, no exponent.
@@ -188,10 +194,20 @@ pub fn cache(raw: RawCache, file: &str) -> Result<CacheConfig, ConfigError> {
             key: "cache.ttl",
             message: format!("`{ttl_text}` is not a positive duration like \"10m\""),
         })?;
+    let semantic_threshold = raw.semantic_threshold.unwrap_or(0.95);
+    if !(semantic_threshold > 0.5 && semantic_threshold <= 1.0) {
+        return Err(ConfigError::Invalid {
+            file: file.to_string(),
+            key: "cache.semantic_threshold",
+            message: format!("{semantic_threshold} is outside (0.5, 1]"),
+        });
+    }
     Ok(CacheConfig {
         enabled: raw.enabled.unwrap_or(false),
         ttl,
         max_entries: raw.max_entries.unwrap_or(10_000).max(1),
+        semantic: raw.semantic.unwrap_or(false),
+        semantic_threshold,
     })
 }
 

@@ -3,6 +3,7 @@
 //! else receives a [`Config`].
 
 pub mod gateway;
+mod guard;
 pub mod limits;
 mod raw;
 
@@ -142,6 +143,22 @@ pub struct GuardSettings {
     /// Scan retrieved chunks for instructions aimed at an AI and keep flagged ones out.
     pub scan_documents: bool,
     pub pii: keel_guard::pii::PiiPolicy,
+    pub output: OutputGuardSettings,
+}
+
+/// `[guard.output]`: checks on model replies before they reach a client.
+#[derive(Debug, Clone)]
+pub struct OutputGuardSettings {
+    /// Phrases that must never reach a client (matched normalised, on word boundaries).
+    pub deny: Vec<String>,
+    /// Refuse replies that repeat the request's system prompt.
+    pub prompt_leak: bool,
+    /// A leak: a verbatim run of at least this many words of the system prompt …
+    pub leak_min_words: usize,
+    /// … or at least this share of its 6-word shingles.
+    pub leak_coverage: f32,
+    /// Validate replies when the request asked for JSON (`response_format`).
+    pub json: bool,
 }
 
 /// Validated configuration.
@@ -245,7 +262,7 @@ impl Config {
             RetrievalConfig { top_k, candidates: candidates.max(top_k), fusion, relevance_floor: floor as f32 };
         let max_sentences = range("answer.max_sentences", raw.answer.max_sentences, 3, 1, 20)? as usize;
         let governance = governance(raw.governance, file)?;
-        let guard = guard(raw.guard, file)?;
+        let guard = guard::guard(raw.guard, file)?;
         let parts = gateway::RawGatewayParts {
             gateway: raw.gateway,
             providers: raw.providers,
@@ -267,48 +284,6 @@ impl Config {
             guard,
         })
     }
-}
-
-fn guard(raw: raw::RawGuard, file: &str) -> Result<GuardSettings, ConfigError> {
-    use keel_guard::pii::{PiiAction, PiiPolicy};
-    let invalid = |key: &'static str, message: String| ConfigError::Invalid { file: file.to_string(), key, message };
-    let injection = match raw.injection.as_deref().unwrap_or("block") {
-        "block" => InjectionAction::Block,
-        "flag" => InjectionAction::Flag,
-        "escalate" => InjectionAction::Escalate,
-        other => {
-            return Err(invalid(
-                "guard.injection",
-                format!("`{other}` is not one of \"block\", \"flag\", \"escalate\""),
-            ))
-        }
-    };
-    let pii = |key: &'static str, v: Option<String>, default: PiiAction| -> Result<PiiAction, ConfigError> {
-        match v.as_deref() {
-            None => Ok(default),
-            Some("redact") => Ok(PiiAction::Redact),
-            Some("block") => Ok(PiiAction::Block),
-            Some("allow") => Ok(PiiAction::Allow),
-            Some(other) => Err(invalid(key, format!("`{other}` is not one of \"redact\", \"block\", \"allow\""))),
-        }
-    };
-    let p = raw.pii;
-    let ip = pii("guard.pii.ip", p.ip, PiiAction::Allow)?;
-    let policy = PiiPolicy {
-        email: pii("guard.pii.email", p.email, PiiAction::Redact)?,
-        phone: pii("guard.pii.phone", p.phone, PiiAction::Redact)?,
-        card: pii("guard.pii.card", p.card, PiiAction::Redact)?,
-        iban: pii("guard.pii.iban", p.iban, PiiAction::Redact)?,
-        ssn: pii("guard.pii.ssn", p.ssn, PiiAction::Redact)?,
-        ipv4: ip,
-        ipv6: ip,
-    };
-    Ok(GuardSettings {
-        enabled: raw.enabled.unwrap_or(true),
-        injection,
-        scan_documents: raw.scan_documents.unwrap_or(true),
-        pii: policy,
-    })
 }
 
 fn answer(

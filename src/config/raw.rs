@@ -98,6 +98,18 @@ pub struct RawGuard {
     pub scan_documents: Option<bool>,
     #[serde(default)]
     pub pii: RawPii,
+    #[serde(default)]
+    pub output: RawOutputGuard,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutputGuard {
+    pub deny: Option<Vec<String>>,
+    pub prompt_leak: Option<bool>,
+    pub leak_min_words: Option<usize>,
+    pub leak_coverage: Option<f32>,
+    pub json: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

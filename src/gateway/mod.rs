@@ -20,6 +20,7 @@ pub mod cache;
 pub mod chat;
 pub mod provider;
 pub mod retry;
+pub mod sse;
 pub mod usage;
 
 use std::collections::HashMap;

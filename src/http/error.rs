@@ -89,6 +89,7 @@ impl From<PipelineError> for ApiError {
             | PipelineError::Index(_)
             | PipelineError::Internal(_)
             | PipelineError::Ground(_)
+            | PipelineError::Guardrail(_)
             | PipelineError::Store(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e.to_string())
             }

@@ -1,7 +1,9 @@
 //! Plain gateway mode: `/v1/chat/completions` for a configured model name goes through the
 //! key's limits, the exact cache and the gateway's routes and controls; streams pass through
-//! chunk by chunk while their usage is metered.
+//! chunk by chunk while their usage is metered. The output guard checks every reply (and every
+//! stream as it goes) before it reaches the client.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -17,9 +19,11 @@ use super::error::ApiError;
 use super::metering::{self, StreamMeter};
 use super::ServerState;
 use crate::gateway::cache::{count as count_cache, CacheMode, Cached, ResponseCache};
+use crate::gateway::chat;
 use crate::gateway::provider::ProviderError;
 use crate::gateway::usage::Usage;
 use crate::gateway::{CallReport, GatewayError};
+use crate::guardrails::output::{system_prompt, Format, OutputBlock, OutputGuard};
 
 impl From<GatewayError> for ApiError {
     fn from(e: GatewayError) -> Self {
@@ -116,6 +120,14 @@ pub async fn complete(
         Ok(mut v) => {
             let usage = meter.price(crate::gateway::usage::of_response(model, &body, &v));
             meter.finish(Some(usage), false).await;
+            if let Some(block) = check_output(state, &body, &v) {
+                // Withheld (and never cached); the provider's usage is still counted.
+                let mut res =
+                    ApiError::new(StatusCode::BAD_GATEWAY, block.reason_code(), block.to_string()).into_response();
+                stamp_usage(&mut res, &usage, capped);
+                stamp(&mut res, &report, started);
+                return Ok(res);
+            }
             if let (Some(c), Some(k)) = (cache, key) {
                 if mode != CacheMode::Off {
                     c.put(k, Cached { body: v.clone(), usage });
@@ -138,6 +150,17 @@ pub async fn complete(
     Ok(res)
 }
 
+/// The output guard's verdict on a whole reply (`None`: it may be served).
+fn check_output(state: &ServerState, request: &Value, reply: &Value) -> Option<OutputBlock> {
+    let guard = state.output.as_ref()?;
+    let text = chat::reply_text(reply).unwrap_or_default();
+    let verdict = guard.check(&text, system_prompt(request).as_deref(), &Format::of_request(request));
+    let block = verdict.err()?;
+    block.count();
+    tracing::warn!(reason = block.reason_code(), "gateway reply withheld by the output guard");
+    Some(block)
+}
+
 /// A stream: reserved like a plain call, never cached; its usage (the provider's final
 /// `usage` chunk when the client asked for one, else an estimate) is settled when it ends.
 pub async fn stream(state: &ServerState, caller: &Caller, model: &str, mut body: Value) -> Result<Response, ApiError> {
@@ -158,8 +181,13 @@ pub async fn stream(state: &ServerState, caller: &Caller, model: &str, mut body:
             return Ok(res);
         }
     };
+    let watch = state.output.clone().filter(|g| g.watches_text()).map(|g| OutputWatch {
+        guard: g,
+        system: system_prompt(&body),
+        checked: 0,
+    });
     let watcher = StreamMeter::new(meter, body);
-    let body = Body::from_stream(relay(open.first, open.rest, gateway.idle_timeout(), watcher));
+    let body = Body::from_stream(relay(open.first, open.rest, gateway.idle_timeout(), watcher, watch));
     let mut res = Response::new(body);
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -176,12 +204,47 @@ pub async fn stream(state: &ServerState, caller: &Caller, model: &str, mut body:
 
 /// An SSE event that tells the client the stream failed (never a clean `[DONE]`).
 fn error_event(message: &str) -> Bytes {
-    let e = json!({ "error": { "message": message, "type": "server_error", "code": "stream_interrupted" } });
+    coded_error_event("stream_interrupted", message)
+}
+
+/// An SSE error event with its own code (the output guard's reason codes).
+fn coded_error_event(code: &str, message: &str) -> Bytes {
+    let e = json!({ "error": { "message": message, "type": "server_error", "code": code } });
     Bytes::from(format!("\n\ndata: {e}\n\n"))
+}
+
+/// The output guard on a stream: the reply so far is checked (deny-list, prompt leak) after
+/// every chunk that adds text; the chunk that completes a hit is replaced by an error event.
+struct OutputWatch {
+    guard: Arc<OutputGuard>,
+    system: Option<String>,
+    /// Bytes of text already checked.
+    checked: usize,
+}
+
+/// Only the tail of a long reply is re-checked (a deny phrase or a leaked run fits in it).
+const WATCH_WINDOW: usize = 4096;
+
+impl OutputWatch {
+    fn check(&mut self, text: &str) -> Option<OutputBlock> {
+        if text.len() == self.checked {
+            return None;
+        }
+        self.checked = text.len();
+        let mut from = text.len().saturating_sub(WATCH_WINDOW);
+        while !text.is_char_boundary(from) {
+            from += 1;
+        }
+        let block = self.guard.check_text(&text[from..], self.system.as_deref()).err()?;
+        block.count();
+        tracing::warn!(reason = block.reason_code(), "gateway stream cut by the output guard");
+        Some(block)
+    }
 }
 
 struct Relay {
     meter: StreamMeter,
+    watch: Option<OutputWatch>,
     rest: BoxStream<'static, Result<Bytes, ProviderError>>,
     idle: Duration,
     tail: Vec<u8>,
@@ -190,6 +253,11 @@ struct Relay {
 }
 
 impl Relay {
+    fn blocked(&mut self) -> Option<OutputBlock> {
+        let w = self.watch.as_mut()?;
+        w.check(self.meter.text())
+    }
+
     fn observe(&mut self, chunk: &[u8]) {
         self.meter.feed(chunk);
         // Keep the last bytes so a `[DONE]` split across chunks is still seen.
@@ -209,9 +277,17 @@ fn relay(
     rest: BoxStream<'static, Result<Bytes, ProviderError>>,
     idle: Duration,
     meter: StreamMeter,
+    watch: Option<OutputWatch>,
 ) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
-    let mut state = Relay { meter, rest, idle, tail: Vec::new(), done_seen: false, finished: false };
+    let mut state = Relay { meter, watch, rest, idle, tail: Vec::new(), done_seen: false, finished: false };
     state.observe(&first);
+    let first = match state.blocked() {
+        Some(block) => {
+            state.finished = true;
+            coded_error_event(block.reason_code(), &block.to_string())
+        }
+        None => first,
+    };
     let head = stream::once(async move { Ok::<Bytes, std::io::Error>(first) });
     let tail = stream::unfold(state, |mut s| async move {
         if s.finished {
@@ -220,6 +296,10 @@ fn relay(
         match tokio::time::timeout(s.idle, s.rest.next()).await {
             Ok(Some(Ok(chunk))) => {
                 s.observe(&chunk);
+                if let Some(block) = s.blocked() {
+                    s.finished = true;
+                    return Some((Ok(coded_error_event(block.reason_code(), &block.to_string())), s));
+                }
                 Some((Ok(chunk), s))
             }
             Ok(Some(Err(e))) => {

@@ -163,6 +163,11 @@ impl StreamMeter {
         }
     }
 
+    /// The reply's text so far.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     fn usage(&self, model: &str) -> Usage {
         self.usage.unwrap_or_else(|| Usage {
             prompt_tokens: usage::estimate_prompt(model, &self.request),

@@ -5,6 +5,7 @@
 //! are logged in one middleware, nowhere else.
 
 mod admin;
+mod anthropic;
 mod auth;
 mod error;
 mod extract;
@@ -28,6 +29,7 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::gateway::Gateway;
+use crate::guardrails::output::OutputGuard;
 use crate::limits::Limiter;
 use crate::metrics;
 use crate::store::Store;
@@ -46,17 +48,27 @@ pub struct ServerState {
     pub auth: Option<Store>,
     /// Per-key limits and usage totals (set with the key store).
     pub limiter: Option<Arc<Limiter>>,
+    /// Checks gateway replies before they reach the client (`[guard.output]`).
+    pub output: Option<Arc<OutputGuard>>,
 }
 
 impl ServerState {
     /// A grounded server that is not ready until [`ServerState::set_ready`] is called.
     pub fn loading(max_body_bytes: usize, gateway: Arc<Gateway>) -> Self {
-        Self { app: Arc::new(OnceLock::new()), grounded: true, gateway, max_body_bytes, auth: None, limiter: None }
+        Self {
+            app: Arc::new(OnceLock::new()),
+            grounded: true,
+            gateway,
+            max_body_bytes,
+            auth: None,
+            limiter: None,
+            output: None,
+        }
     }
 
     /// A proxy-only server (quick mode): no knowledge base, no embedding model.
     pub fn proxy_only(max_body_bytes: usize, gateway: Arc<Gateway>) -> Self {
-        Self { app: Arc::new(OnceLock::new()), grounded: false, gateway, max_body_bytes, auth: None, limiter: None }
+        Self { grounded: false, ..Self::loading(max_body_bytes, gateway) }
     }
 
     pub fn ready(app: Arc<App>, gateway: Arc<Gateway>) -> Self {
@@ -71,6 +83,12 @@ impl ServerState {
         let limits = self.gateway.limits_config().clone();
         self.limiter = Some(Arc::new(Limiter::new(store.usage.clone(), limits)));
         self.auth = Some(store);
+        self
+    }
+
+    /// Checks every gateway reply with `guard` before it reaches the client.
+    pub fn with_output_guard(mut self, guard: Arc<OutputGuard>) -> Self {
+        self.output = Some(guard);
         self
     }
 
@@ -93,6 +111,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/readyz", get(readyz))
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/messages", post(anthropic::messages))
         .route("/v1/answer", post(native::answer))
         .route("/v1/traces/{id}", get(native::trace))
         .route("/v1/admin/breakers", get(breakers))

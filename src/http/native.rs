@@ -45,6 +45,9 @@ pub async fn answer(
     if let Ok(v) = HeaderValue::from_str(&answer.trace_id) {
         res.headers_mut().insert("x-keel-trace-id", v);
     }
+    if answer.cache.is_some() {
+        res.headers_mut().insert("x-keel-cache", axum::http::HeaderValue::from_static("semantic-hit"));
+    }
     Ok(res)
 }
 

@@ -172,6 +172,7 @@ fn extension(a: &Answer) -> Value {
         "escalation": a.escalation,
         "guard": a.guard,
         "snapshot": a.snapshot,
+        "cache": a.cache,
         "usage_estimated": true,
     })
 }
@@ -261,6 +262,9 @@ pub async fn chat_completions(
     };
     if let Some(v) = trace_header {
         res.headers_mut().insert("x-keel-trace-id", v);
+    }
+    if a.cache.is_some() {
+        res.headers_mut().insert("x-keel-cache", HeaderValue::from_static("semantic-hit"));
     }
     Ok(res)
 }

@@ -90,6 +90,7 @@ impl Stage for ApprovedStage {
             approved: Some(ApprovedRef { id: best.id, version: best.version, similarity }),
             guard: None,
             snapshot: None,
+            cache: None,
             prompt: None,
         }))
     }

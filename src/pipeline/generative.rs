@@ -18,6 +18,8 @@ use crate::config::GroundingPolicy;
 use crate::gateway::{chat, CallReport, Gateway, GatewayError};
 use crate::governance::approved::ApprovedSet;
 use crate::governance::reason;
+use crate::guardrails::output::{OutputBlock, OutputGuard};
+use crate::guardrails::Quarantine;
 
 pub struct GenerativeStage {
     pub gateway: Arc<Gateway>,
@@ -30,6 +32,10 @@ pub struct GenerativeStage {
     pub max_sentences: usize,
     /// Knows the answers corrections marked wrong.
     pub approved: Arc<ApprovedSet>,
+    /// Deny-list and system-prompt leak checks on every reply.
+    pub output: Arc<OutputGuard>,
+    /// Where an input that made the model leak its canary is learned (quarantined).
+    pub quarantine: Option<Arc<Quarantine>>,
 }
 
 /// A verdict as trace attributes: the answer's and each claim's.
@@ -76,9 +82,19 @@ impl GenerativeStage {
     }
 
     /// The reply carried the system prompt's canary: the prompt leaked (an injection worked).
-    /// Nothing of the reply is served; the alarm is raised.
-    fn canary_leak(&self, ctx: &mut RequestCtx) -> Draft {
+    /// Nothing of the reply is served; the alarm is raised, and the question goes into the
+    /// signature quarantine (inactive until a person approves it).
+    async fn canary_leak(&self, ctx: &mut RequestCtx) -> Draft {
         ctx.trace.attr("canary_leak", true);
+        if let Some(q) = self.quarantine.clone() {
+            let text = ctx.question.clone();
+            let provenance = format!("canary leak on route {}, trace {}", self.route, ctx.trace.id());
+            match tokio::task::spawn_blocking(move || q.learn(&text, &provenance)).await {
+                Ok(Ok(id)) => ctx.trace.attr("quarantined", id),
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not quarantine the input of a canary leak"),
+                Err(e) => tracing::warn!(error = %e, "quarantine task failed"),
+            }
+        }
         crate::metrics::global().inc(
             "keel_canary_leaks_total",
             "Generated replies that contained the system prompt's canary (a prompt leak)",
@@ -88,6 +104,15 @@ impl GenerativeStage {
         tracing::warn!(route = %self.route, "a model reply contained the system-prompt canary; reply withheld");
         count("canary_leak");
         self.fallback(ctx, "the reply leaked the system prompt's canary")
+    }
+
+    /// The output guard withheld the reply (deny-list, system-prompt leak): the extractive
+    /// answer is served instead.
+    fn output_block(&self, ctx: &mut RequestCtx, block: &OutputBlock) -> Draft {
+        block.count();
+        ctx.trace.attr("output_block", json!({ "reason": block.reason_code(), "detail": block.to_string() }));
+        count("output_block");
+        self.fallback(ctx, &block.to_string())
     }
 
     /// The answer that replaces an unsupported reply (policy `fallback_extractive`, or `repair`
@@ -102,7 +127,10 @@ impl GenerativeStage {
         let p: Prompt = prompt::with_canary(prompt::render(&ctx.question, &ctx.evidence), &canary);
         let reply = self.call(&p.messages, report).await?;
         if keel_guard::output::canary_in(&reply, &canary) {
-            return Ok(self.canary_leak(ctx));
+            return Ok(self.canary_leak(ctx).await);
+        }
+        if let Err(block) = self.output.check_text(&reply, Some(&p.messages[0].content)) {
+            return Ok(self.output_block(ctx, &block));
         }
         if let Some(correction) = self.approved.repeats_wrong_answer(&reply) {
             // The model said again what a correction marked wrong: stopped, never served.
@@ -143,7 +171,10 @@ impl GenerativeStage {
                     }
                 };
                 if keel_guard::output::canary_in(&repaired, &canary) {
-                    return Ok(self.canary_leak(ctx));
+                    return Ok(self.canary_leak(ctx).await);
+                }
+                if let Err(block) = self.output.check_text(&repaired, Some(&p.messages[0].content)) {
+                    return Ok(self.output_block(ctx, &block));
                 }
                 let again = self.check(&repaired, &ctx.evidence);
                 ctx.trace.attr("repair_grounding", verdict_attr(&again, self.checker.threshold()));

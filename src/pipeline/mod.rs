@@ -19,6 +19,7 @@ mod generative;
 mod input;
 mod record;
 mod retrieve;
+mod semantic;
 pub mod sink;
 mod snapshot;
 
@@ -34,6 +35,8 @@ use crate::config::{Config, Generator};
 use crate::embedding::Embedder;
 use crate::gateway::{Gateway, GatewayError};
 use crate::governance::approved::ApprovedSet;
+use crate::guardrails::output::OutputGuard;
+use crate::guardrails::Quarantine;
 use crate::index::{Index, IndexError};
 use crate::store::{Store, StoreError};
 use crate::trace::TraceBuilder;
@@ -61,6 +64,8 @@ pub enum PipelineError {
     Gateway(#[from] GatewayError),
     #[error(transparent)]
     Ground(#[from] keel_ground::GroundError),
+    #[error(transparent)]
+    Guardrail(#[from] crate::guardrails::GuardrailError),
 }
 
 /// What flows through the stages.
@@ -77,6 +82,8 @@ pub struct RequestCtx {
     pub correction: Option<Evidence>,
     /// Set by `snapshot` on a miss: `record` stores the answer under it.
     pub snapshot: Option<snapshot::SnapshotKey>,
+    /// Set by `semantic_cache` on a miss: `record` caches a grounded answer under it.
+    pub semantic: Option<semantic::SemanticKey>,
 }
 
 #[expect(clippy::large_enum_variant, reason = "one Flow per stage per request: boxing the draft buys nothing")]
@@ -134,6 +141,19 @@ pub struct Pipeline {
     record: record::Recorder,
 }
 
+/// What answers: the answerer's model, prompt and sampling (part of snapshot and cache keys).
+fn answerer_identity(config: &Config) -> Value {
+    match &config.answer.generator {
+        Generator::Extractive => json!({ "model": crate::answer::extractive::MODEL_VERSION }),
+        Generator::Route(route) => json!({
+            "model": route,
+            "prompt": crate::answer::prompt::PROMPT_VERSION,
+            "temperature": config.answer.temperature,
+            "grounding": format!("{:?}/{:?}", config.answer.grounding_policy, config.answer.grounding_threshold),
+        }),
+    }
+}
+
 impl Pipeline {
     /// Builds the stages; `gateway` serves a generative `[answer] generator` (unused otherwise).
     #[expect(clippy::too_many_arguments, reason = "called from two places, each argument a distinct shared part")]
@@ -165,6 +185,8 @@ impl Pipeline {
                     checker: Arc::new(checker),
                     max_sentences: ans.max_sentences,
                     approved: approved.clone(),
+                    output: Arc::new(OutputGuard::new(&config.guard.output)?),
+                    quarantine: config.guard.enabled.then(|| Arc::new(Quarantine::new(&config.data_dir))),
                 })
             }
         };
@@ -176,34 +198,50 @@ impl Pipeline {
             }),
             Box::new(conversation::ConversationStage { store: store.clone(), cfg: gov.clone() }),
             Box::new(approved::ApprovedStage::new(approved.clone(), embedder.clone(), index.clone(), gov)),
-            Box::new(retrieve::RetrieveStage::new(index.clone(), embedder, config.retrieval.clone(), scanner)),
+            Box::new(retrieve::RetrieveStage::new(index.clone(), embedder.clone(), config.retrieval.clone(), scanner)),
             generate,
         ];
-        if config.answer.deterministic {
-            // After `approved`, before `retrieve`.
+        let answerer = answerer_identity(config);
+        let config_hash = crate::digest::sha256_hex(
+            format!("{:?}{:?}{:?}", config.retrieval, config.answer, config.guard).as_bytes(),
+        );
+        let cache_cfg = &config.gateway.cache;
+        let semantic = cache_cfg.semantic.then(|| {
+            Arc::new(semantic::SemanticCache::new(
+                cache_cfg.ttl,
+                cache_cfg.max_entries as usize,
+                cache_cfg.semantic_threshold,
+            ))
+        });
+        // Both after `approved`, before `retrieve`: a snapshot first, then the semantic cache.
+        if let Some(cache) = &semantic {
             let at = stages.iter().position(|s| s.name() == "retrieve").unwrap_or(stages.len());
             stages.insert(
                 at,
+                Box::new(semantic::SemanticStage {
+                    cache: cache.clone(),
+                    embedder: embedder.clone(),
+                    index: index.clone(),
+                    approved: approved.clone(),
+                    answerer: answerer.clone(),
+                    config_hash: config_hash.clone(),
+                }),
+            );
+        }
+        if config.answer.deterministic {
+            let at = stages.iter().position(|s| s.name() == "semantic_cache" || s.name() == "retrieve");
+            stages.insert(
+                at.unwrap_or(stages.len()),
                 Box::new(snapshot::SnapshotStage {
                     store: store.clone(),
                     index: index.clone(),
                     approved,
-                    answerer: match &config.answer.generator {
-                        Generator::Extractive => serde_json::json!({ "model": crate::answer::extractive::MODEL_VERSION }),
-                        Generator::Route(route) => serde_json::json!({
-                            "model": route,
-                            "prompt": crate::answer::prompt::PROMPT_VERSION,
-                            "temperature": config.answer.temperature,
-                            "grounding": format!("{:?}/{:?}", config.answer.grounding_policy, config.answer.grounding_threshold),
-                        }),
-                    },
-                    config_hash: crate::digest::sha256_hex(
-                        format!("{:?}{:?}{:?}", config.retrieval, config.answer, config.guard).as_bytes(),
-                    ),
+                    answerer,
+                    config_hash,
                 }),
             );
         }
-        let record = record::Recorder { store, escalate_on_no_evidence: gov.escalate_on_no_evidence };
+        let record = record::Recorder { store, escalate_on_no_evidence: gov.escalate_on_no_evidence, semantic };
         Ok(Self { stages, index, default_top_k: config.retrieval.top_k, sink, record })
     }
 
@@ -225,6 +263,7 @@ impl Pipeline {
             query_vector: None,
             correction: None,
             snapshot: None,
+            semantic: None,
         };
         let mut draft = None;
         for stage in &self.stages {
@@ -267,11 +306,12 @@ impl Pipeline {
             escalation: None,
             guard: draft.guard,
             snapshot: draft.snapshot,
+            cache: draft.cache,
         };
         // After the answer: the assistant turn and any escalation are durable before the
         // client hears of them (the escalation id is in the response).
         let start = ctx.trace.elapsed_us();
-        let recorded = self.record.record(&ctx, &mut answer).await;
+        let recorded = self.record.record(&mut ctx, &mut answer).await;
         if let Err(e) = &recorded {
             ctx.trace.attr("error", e.to_string());
         }

@@ -1,4 +1,5 @@
-//! After the answer (the `record` span): a new answer is stored as the snapshot for its key,
+//! After the answer (the `record` span): a new answer is stored as the snapshot for its key
+//! (and, when grounded, in the semantic cache),
 //! the assistant turn goes into the conversation, and an escalating answer opens (or joins) an
 //! escalation with the transcript and trace links. All are written before the response, so
 //! the ids the client sees are durable.
@@ -11,10 +12,16 @@ use crate::store::Store;
 pub struct Recorder {
     pub store: Store,
     pub escalate_on_no_evidence: bool,
+    pub semantic: Option<std::sync::Arc<super::semantic::SemanticCache>>,
 }
 
 impl Recorder {
-    pub async fn record(&self, ctx: &RequestCtx, answer: &mut Answer) -> Result<(), PipelineError> {
+    pub async fn record(&self, ctx: &mut RequestCtx, answer: &mut Answer) -> Result<(), PipelineError> {
+        if let (Some(cache), Some(key)) = (&self.semantic, ctx.semantic.take()) {
+            if super::semantic::cacheable(answer) {
+                cache.insert(key.scope, key.vector, answer.clone());
+            }
+        }
         if let Some(key) = &ctx.snapshot {
             let mut stored = serde_json::to_value(&*answer).unwrap_or_default();
             if let Some(m) = stored.as_object_mut() {

@@ -74,6 +74,7 @@ fn draft_of(answer: &Value, id: &str) -> Result<Draft, PipelineError> {
         approved: None,
         guard: None,
         snapshot: Some(id.to_string()),
+        cache: None,
         prompt: answer["versions"]["prompt"].as_str().map(str::to_string),
     })
 }

@@ -1,7 +1,8 @@
 //! Model providers behind one enum, dispatched in this file only. Most vendors are a
-//! configuration of the OpenAI-compatible client; adding a wire format means a new file here
-//! and one variant.
+//! configuration of the OpenAI-compatible client; Anthropic has its own wire format. Adding a
+//! format means a new file here and one variant; inside, every provider speaks OpenAI's shape.
 
+mod anthropic;
 mod openai;
 
 use std::time::Duration;
@@ -43,6 +44,7 @@ pub struct OpenStream {
 
 pub enum Provider {
     OpenAi(openai::OpenAiProvider),
+    Anthropic(anthropic::AnthropicProvider),
 }
 
 impl Provider {
@@ -50,6 +52,9 @@ impl Provider {
     pub fn new(cfg: &ProviderConfig, api_key: Option<String>, client: reqwest::Client) -> Self {
         match cfg.kind {
             ProviderKind::OpenAi => Provider::OpenAi(openai::OpenAiProvider::new(&cfg.base_url, api_key, client)),
+            ProviderKind::Anthropic => {
+                Provider::Anthropic(anthropic::AnthropicProvider::new(&cfg.base_url, api_key, client))
+            }
         }
     }
 
@@ -57,6 +62,7 @@ impl Provider {
     pub async fn complete(&self, body: &Value, timeout: Duration) -> Result<Value, ProviderError> {
         match self {
             Provider::OpenAi(p) => p.complete(body, timeout).await,
+            Provider::Anthropic(p) => p.complete(body, timeout).await,
         }
     }
 
@@ -64,6 +70,7 @@ impl Provider {
     pub async fn open_stream(&self, body: &Value, first_token_timeout: Duration) -> Result<OpenStream, ProviderError> {
         match self {
             Provider::OpenAi(p) => p.open_stream(body, first_token_timeout).await,
+            Provider::Anthropic(p) => p.open_stream(body, first_token_timeout).await,
         }
     }
 }
@@ -72,4 +79,21 @@ impl Provider {
 pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     v.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+}
+
+/// A failed send: a timeout, or the provider could not be reached.
+fn send_error(e: reqwest::Error) -> ProviderError {
+    if e.is_timeout() {
+        ProviderError::Timeout
+    } else {
+        ProviderError::Connect(e.to_string())
+    }
+}
+
+/// A non-success reply: its status, `Retry-After` and the start of its body.
+async fn status_error(res: reqwest::Response) -> ProviderError {
+    let status = res.status().as_u16();
+    let retry_after = parse_retry_after(res.headers());
+    let body: String = res.text().await.unwrap_or_default().chars().take(500).collect();
+    ProviderError::Status { status, retry_after, body }
 }

@@ -5,20 +5,12 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use super::{parse_retry_after, OpenStream, ProviderError};
+use super::{send_error, status_error, OpenStream, ProviderError};
 
 pub struct OpenAiProvider {
     url: String,
     api_key: Option<String>,
     client: reqwest::Client,
-}
-
-fn send_error(e: reqwest::Error) -> ProviderError {
-    if e.is_timeout() {
-        ProviderError::Timeout
-    } else {
-        ProviderError::Connect(e.to_string())
-    }
 }
 
 impl OpenAiProvider {
@@ -34,18 +26,11 @@ impl OpenAiProvider {
         r
     }
 
-    async fn status_error(res: reqwest::Response) -> ProviderError {
-        let status = res.status().as_u16();
-        let retry_after = parse_retry_after(res.headers());
-        let body: String = res.text().await.unwrap_or_default().chars().take(500).collect();
-        ProviderError::Status { status, retry_after, body }
-    }
-
     pub async fn complete(&self, body: &Value, timeout: Duration) -> Result<Value, ProviderError> {
         let work = async {
             let res = self.request(body).send().await.map_err(send_error)?;
             if !res.status().is_success() {
-                return Err(Self::status_error(res).await);
+                return Err(status_error(res).await);
             }
             let bytes = res.bytes().await.map_err(send_error)?;
             let v: Value = serde_json::from_slice(&bytes).map_err(|e| ProviderError::Malformed(e.to_string()))?;
@@ -61,7 +46,7 @@ impl OpenAiProvider {
         let work = async {
             let res = self.request(body).send().await.map_err(send_error)?;
             if !res.status().is_success() {
-                return Err(Self::status_error(res).await);
+                return Err(status_error(res).await);
             }
             let mut stream =
                 res.bytes_stream().map(|r| r.map_err(|e| ProviderError::StreamBroken(e.to_string()))).boxed();

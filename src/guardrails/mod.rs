@@ -1,11 +1,16 @@
 //! Where the input guard comes from: the signatures shipped with Keel plus the local ones
 //! (`<data_dir>/signatures.jsonl`, added with `keel signatures add` or learned from incidents
-//! into quarantine), and the guard configuration built from `[guard]`.
+//! into quarantine), and the guard configuration built from `[guard]`. `output.rs` is the
+//! output guard.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use keel_guard::{GuardConfig, GuardError, InputGuard, SignatureEmbeddings, Signatures};
+use keel_guard::{
+    GuardConfig, GuardError, InputGuard, Signature, SignatureEmbeddings, SignatureKind, SignatureStatus, Signatures,
+};
+
+pub mod output;
 
 use crate::config::Config;
 use crate::embedding::Embedder;
@@ -54,6 +59,45 @@ pub fn save_local(data_dir: &Path, sigs: &Signatures) -> Result<(), GuardrailErr
     f.write_all(sigs.to_jsonl()?.as_bytes()).map_err(io)?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)
+}
+
+/// Learns from incidents: an input that made a model leak its canary is added to the local
+/// signatures as a *quarantined* attack, inactive until `keel signatures approve ID`.
+pub struct Quarantine {
+    data_dir: PathBuf,
+    lock: std::sync::Mutex<()>,
+}
+
+/// Quarantined texts are cut to this many characters.
+const MAX_LEARNED_CHARS: usize = 2000;
+
+impl Quarantine {
+    pub fn new(data_dir: &Path) -> Self {
+        Self { data_dir: data_dir.to_path_buf(), lock: std::sync::Mutex::new(()) }
+    }
+
+    /// Adds `text` (once: a text already there returns the existing id). Blocking file I/O.
+    pub fn learn(&self, text: &str, provenance: &str) -> Result<String, GuardrailError> {
+        let _one_writer = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut local = load_local(&self.data_dir)?;
+        let text: String = text.chars().take(MAX_LEARNED_CHARS).collect();
+        if let Some(s) = local.list().iter().find(|s| s.text == text) {
+            return Ok(s.id.clone());
+        }
+        let id = format!("incident-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        local.add(Signature {
+            id: id.clone(),
+            kind: SignatureKind::Attack,
+            category: "incident_canary_leak".into(),
+            lang: "en".into(),
+            text,
+            provenance: provenance.to_string(),
+            status: SignatureStatus::Quarantined,
+        })?;
+        save_local(&self.data_dir, &local)?;
+        tracing::warn!(id = %id, "input quarantined as a possible attack; review with `keel signatures list`");
+        Ok(id)
+    }
 }
 
 /// The input guard for this configuration (`None` when `[guard] enabled = false`). With an

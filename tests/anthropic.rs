@@ -1,0 +1,219 @@
+//! Anthropic both ways: the `anthropic` provider against a scripted fake Messages API (plain,
+//! streamed, an overloaded 529 retried, an error event mid-stream, a 400 not retried), and
+//! Keel's own `/v1/messages` face in front of a route.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic is a failed test")]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use keel::config::gateway::{ProviderConfig, ProviderKind, RouteConfig, TargetConfig};
+use keel::config::Config;
+use keel::gateway::Gateway;
+use keel::http::ServerState;
+use serde_json::{json, Value};
+
+#[derive(Clone, Copy, Debug)]
+enum Play {
+    Ok,
+    Status(u16),
+    StreamError,
+}
+
+/// A request the fake received: its body and its `x-api-key`.
+type Seen = (Value, Option<String>);
+
+#[derive(Clone, Default)]
+struct Fake {
+    script: Arc<Mutex<VecDeque<Play>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+fn event(name: &str, data: Value) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+async fn fake_messages(State(f): State<Fake>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    let key = headers.get("x-api-key").map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(headers.get("anthropic-version").unwrap(), "2023-06-01");
+    f.seen.lock().unwrap().push((body.clone(), key));
+    let play = f.script.lock().unwrap().pop_front().unwrap_or(Play::Ok);
+    let model = body["model"].as_str().unwrap_or("").to_string();
+    let start = json!({ "type": "message_start", "message": { "id": "msg_up", "type": "message", "role": "assistant",
+        "content": [], "model": model, "usage": { "input_tokens": 11, "output_tokens": 1 } } });
+    let delta =
+        |t: &str| json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "text_delta", "text": t } });
+    match play {
+        Play::Status(code) => (
+            StatusCode::from_u16(code).unwrap(),
+            Json(json!({ "type": "error", "error": { "type": "overloaded_error", "message": "scripted" } })),
+        )
+            .into_response(),
+        Play::Ok if body["stream"] == true => {
+            let s = [
+                event("message_start", start),
+                event("ping", json!({ "type": "ping" })),
+                event("content_block_start", json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "text", "text": "" } })),
+                event("content_block_delta", delta("Hello")),
+                event("content_block_delta", delta(" from claude")),
+                event("content_block_stop", json!({ "type": "content_block_stop", "index": 0 })),
+                event("message_delta", json!({ "type": "message_delta", "delta": { "stop_reason": "end_turn" }, "usage": { "output_tokens": 4 } })),
+                event("message_stop", json!({ "type": "message_stop" })),
+            ]
+            .concat();
+            ([("content-type", "text/event-stream")], s).into_response()
+        }
+        Play::StreamError => {
+            // The error arrives after the first events reached the client.
+            let head = [event("message_start", start), event("content_block_delta", delta("half"))].concat();
+            let error = event(
+                "error",
+                json!({ "type": "error", "error": { "type": "overloaded_error", "message": "Overloaded" } }),
+            );
+            let parts = futures_util::stream::iter([(head, 0u64), (error, 100)]).then(|(s, ms)| async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok::<_, std::io::Error>(s)
+            });
+            ([("content-type", "text/event-stream")], axum::body::Body::from_stream(parts)).into_response()
+        }
+        Play::Ok => Json(json!({ "id": "msg_up", "type": "message", "role": "assistant", "model": model,
+            "content": [{ "type": "text", "text": "Hello from claude" }], "stop_reason": "end_turn",
+            "usage": { "input_tokens": 11, "output_tokens": 4 } }))
+        .into_response(),
+    }
+}
+
+async fn start_fake() -> (Fake, String) {
+    let fake = Fake::default();
+    let app = Router::new().route("/v1/messages", post(fake_messages)).with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (fake, format!("http://{addr}/v1"))
+}
+
+async fn start_keel(upstream: &str) -> SocketAddr {
+    let mut c = Config::default();
+    let g = &mut c.gateway;
+    g.backoff_base = Duration::from_millis(5);
+    g.backoff_max = Duration::from_millis(20);
+    g.max_attempts = 3;
+    g.providers = vec![ProviderConfig {
+        name: "claude".into(),
+        kind: ProviderKind::Anthropic,
+        base_url: upstream.into(),
+        api_key_env: None,
+    }];
+    g.routes = vec![RouteConfig {
+        model: "sonnet".into(),
+        targets: vec![TargetConfig { provider: "claude".into(), model: "claude-sonnet-test".into() }],
+        price: None,
+    }];
+    let mut secrets = keel::gateway::Secrets::default();
+    secrets.0.insert("claude".into(), "sk-ant-test".into());
+    let gateway = Arc::new(Gateway::new(&c.gateway, &secrets).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = ServerState::proxy_only(1 << 20, gateway);
+    tokio::spawn(async move { keel::http::serve(listener, state, std::future::pending()).await.unwrap() });
+    addr
+}
+
+async fn send(addr: SocketAddr, path: &str, body: Value) -> (u16, String) {
+    let res = reqwest::Client::new().post(format!("http://{addr}{path}")).json(&body).send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_anthropic_provider_translates_requests_replies_and_streams() {
+    let (fake, url) = start_fake().await;
+    let keel = start_keel(&url).await;
+    let chat = json!({ "model": "sonnet", "messages": [{ "role": "system", "content": "Be brief." },
+                                                         { "role": "user", "content": "hi" }] });
+    let (status, body) = send(keel, "/v1/chat/completions", chat.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "Hello from claude");
+    assert_eq!((v["usage"]["prompt_tokens"].as_u64(), v["usage"]["completion_tokens"].as_u64()), (Some(11), Some(4)));
+    {
+        let seen = fake.seen.lock().unwrap();
+        let (sent, key) = &seen[0];
+        assert_eq!(sent["model"], "claude-sonnet-test");
+        assert_eq!(sent["system"], "Be brief.");
+        assert_eq!(sent["messages"], json!([{ "role": "user", "content": "hi" }]));
+        assert_eq!(key.as_deref(), Some("sk-ant-test"), "the credential goes in x-api-key");
+    }
+
+    // An overloaded 529 is retried; a 400 is not.
+    fake.script.lock().unwrap().extend([Play::Status(529), Play::Ok]);
+    let (status, _) = send(keel, "/v1/chat/completions", chat.clone()).await;
+    assert_eq!(status, 200);
+    fake.script.lock().unwrap().extend([Play::Status(400)]);
+    let before = fake.seen.lock().unwrap().len();
+    let (status, body) = send(keel, "/v1/chat/completions", chat.clone()).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(fake.seen.lock().unwrap().len(), before + 1, "no retry on 400");
+
+    // Streams: Anthropic events become chunks ending in [DONE] …
+    let mut streamed = chat.clone();
+    streamed["stream"] = json!(true);
+    let (status, body) = send(keel, "/v1/chat/completions", streamed.clone()).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("\"content\":\"Hello\"") && body.contains(" from claude"), "{body}");
+    assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
+    // … and an error event mid-stream ends it with an error, never [DONE].
+    fake.script.lock().unwrap().extend([Play::StreamError]);
+    let (_, body) = send(keel, "/v1/chat/completions", streamed).await;
+    assert!(body.contains("half") && body.contains("stream_interrupted") && body.contains("Overloaded"), "{body}");
+    assert!(!body.contains("[DONE]"), "{body}");
+}
+
+#[tokio::test]
+async fn v1_messages_speaks_the_messages_api_plain_streamed_and_in_errors() {
+    let (_fake, url) = start_fake().await;
+    let keel = start_keel(&url).await;
+    let req = json!({ "model": "sonnet", "max_tokens": 64, "system": "Be brief.",
+                      "messages": [{ "role": "user", "content": [{ "type": "text", "text": "hi" }] }] });
+    let (status, body) = send(keel, "/v1/messages", req.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((v["type"].as_str(), v["role"].as_str()), (Some("message"), Some("assistant")));
+    assert_eq!(v["content"][0], json!({ "type": "text", "text": "Hello from claude" }));
+    assert_eq!(v["stop_reason"], "end_turn");
+    assert_eq!((v["usage"]["input_tokens"].as_u64(), v["usage"]["output_tokens"].as_u64()), (Some(11), Some(4)));
+
+    let mut streamed = req.clone();
+    streamed["stream"] = json!(true);
+    let (status, body) = send(keel, "/v1/messages", streamed).await;
+    assert_eq!(status, 200);
+    let order = [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ];
+    let mut at = 0;
+    for name in order {
+        let i = body[at..].find(&format!("event: {name}")).unwrap_or_else(|| panic!("{name} missing in order: {body}"));
+        at += i;
+    }
+    assert!(body.contains("Hello") && body.contains("\"output_tokens\":4"), "{body}");
+
+    let (status, body) = send(keel, "/v1/messages", json!({ "model": "nope", "max_tokens": 5, "messages": [] })).await;
+    assert_eq!(status, 404);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((v["type"].as_str(), v["error"]["type"].as_str()), (Some("error"), Some("not_found_error")));
+    let (status, body) = send(keel, "/v1/messages", json!({ "model": "sonnet", "messages": [] })).await;
+    assert_eq!(status, 422, "max_tokens is required: {body}");
+    assert!(body.contains("max_tokens") && body.contains("invalid_request_error"), "{body}");
+}
