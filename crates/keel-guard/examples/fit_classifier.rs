@@ -13,8 +13,9 @@
 //!    scoring modes; scores each held-out fold, and simulates the full guard on those
 //!    out-of-fold scores for each flag threshold and noisy-OR weight.
 //! 4. Keeps the setting with the best macro TPR whose simulated guard FPR stays within
-//!    `--max-easy` on BANKING77/CLINC150 and adds at most `--max-added-hard` over the guard
-//!    without classifier on WildGuard/valid-mix benign; refits on all the data with it and
+//!    `--max-easy` on BANKING77/CLINC150, adds at most `--max-added-hard` over the guard
+//!    without classifier on WildGuard/valid-mix benign (pooled and on each file) and at most
+//!    `--max-added-mixed` on the deepset/jackhhao benign texts; refits on all the data with it and
 //!    writes the model. Deterministic for a given seed.
 
 use std::collections::BTreeMap;
@@ -309,6 +310,16 @@ fn simulate(docs: &[Doc], probs: &[f32], threshold: f32, weight: f32, comb_flag:
     }
 }
 
+/// Every file of `group` stays within `max_added` of its false-positive rate in `base` (so a
+/// small hard-negative file is not hidden by a large one when the group is pooled).
+fn per_file_ok(s: &Sim, base: &Sim, group: Group, max_added: f64) -> bool {
+    SOURCES
+        .iter()
+        .zip(s.rates.iter().zip(&base.rates))
+        .filter(|((_, g), _)| *g == group)
+        .all(|(_, (r, b))| rate(r.3, r.2) <= rate(b.3, b.2) + max_added + 1e-9)
+}
+
 /// The lowest flag threshold (best TPR) meeting the FPR limits, over the noisy-OR weights.
 fn best_sim(docs: &[Doc], probs: &[f32], args: &Args, base: &Sim, comb_flag: f32) -> Option<Sim> {
     let mut best: Option<Sim> = None;
@@ -318,6 +329,7 @@ fn best_sim(docs: &[Doc], probs: &[f32], args: &Args, base: &Sim, comb_flag: f32
             let s = simulate(docs, probs, t, w, comb_flag);
             if s.easy_fpr <= args.max_easy
                 && s.hard_fpr <= base.hard_fpr + args.max_added_hard
+                && per_file_ok(&s, base, Group::Hard, args.max_added_hard)
                 && s.mixed_fpr <= base.mixed_fpr + args.max_added_mixed
             {
                 let better = best.as_ref().is_none_or(|b| {
