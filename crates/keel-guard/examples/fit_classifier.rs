@@ -62,12 +62,14 @@ struct Args {
     max_added_hard: f64,
     max_added_mixed: f64,
     dry_run: bool,
+    show: usize,
 }
 
 struct Doc {
     source: usize,
     attack: bool,
     fold: usize,
+    text: String,
     whole: Vec<u32>,
     /// Segment features (only when the text has more than one segment).
     segs: Vec<Vec<u32>>,
@@ -107,6 +109,7 @@ fn parse_args() -> Result<Args, String> {
         max_added_hard: 0.015,
         max_added_mixed: 0.02,
         dry_run: false,
+        show: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -121,6 +124,7 @@ fn parse_args() -> Result<Args, String> {
             "--max-added-hard" => a.max_added_hard = val()?.parse().map_err(|e| format!("--max-added-hard: {e}"))?,
             "--max-added-mixed" => a.max_added_mixed = val()?.parse().map_err(|e| format!("--max-added-mixed: {e}"))?,
             "--dry-run" => a.dry_run = true,
+            "--show" => a.show = val()?.parse().map_err(|e| format!("--show: {e}"))?,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -160,6 +164,7 @@ fn load(args: &Args, base: &InputGuard) -> Result<Vec<Doc>, String> {
                 source: si,
                 attack: r.label.is_attack(),
                 fold: (fnv(key.as_bytes()) % args.folds as u64) as usize,
+                text: if args.show > 0 { r.text.chars().take(160).collect() } else { String::new() },
                 whole,
                 segs,
                 base_detected: v.action != Action::Allow,
@@ -256,7 +261,7 @@ fn fit(
     }
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct Sim {
     threshold: f32,
     weight: f32,
@@ -290,6 +295,11 @@ fn simulate(docs: &[Doc], probs: &[f32], threshold: f32, weight: f32, comb_flag:
             r.3 += usize::from(det);
         }
     }
+    finish(rates, threshold, weight)
+}
+
+/// Group and macro rates from per-source counts.
+fn finish(rates: Vec<(usize, usize, usize, usize)>, threshold: f32, weight: f32) -> Sim {
     let group = |g: Group| {
         let (f, n) = SOURCES
             .iter()
@@ -318,6 +328,43 @@ fn per_file_ok(s: &Sim, base: &Sim, group: Group, max_added: f64) -> bool {
         .zip(s.rates.iter().zip(&base.rates))
         .filter(|((_, g), _)| *g == group)
         .all(|(_, (r, b))| rate(r.3, r.2) <= rate(b.3, b.2) + max_added + 1e-9)
+}
+
+/// Print the `n` lowest-scoring attacks and highest-scoring benign texts of each source that the
+/// guard without classifier does not flag (out-of-fold scores; train/dev texts only).
+fn show_errors(docs: &[Doc], probs: &[f32], threshold: f32, n: usize) {
+    for (si, (file, _)) in SOURCES.iter().enumerate() {
+        for attack in [true, false] {
+            let mut v: Vec<(f32, &Doc)> = docs
+                .iter()
+                .zip(probs)
+                .filter(|(d, _)| d.source == si && d.attack == attack && !d.base_detected)
+                .map(|(d, p)| (*p, d))
+                .filter(|(p, _)| (*p >= threshold) != attack)
+                .collect();
+            v.sort_by(|a, b| if attack { a.0.total_cmp(&b.0) } else { b.0.total_cmp(&a.0) });
+            for (p, d) in v.iter().take(n) {
+                println!("  {file} {} p={p:.2}: {}", if attack { "MISS" } else { "FP" }, d.text.replace('\n', " "));
+            }
+        }
+    }
+}
+
+/// The classifier on its own (no other layer) at `threshold`.
+fn simulate_alone(docs: &[Doc], probs: &[f32], threshold: f32) -> Sim {
+    let mut rates = vec![(0, 0, 0, 0); SOURCES.len()];
+    for (d, &p) in docs.iter().zip(probs) {
+        let r = &mut rates[d.source];
+        let det = p >= threshold;
+        if d.attack {
+            r.0 += 1;
+            r.1 += usize::from(det);
+        } else {
+            r.2 += 1;
+            r.3 += usize::from(det);
+        }
+    }
+    finish(rates, threshold, 0.0)
 }
 
 /// The lowest flag threshold (best TPR) meeting the FPR limits, over the noisy-OR weights.
@@ -409,6 +456,9 @@ fn run() -> Result<(), String> {
     }
     let (l2, epochs, seg, sim, probs) = best.ok_or("no setting meets the FPR limits")?;
     report(&format!("CHOSEN l2={l2:e} epochs={epochs} segments={seg}"), &sim);
+    let alone = simulate_alone(&docs, &probs, sim.threshold);
+    report("  classifier alone at that threshold", &alone);
+    show_errors(&docs, &probs, sim.threshold, args.show);
     // Block: classifier alone flags at most 0.2 % of all out-of-fold benign texts.
     let mut ben: Vec<f32> = docs.iter().zip(&probs).filter(|(d, _)| !d.attack).map(|(_, p)| *p).collect();
     ben.sort_by(f32::total_cmp);
