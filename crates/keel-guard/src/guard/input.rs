@@ -229,7 +229,7 @@ impl InputGuard {
         action = action.max(action_of(dec_score, cfg.decoded));
 
         // Combined evidence.
-        let cls_evidence = cls_score * cfg.classifier_in_combined;
+        let cls_evidence = cls_score * cfg.classifier_in_combined.clamp(0.0, 1.0);
         let combined =
             1.0 - [sig_score, emb_score, heur_score, dec_score, cls_evidence].iter().map(|s| 1.0 - s).product::<f32>();
         layers.push(layer("combined", combined, cfg.combined, Vec::new()));
