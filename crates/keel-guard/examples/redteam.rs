@@ -1,8 +1,9 @@
 //! Command-line harness for the evaluation API (what `keel redteam` will wrap):
-//! `cargo run --release -p keel-guard --example redteam -- --attacks A.jsonl --benign B.jsonl [--documents] [--json] [--show N] [--config GUARD.json]`.
+//! `cargo run --release -p keel-guard --example redteam -- --attacks A.jsonl --benign B.jsonl [--documents] [--json] [--show N] [--config GUARD.json] [--no-classifier]`.
 //!
 //! Each file is reported on its own, then all files together. Attack files contribute their
 //! attack-labelled records, benign files their benign ones (a file may be given as both).
+//! `--no-classifier` turns the classifier layer off (the guard as it was before that layer).
 //! `--show N` prints up to N missed/false-alarm texts: use it on train/dev files only.
 
 use std::process::ExitCode;
@@ -17,10 +18,19 @@ struct Args {
     json: bool,
     show: usize,
     config: Option<String>,
+    no_classifier: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { attacks: vec![], benign: vec![], mode: EvalMode::Input, json: false, show: 0, config: None };
+    let mut a = Args {
+        attacks: vec![],
+        benign: vec![],
+        mode: EvalMode::Input,
+        json: false,
+        show: 0,
+        config: None,
+        no_classifier: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -28,6 +38,7 @@ fn parse_args() -> Result<Args, String> {
             "--benign" => a.benign.push(it.next().ok_or("--benign needs a file")?),
             "--documents" => a.mode = EvalMode::Document,
             "--json" => a.json = true,
+            "--no-classifier" => a.no_classifier = true,
             "--config" => a.config = Some(it.next().ok_or("--config needs a JSON file")?),
             "--show" => a.show = it.next().and_then(|n| n.parse().ok()).ok_or("--show needs a number")?,
             other => return Err(format!("unknown argument {other}")),
@@ -69,7 +80,10 @@ fn run() -> Result<(), String> {
         None => GuardConfig::default(),
     };
     let sigs = Signatures::builtin().map_err(|e| e.to_string())?;
-    let guard = InputGuard::new(sigs, config).map_err(|e| e.to_string())?;
+    let mut guard = InputGuard::new(sigs, config).map_err(|e| e.to_string())?;
+    if args.no_classifier {
+        guard.set_classifier(None);
+    }
     let mut files = Vec::new();
     for p in &args.attacks {
         files.push((format!("attacks:{p}"), load(p, true)?));

@@ -35,6 +35,9 @@ pub enum GuardError {
         #[source]
         source: serde_json::Error,
     },
+    /// The classifier model could not be read or written.
+    #[error("classifier model: {0}")]
+    Classifier(String),
     /// Serialising a report or signatures failed.
     #[error("serialise: {0}")]
     Serialise(#[from] serde_json::Error),

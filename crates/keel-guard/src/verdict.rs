@@ -20,6 +20,8 @@ pub enum Action {
 pub enum ReasonCode {
     #[serde(rename = "injection.signature")]
     InjectionSignature,
+    #[serde(rename = "injection.classifier")]
+    InjectionClassifier,
     #[serde(rename = "injection.embedding")]
     InjectionEmbedding,
     #[serde(rename = "injection.override")]
@@ -65,6 +67,7 @@ impl ReasonCode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InjectionSignature => "injection.signature",
+            Self::InjectionClassifier => "injection.classifier",
             Self::InjectionEmbedding => "injection.embedding",
             Self::InjectionOverride => "injection.override",
             Self::InjectionRoleplay => "injection.roleplay",
@@ -97,7 +100,7 @@ impl std::fmt::Display for ReasonCode {
 /// One layer's verdict: its score in [0, 1], its threshold and whether it fired.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LayerScore {
-    /// Layer name: `signatures`, `embedding`, `heuristics`, `decoded`, `judge`, `pii`.
+    /// Layer name: `signatures`, `classifier`, `embedding`, `heuristics`, `decoded`, `judge`, `pii`.
     pub layer: &'static str,
     pub score: f32,
     pub threshold: f32,

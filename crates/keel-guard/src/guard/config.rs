@@ -26,6 +26,10 @@ pub struct GuardConfig {
     pub signatures: LayerThresholds,
     /// Required gap between nearest attack and nearest benign similarity for a full score.
     pub signature_margin: f32,
+    /// Hashed n-gram logistic classifier (score = its probability of an attack).
+    pub classifier: LayerThresholds,
+    /// Weight in [0, 1] of the classifier's score in the combined (noisy-OR) evidence.
+    pub classifier_in_combined: f32,
     /// Optional embedding layer (used only when the caller supplies vectors).
     pub embedding: LayerThresholds,
     pub embedding_margin: f32,
@@ -47,6 +51,9 @@ impl Default for GuardConfig {
         Self {
             signatures: LayerThresholds::new(0.35, 0.7),
             signature_margin: 0.12,
+            // Tuned by `examples/fit_classifier.rs` on out-of-fold scores of the train/dev files.
+            classifier: LayerThresholds::new(0.76, 0.9),
+            classifier_in_combined: 0.0,
             embedding: LayerThresholds::new(0.75, 0.9),
             embedding_margin: 0.05,
             heuristics: LayerThresholds::new(0.3, 0.85),

@@ -6,7 +6,7 @@ use super::config::{GuardConfig, LayerThresholds};
 use crate::decode::decode_payloads;
 use crate::error::GuardError;
 use crate::injection::signatures::{NgramMatcher, SignatureEmbeddings, SignatureHit, Signatures};
-use crate::injection::{Family, HeuristicScores, Heuristics, Scope};
+use crate::injection::{Classifier, Family, HeuristicScores, Heuristics, Scope};
 use crate::normalize::{normalize, Stripped};
 use crate::pii::{apply_pii_policy, PiiFinding};
 use crate::segment::segments;
@@ -32,6 +32,7 @@ pub struct InputGuard {
     pub(super) matcher: NgramMatcher,
     embeddings: Option<SignatureEmbeddings>,
     pub(super) heuristics: Heuristics,
+    classifier: Option<Classifier>,
 }
 
 pub(crate) fn family_reason(f: Family) -> ReasonCode {
@@ -91,10 +92,22 @@ fn scan_window(text: &str, max: usize) -> String {
 }
 
 impl InputGuard {
-    /// Build a guard over `signatures` (only active entries match).
+    /// Build a guard over `signatures` (only active entries match), with the built-in
+    /// classifier model.
     pub fn new(signatures: Signatures, config: GuardConfig) -> Result<Self, GuardError> {
         let matcher = NgramMatcher::new(&signatures);
-        Ok(Self { config, signatures, matcher, embeddings: None, heuristics: Heuristics::new()? })
+        let classifier = Some(Classifier::builtin()?);
+        Ok(Self { config, signatures, matcher, embeddings: None, heuristics: Heuristics::new()?, classifier })
+    }
+
+    /// Replace the classifier model, or turn the classifier layer off with `None`.
+    pub fn set_classifier(&mut self, classifier: Option<Classifier>) {
+        self.classifier = classifier;
+    }
+
+    /// The classifier model in use, if any (its version goes on traces).
+    pub fn classifier(&self) -> Option<&Classifier> {
+        self.classifier.as_ref()
     }
 
     /// The built-in signatures and default configuration.
@@ -163,6 +176,17 @@ impl InputGuard {
         }
         action = action.max(action_of(sig_score, cfg.signatures));
 
+        // Hashed n-gram classifier.
+        let mut cls_score = 0.0;
+        if let Some(c) = &self.classifier {
+            cls_score = c.score(&detect);
+            layers.push(layer("classifier", cls_score, cfg.classifier, vec![format!("model={}", c.version())]));
+            if cls_score >= cfg.classifier.flag {
+                reasons.push(ReasonCode::InjectionClassifier);
+            }
+            action = action.max(action_of(cls_score, cfg.classifier));
+        }
+
         // Embeddings (optional).
         let mut emb_score = 0.0;
         if let (Some(e), Some(v)) = (&self.embeddings, embedding) {
@@ -205,11 +229,15 @@ impl InputGuard {
         action = action.max(action_of(dec_score, cfg.decoded));
 
         // Combined evidence.
-        let combined = 1.0 - [sig_score, emb_score, heur_score, dec_score].iter().map(|s| 1.0 - s).product::<f32>();
+        let cls_evidence = cls_score * cfg.classifier_in_combined.clamp(0.0, 1.0);
+        let combined =
+            1.0 - [sig_score, emb_score, heur_score, dec_score, cls_evidence].iter().map(|s| 1.0 - s).product::<f32>();
         layers.push(layer("combined", combined, cfg.combined, Vec::new()));
         let combined_action = action_of(combined, cfg.combined);
         if combined_action > Action::Allow && reasons.is_empty() {
-            if sig_score >= heur_score {
+            if cls_evidence > sig_score.max(heur_score) {
+                reasons.push(ReasonCode::InjectionClassifier);
+            } else if sig_score >= heur_score {
                 reasons.push(ReasonCode::InjectionSignature);
             } else {
                 family_reasons(&h, &mut reasons);
