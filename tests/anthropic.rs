@@ -116,6 +116,8 @@ async fn start_keel(upstream: &str) -> SocketAddr {
         model: "sonnet".into(),
         targets: vec![TargetConfig { provider: "claude".into(), model: "claude-sonnet-test".into() }],
         price: None,
+        rules: vec![],
+        guard: None,
     }];
     let mut secrets = keel::gateway::Secrets::default();
     secrets.0.insert("claude".into(), "sk-ant-test".into());

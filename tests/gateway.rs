@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use keel::config::gateway::{ProviderConfig, ProviderKind, RouteConfig, TargetConfig};
+use keel::config::gateway::{ProviderConfig, ProviderKind, RouteConfig, RuleConfig, TargetConfig};
 use keel::config::Config;
 use keel::gateway::Gateway;
 use keel::http::ServerState;
@@ -131,11 +131,15 @@ fn config(a: &str, b: &str) -> Config {
                 TargetConfig { provider: "b".into(), model: "b-model".into() },
             ],
             price: None,
+            rules: vec![],
+            guard: None,
         },
         RouteConfig {
             model: "solo".into(),
             targets: vec![TargetConfig { provider: "a".into(), model: "a-model".into() }],
             price: None,
+            rules: vec![],
+            guard: None,
         },
     ];
     c
@@ -350,4 +354,48 @@ async fn metrics_count_attempts_and_a_retry_storm_is_raised() {
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
+}
+
+#[tokio::test]
+async fn routing_rules_pick_a_chain_by_intent_size_and_tenant() {
+    let (fa, a) = start_fake().await;
+    let (fb, b) = start_fake().await;
+    let mut cfg = config(&a, &b);
+    let to_b = vec![TargetConfig { provider: "b".into(), model: "b-big".into() }];
+    cfg.gateway.routes.push(RouteConfig {
+        model: "ruled".into(),
+        targets: vec![TargetConfig { provider: "a".into(), model: "a-small".into() }],
+        price: None,
+        rules: vec![
+            RuleConfig { intent: Some("billing".into()), targets: to_b.clone(), ..Default::default() },
+            RuleConfig { min_prompt_tokens: Some(200), targets: to_b.clone(), ..Default::default() },
+            RuleConfig { tenants: vec!["vip".into()], targets: to_b, ..Default::default() },
+        ],
+        guard: None,
+    });
+    let (keel, gateway) = start_keel(&cfg).await;
+    let send = |body: Value| async move {
+        let res =
+            reqwest::Client::new().post(format!("http://{keel}/v1/chat/completions")).json(&body).send().await.unwrap();
+        (res.status().as_u16(), res.headers()["x-keel-target"].to_str().unwrap().to_string())
+    };
+    let short = json!({ "model": "ruled", "messages": [{ "role": "user", "content": "hi" }] });
+    assert_eq!(send(short.clone()).await, (200, "a/a-small".to_string()));
+    let mut billing = short.clone();
+    billing["metadata"] = json!({ "intent": "billing" });
+    assert_eq!(send(billing).await, (200, "b/b-big".to_string()));
+    let long = json!({ "model": "ruled", "messages": [{ "role": "user", "content": "word ".repeat(400) }] });
+    assert_eq!(send(long).await, (200, "b/b-big".to_string()));
+    assert_eq!(
+        (fa.models(), fb.models()),
+        (vec!["a-small".to_string()], vec!["b-big".to_string(), "b-big".to_string()])
+    );
+
+    // Tenants (without keys every caller is `default`): asked of the gateway directly.
+    let input = |tenant| keel::gateway::RouteInput { tenant, body: &short };
+    assert_eq!(gateway.resolve("ruled", &input("vip")), "ruled#3");
+    assert_eq!(gateway.resolve("ruled", &input("default")), "ruled");
+    assert_eq!(gateway.resolve("solo", &input("vip")), "solo", "a route without rules");
+    // Rule chains are not model names clients can ask for.
+    assert!(!gateway.has_model("ruled#3") && !gateway.models().iter().any(|m| m.contains('#')));
 }

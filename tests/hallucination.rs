@@ -305,6 +305,8 @@ async fn setup_at(
         model: ROUTE.into(),
         targets: vec![TargetConfig { provider: "fake".into(), model: "fake-model".into() }],
         price: None,
+        rules: vec![],
+        guard: None,
     }];
     cfg.answer.generator = Generator::Route(ROUTE.into());
     cfg.answer.grounding_policy = policy;

@@ -97,8 +97,8 @@ fn config(url: &str, dir: &Path) -> Config {
     let target = vec![TargetConfig { provider: "p".into(), model: "gpt-4o-mini".into() }];
     let price = Price { input: 1_000_000_000, output: 2_000_000_000, cached_input: 500_000_000 };
     g.routes = vec![
-        RouteConfig { model: "m".into(), targets: target.clone(), price: Some(price) },
-        RouteConfig { model: "free".into(), targets: target, price: None },
+        RouteConfig { model: "m".into(), targets: target.clone(), price: Some(price), rules: vec![], guard: None },
+        RouteConfig { model: "free".into(), targets: target, price: None, rules: vec![], guard: None },
     ];
     c
 }

@@ -323,6 +323,10 @@ async fn guard(state: ServerState, store: Option<Store>, config: &Config) -> any
     let output = crate::guardrails::output::OutputGuard::new(&config.guard.output)
         .context("[guard.output] in the configuration")?;
     let state = state.with_output_guard(Arc::new(output));
+    let state = match crate::guardrails::build_guard(config, None)? {
+        Some(g) => state.with_input_guard(g),
+        None => state,
+    };
     let Some(store) = store else { return Ok(state) };
     if !store.keys.list_keys().await?.iter().any(|k| k.revoked_at_ms.is_none()) {
         tracing::warn!(
@@ -432,6 +436,8 @@ async fn serve_proxy(
         model: model.to_string(),
         targets: vec![TargetConfig { provider: "upstream".into(), model: model.to_string() }],
         price: None,
+        rules: vec![],
+        guard: None,
     }];
     let gateway = Arc::new(Gateway::new(&config.gateway, &secrets_from_env(&config)?)?);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;

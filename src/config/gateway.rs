@@ -45,6 +45,29 @@ pub struct RawRoute {
     pub targets: Vec<RawTarget>,
     /// USD per million tokens: `price = { input = "0.15", output = "0.60", cached_input = "0.075" }`.
     pub price: Option<super::limits::RawPrice>,
+    /// Conditional chains, tried in order before `targets`.
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+    /// The input guard on this route: `guard = { injection = "block", pii = "redact" }`.
+    pub guard: Option<RawRouteGuard>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteGuard {
+    pub injection: Option<String>,
+    pub pii: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub tenants: Option<Vec<String>>,
+    pub min_prompt_tokens: Option<u64>,
+    pub max_prompt_tokens: Option<u64>,
+    pub intent: Option<String>,
+    pub targets: Vec<RawTarget>,
+    pub price: Option<super::limits::RawPrice>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +105,42 @@ pub struct RouteConfig {
     pub model: String,
     pub targets: Vec<TargetConfig>,
     /// Nano-dollars per million tokens; `None`: the route costs nothing in budgets.
+    pub price: Option<super::limits::Price>,
+    /// Tried in order; the first rule whose every condition holds gives the request its chain.
+    pub rules: Vec<RuleConfig>,
+    /// The input guard on this route's requests (off when `None`).
+    pub guard: Option<RouteGuard>,
+}
+
+/// What the input guard does to a gateway route's user and tool messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteGuard {
+    pub injection: RouteInjection,
+    /// One action for every kind of personal data; `None`: `[guard.pii]` per kind.
+    pub pii: Option<keel_guard::pii::PiiAction>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteInjection {
+    Off,
+    /// Forwarded; the verdict in `x-keel-guard`.
+    Flag,
+    /// Refused with a 400 naming the reason codes.
+    Block,
+}
+
+/// A conditional chain of a route. Unset conditions always hold.
+#[derive(Debug, Clone, Default)]
+pub struct RuleConfig {
+    /// The caller's tenant is one of these.
+    pub tenants: Vec<String>,
+    /// The request's estimated prompt tokens are within these bounds.
+    pub min_prompt_tokens: Option<u64>,
+    pub max_prompt_tokens: Option<u64>,
+    /// The request's `metadata.intent` equals this.
+    pub intent: Option<String>,
+    pub targets: Vec<TargetConfig>,
+    /// The rule's price; `None`: the route's.
     pub price: Option<super::limits::Price>,
 }
 
@@ -122,6 +181,28 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         _ => return None,
     };
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+fn route_guard(g: RawRouteGuard) -> Result<RouteGuard, (&'static str, String)> {
+    use keel_guard::pii::PiiAction;
+    let injection = match g.injection.as_deref().unwrap_or("block") {
+        "block" => RouteInjection::Block,
+        "flag" => RouteInjection::Flag,
+        "off" => RouteInjection::Off,
+        other => {
+            return Err(("routes.guard.injection", format!("`{other}` is not one of \"block\", \"flag\", \"off\"")))
+        }
+    };
+    let pii = match g.pii.as_deref() {
+        None => None,
+        Some("redact") => Some(PiiAction::Redact),
+        Some("block") => Some(PiiAction::Block),
+        Some("allow") => Some(PiiAction::Allow),
+        Some(other) => {
+            return Err(("routes.guard.pii", format!("`{other}` is not one of \"redact\", \"block\", \"allow\"")))
+        }
+    };
+    Ok(RouteGuard { injection, pii })
 }
 
 /// Everything the gateway section of the file holds.
@@ -184,25 +265,61 @@ pub fn validate(parts: RawGatewayParts, file: &str) -> Result<GatewayConfig, Con
         if r.model == "keel" {
             return Err(invalid("routes.model", "`keel` is the grounded pipeline's name; pick another".into()));
         }
+        if r.model.contains('#') {
+            return Err(invalid("routes.model", format!("`{}`: `#` is reserved for rule chains", r.model)));
+        }
         if !models.insert(r.model.clone()) {
             return Err(invalid("routes.model", format!("route `{}` is defined twice", r.model)));
         }
         if r.targets.is_empty() {
             return Err(invalid("routes.targets", format!("route `{}` has no targets", r.model)));
         }
-        for t in &r.targets {
-            if !names.contains(&t.provider) {
-                return Err(invalid(
-                    "routes.targets.provider",
-                    format!("route `{}` names unknown provider `{}`", r.model, t.provider),
-                ));
+        let targets = |key: &'static str, ts: Vec<RawTarget>| -> Result<Vec<TargetConfig>, ConfigError> {
+            if ts.is_empty() {
+                return Err(invalid(key, format!("route `{}` has an empty chain", r.model)));
             }
-        }
+            ts.into_iter()
+                .map(|t| {
+                    if names.contains(&t.provider) {
+                        Ok(TargetConfig { provider: t.provider, model: t.model })
+                    } else {
+                        Err(invalid(key, format!("route `{}` names unknown provider `{}`", r.model, t.provider)))
+                    }
+                })
+                .collect()
+        };
         let price = r.price.as_ref().map(|p| super::limits::price(p, file)).transpose()?;
+        let mut rules = Vec::new();
+        for rule in r.rules {
+            if let (Some(lo), Some(hi)) = (rule.min_prompt_tokens, rule.max_prompt_tokens) {
+                if lo > hi {
+                    return Err(invalid(
+                        "routes.rules.min_prompt_tokens",
+                        format!("route `{}`: min_prompt_tokens {lo} is above max_prompt_tokens {hi}", r.model),
+                    ));
+                }
+            }
+            rules.push(RuleConfig {
+                tenants: rule.tenants.unwrap_or_default(),
+                min_prompt_tokens: rule.min_prompt_tokens,
+                max_prompt_tokens: rule.max_prompt_tokens,
+                intent: rule.intent,
+                targets: targets("routes.rules.targets.provider", rule.targets)?,
+                price: rule.price.as_ref().map(|p| super::limits::price(p, file)).transpose()?.or(price),
+            });
+        }
+        let guard = match r.guard {
+            None => None,
+            Some(g) => {
+                Some(route_guard(g).map_err(|(key, message)| invalid(key, format!("route `{}`: {message}", r.model)))?)
+            }
+        };
         out_routes.push(RouteConfig {
-            model: r.model,
-            targets: r.targets.into_iter().map(|t| TargetConfig { provider: t.provider, model: t.model }).collect(),
+            targets: targets("routes.targets.provider", r.targets)?,
+            model: r.model.clone(),
             price,
+            rules,
+            guard,
         });
     }
     Ok(GatewayConfig {
@@ -229,6 +346,32 @@ pub fn validate(parts: RawGatewayParts, file: &str) -> Result<GatewayConfig, Con
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn route_rules_parse_and_are_checked() {
+        let head = "[[providers]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://x/v1\"\n\n\
+                    [[routes]]\nmodel = \"m\"\ntargets = [{ provider = \"p\", model = \"small\" }]\n";
+        let ok = format!(
+            "{head}[[routes.rules]]\ntenants = [\"acme\"]\nmin_prompt_tokens = 10\nintent = \"billing\"\n\
+             targets = [{{ provider = \"p\", model = \"big\" }}]\n"
+        );
+        let c = crate::config::Config::parse(&ok, "k.toml").unwrap();
+        let rule = &c.gateway.routes[0].rules[0];
+        assert_eq!(
+            (rule.tenants.clone(), rule.min_prompt_tokens, rule.intent.as_deref()),
+            (vec!["acme".to_string()], Some(10), Some("billing"))
+        );
+        let inverted = format!(
+            "{head}[[routes.rules]]\nmin_prompt_tokens = 10\nmax_prompt_tokens = 5\ntargets = [{{ provider = \"p\", model = \"big\" }}]\n"
+        );
+        let e = crate::config::Config::parse(&inverted, "k.toml").unwrap_err().to_string();
+        assert!(e.contains("k.toml") && e.contains("routes.rules.min_prompt_tokens"), "{e}");
+        let unknown = format!("{head}[[routes.rules]]\ntargets = [{{ provider = \"nope\", model = \"big\" }}]\n");
+        let e = crate::config::Config::parse(&unknown, "k.toml").unwrap_err().to_string();
+        assert!(e.contains("unknown provider `nope`"), "{e}");
+        let typo = format!("{head}[[routes.rules]]\ntennants = [\"a\"]\ntargets = []\n");
+        assert!(crate::config::Config::parse(&typo, "k.toml").unwrap_err().to_string().contains("tennants"));
+    }
 
     #[test]
     fn durations_parse() {

@@ -3,6 +3,8 @@
 //! loop guard). The composition order, in one place (`Gateway::call`):
 //!
 //! ```text
+//! route = the first rule of the model whose conditions hold (tenant, prompt size, intent),
+//!         else the model's own chain                                  (`Gateway::resolve`)
 //! for target in route.chain:
 //!     if target.breaker is open: skip
 //!     for attempt in 1..=max_attempts (≤ 5):
@@ -30,6 +32,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::config::gateway::{RouteGuard, TargetConfig};
 use crate::config::limits::{LimitsConfig, Price};
 use crate::config::GatewayConfig;
 use crate::metrics;
@@ -103,12 +106,31 @@ enum Outcome {
 /// What cost controls need to know about a route.
 struct RouteMeta {
     price: Option<Price>,
+    /// The input guard on the route's requests (a rule chain has its route's).
+    guard: Option<RouteGuard>,
     /// A hash of the chain of targets: a cached reply is only reused for the same chain.
     version: String,
 }
 
+/// A rule of a route: its conditions and the key of its chain (`model#n`).
+struct Rule {
+    tenants: Vec<String>,
+    min_prompt_tokens: Option<u64>,
+    max_prompt_tokens: Option<u64>,
+    intent: Option<String>,
+    key: String,
+}
+
+/// What routing rules look at: the caller's tenant and the request body.
+pub struct RouteInput<'a> {
+    pub tenant: &'a str,
+    pub body: &'a Value,
+}
+
 pub struct Gateway {
+    /// Chains by route key: the model name, or `model#n` for the n-th rule of a route.
     routes: HashMap<String, Vec<usize>>,
+    rules: HashMap<String, Vec<Rule>>,
     meta: HashMap<String, RouteMeta>,
     cache: Option<cache::ResponseCache>,
     targets: Vec<Target>,
@@ -157,12 +179,30 @@ impl Gateway {
         let mut targets: Vec<Target> = Vec::new();
         let mut routes = HashMap::new();
         let mut meta = HashMap::new();
+        let mut rules: HashMap<String, Vec<Rule>> = HashMap::new();
+        /// One chain to build: its route key, targets, price and guard.
+        type Spec<'a> = (String, &'a [TargetConfig], Option<Price>, Option<RouteGuard>);
+        let mut chains: Vec<Spec<'_>> = Vec::new();
         for r in &cfg.routes {
-            let chain_text: Vec<String> = r.targets.iter().map(|t| format!("{}/{}", t.provider, t.model)).collect();
+            chains.push((r.model.clone(), &r.targets, r.price, r.guard));
+            for (i, rule) in r.rules.iter().enumerate() {
+                let key = format!("{}#{}", r.model, i + 1);
+                chains.push((key.clone(), &rule.targets, rule.price, r.guard));
+                rules.entry(r.model.clone()).or_default().push(Rule {
+                    tenants: rule.tenants.clone(),
+                    min_prompt_tokens: rule.min_prompt_tokens,
+                    max_prompt_tokens: rule.max_prompt_tokens,
+                    intent: rule.intent.clone(),
+                    key,
+                });
+            }
+        }
+        for (key, chain_targets, price, guard) in chains {
+            let chain_text: Vec<String> = chain_targets.iter().map(|t| format!("{}/{}", t.provider, t.model)).collect();
             let version = crate::digest::sha256_hex(chain_text.join("\n").as_bytes())[..12].to_string();
-            meta.insert(r.model.clone(), RouteMeta { price: r.price, version });
+            meta.insert(key.clone(), RouteMeta { price, guard, version });
             let mut chain = Vec::new();
-            for t in &r.targets {
+            for t in chain_targets {
                 let label = format!("{}/{}", t.provider, t.model);
                 let idx = match targets.iter().position(|x| x.label == label) {
                     Some(i) => i,
@@ -181,20 +221,47 @@ impl Gateway {
                 };
                 chain.push(idx);
             }
-            routes.insert(r.model.clone(), chain);
+            routes.insert(key, chain);
         }
         let storm =
             std::sync::Mutex::new(StormWindow { started: Instant::now(), requests: 0, retries: 0, raised: false });
         let cache = cfg.cache.enabled.then(|| cache::ResponseCache::new(&cfg.cache));
-        Ok(Self { routes, meta, cache, targets, cfg: cfg.clone(), storm })
+        Ok(Self { routes, rules, meta, cache, targets, cfg: cfg.clone(), storm })
     }
 
+    /// Whether clients may ask for `model` (rule chains are not names clients use).
     pub fn has_model(&self, model: &str) -> bool {
-        self.routes.contains_key(model)
+        !model.contains('#') && self.routes.contains_key(model)
+    }
+
+    /// The route key that serves this request: the first rule of `model` whose conditions all
+    /// hold (`model#n`), else `model` itself.
+    pub fn resolve(&self, model: &str, input: &RouteInput<'_>) -> String {
+        let Some(rules) = self.rules.get(model) else { return model.to_string() };
+        let mut prompt_tokens = None;
+        for rule in rules {
+            if !rule.tenants.is_empty() && !rule.tenants.iter().any(|t| t == input.tenant) {
+                continue;
+            }
+            if let Some(want) = &rule.intent {
+                let intent = input.body.pointer("/metadata/intent").and_then(Value::as_str);
+                if intent != Some(want.as_str()) {
+                    continue;
+                }
+            }
+            if rule.min_prompt_tokens.is_some() || rule.max_prompt_tokens.is_some() {
+                let n = *prompt_tokens.get_or_insert_with(|| usage::estimate_prompt(model, input.body));
+                if rule.min_prompt_tokens.is_some_and(|lo| n < lo) || rule.max_prompt_tokens.is_some_and(|hi| n > hi) {
+                    continue;
+                }
+            }
+            return rule.key.clone();
+        }
+        model.to_string()
     }
 
     pub fn models(&self) -> Vec<String> {
-        let mut m: Vec<String> = self.routes.keys().cloned().collect();
+        let mut m: Vec<String> = self.routes.keys().filter(|k| !k.contains('#')).cloned().collect();
         m.sort();
         m
     }
@@ -206,6 +273,11 @@ impl Gateway {
     /// The route's price (nano-dollars per million tokens), if it has one.
     pub fn price(&self, model: &str) -> Option<&Price> {
         self.meta.get(model)?.price.as_ref()
+    }
+
+    /// The input guard policy of a route key, if the route has one.
+    pub fn route_guard(&self, model: &str) -> Option<RouteGuard> {
+        self.meta.get(model)?.guard
     }
 
     /// The route's version (a hash of its chain), part of every cache key.

@@ -11,6 +11,7 @@ use keel_guard::{
 };
 
 pub mod output;
+pub mod request;
 
 use crate::config::Config;
 use crate::embedding::Embedder;

@@ -22,8 +22,9 @@ use crate::gateway::cache::{count as count_cache, CacheMode, Cached, ResponseCac
 use crate::gateway::chat;
 use crate::gateway::provider::ProviderError;
 use crate::gateway::usage::Usage;
-use crate::gateway::{CallReport, GatewayError};
+use crate::gateway::{CallReport, GatewayError, RouteInput};
 use crate::guardrails::output::{system_prompt, Format, OutputBlock, OutputGuard};
+use crate::guardrails::request::check_request;
 
 impl From<GatewayError> for ApiError {
     fn from(e: GatewayError) -> Self {
@@ -49,6 +50,11 @@ impl From<GatewayError> for ApiError {
 fn stamp(res: &mut Response, report: &CallReport, started: Instant) {
     let overhead = started.elapsed().saturating_sub(report.provider_wait);
     let h = res.headers_mut();
+    if let Some(t) = report.attempts.last() {
+        if let Ok(v) = HeaderValue::from_str(&t.target) {
+            h.insert("x-keel-target", v);
+        }
+    }
     if let Ok(v) = HeaderValue::from_str(&report.calls.to_string()) {
         h.insert("x-keel-attempts", v);
     }
@@ -87,6 +93,9 @@ pub async fn complete(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let gateway = &state.gateway;
+    let route = gateway.resolve(model, &RouteInput { tenant: &caller.tenant, body: &body });
+    let model = route.as_str();
+    let guarded = guard_request(state, model, &mut body)?;
     let meter = match metering::begin(gateway, state.limiter.as_ref(), caller, model, &mut body).await {
         Ok(m) => m,
         Err(refused) => return Ok(refused),
@@ -106,6 +115,9 @@ pub async fn complete(
             v["keel"] = metering::extension(&usage, Some("hit"));
             let mut res = Json(v).into_response();
             header(&mut res, "x-keel-cache", "hit");
+            if let Some(g) = &guarded {
+                header(&mut res, "x-keel-guard", g);
+            }
             stamp_usage(&mut res, &usage, capped);
             stamp(&mut res, &CallReport::default(), started);
             return Ok(res);
@@ -146,8 +158,48 @@ pub async fn complete(
     if let Some(l) = cache_label {
         header(&mut res, "x-keel-cache", l);
     }
+    if let Some(g) = &guarded {
+        header(&mut res, "x-keel-guard", g);
+    }
     stamp(&mut res, &report, started);
     Ok(res)
+}
+
+/// The route's input guard: the request is refused (400 naming the reason codes) or rewritten
+/// in place (personal data redacted); what to report in `x-keel-guard` comes back.
+fn guard_request(state: &ServerState, route: &str, body: &mut Value) -> Result<Option<String>, ApiError> {
+    let (Some(guard), Some(policy)) = (state.input_guard.as_ref(), state.gateway.route_guard(route)) else {
+        return Ok(None);
+    };
+    let v = check_request(guard, policy, &guard.config().pii, body);
+    let outcome = if !v.refused.is_empty() {
+        "refused"
+    } else if !v.flagged.is_empty() {
+        "flagged"
+    } else if v.redacted > 0 {
+        "redacted"
+    } else {
+        "passed"
+    };
+    crate::metrics::global().inc(
+        "keel_gateway_guard_total",
+        "Gateway requests checked by a route's input guard, by outcome",
+        crate::metrics::labels(&[("outcome", outcome)]),
+        1,
+    );
+    if !v.refused.is_empty() {
+        tracing::warn!(route, reasons = ?v.refused, "gateway request refused by the input guard");
+        let msg = format!("The request was refused by the input guard ({})", v.refused.join(", "));
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "guard_block", msg));
+    }
+    let mut parts = Vec::new();
+    if !v.flagged.is_empty() {
+        parts.push(format!("flagged {}", v.flagged.join(",")));
+    }
+    if v.redacted > 0 {
+        parts.push(format!("redacted {}", v.redacted));
+    }
+    Ok((!parts.is_empty()).then(|| parts.join("; ")))
 }
 
 /// The output guard's verdict on a whole reply (`None`: it may be served).
@@ -166,6 +218,9 @@ fn check_output(state: &ServerState, request: &Value, reply: &Value) -> Option<O
 pub async fn stream(state: &ServerState, caller: &Caller, model: &str, mut body: Value) -> Result<Response, ApiError> {
     let started = Instant::now();
     let gateway = &state.gateway;
+    let route = gateway.resolve(model, &RouteInput { tenant: &caller.tenant, body: &body });
+    let model = route.as_str();
+    let guarded = guard_request(state, model, &mut body)?;
     let meter = match metering::begin(gateway, state.limiter.as_ref(), caller, model, &mut body).await {
         Ok(m) => m,
         Err(refused) => return Ok(refused),
@@ -197,6 +252,9 @@ pub async fn stream(state: &ServerState, caller: &Caller, model: &str, mut body:
     }
     if let Some(c) = capped {
         header(&mut res, "x-keel-max-tokens-capped", &c.to_string());
+    }
+    if let Some(g) = &guarded {
+        header(&mut res, "x-keel-guard", g);
     }
     stamp(&mut res, &report, started);
     Ok(res)

@@ -50,6 +50,8 @@ pub struct ServerState {
     pub limiter: Option<Arc<Limiter>>,
     /// Checks gateway replies before they reach the client (`[guard.output]`).
     pub output: Option<Arc<OutputGuard>>,
+    /// The input guard for routes with a `guard` policy.
+    pub input_guard: Option<Arc<keel_guard::InputGuard>>,
 }
 
 impl ServerState {
@@ -63,6 +65,7 @@ impl ServerState {
             auth: None,
             limiter: None,
             output: None,
+            input_guard: None,
         }
     }
 
@@ -89,6 +92,12 @@ impl ServerState {
     /// Checks every gateway reply with `guard` before it reaches the client.
     pub fn with_output_guard(mut self, guard: Arc<OutputGuard>) -> Self {
         self.output = Some(guard);
+        self
+    }
+
+    /// Checks the requests of routes that have a `guard` policy with `guard`.
+    pub fn with_input_guard(mut self, guard: Arc<keel_guard::InputGuard>) -> Self {
+        self.input_guard = Some(guard);
         self
     }
 
