@@ -105,3 +105,72 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A provider that answers every call with the next scripted reply and records what it saw.
+async fn start_judge(replies: Vec<&'static str>) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use axum::extract::State;
+    type Shared = (std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>, std::sync::Arc<std::sync::Mutex<Vec<Value>>>);
+    async fn handler(State((replies, seen)): State<Shared>, axum::Json(body): axum::Json<Value>) -> axum::Json<Value> {
+        seen.lock().unwrap().push(body);
+        let mut r = replies.lock().unwrap();
+        let text = if r.is_empty() { "SAFE" } else { r.remove(0) };
+        axum::Json(json!({ "id": "j", "object": "chat.completion", "model": "judge",
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": "stop" }] }))
+    }
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let state: Shared = (std::sync::Arc::new(std::sync::Mutex::new(replies)), seen.clone());
+    let app = axum::Router::new().route("/v1/chat/completions", axum::routing::post(handler)).with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/v1"), seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_judge_blocks_on_unsafe_flags_when_uncertain_and_never_sees_pii() {
+    use keel::config::gateway::{ProviderConfig, ProviderKind, RouteConfig, TargetConfig};
+    let Some(embedder) = common::embedder() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(tmp.path());
+    common::ingest_paths(&cfg, &embedder, &[common::repo().join("sample-kb")], false).await;
+    let (url, seen) =
+        start_judge(vec!["{\"verdict\": \"unsafe\", \"confidence\": 0.9}", "I would rather not say.", "SAFE"]).await;
+    cfg.gateway.providers =
+        vec![ProviderConfig { name: "j".into(), kind: ProviderKind::OpenAi, base_url: url, api_key_env: None }];
+    cfg.gateway.routes = vec![RouteConfig {
+        model: "judge".into(),
+        targets: vec![TargetConfig { provider: "j".into(), model: "judge-model".into() }],
+        price: None,
+        rules: vec![],
+        guard: None,
+    }];
+    cfg.guard.judge = Some("judge".into());
+    cfg.guard.judge_always = true;
+    cfg.answer.deterministic = false;
+    let s = common::Server::start(cfg, embedder).await;
+    let c = reqwest::Client::new();
+    let q = "How long do I have to return an item? Reply to ann@example.com";
+
+    // 1. The judge says unsafe: the cheap layers' allow becomes a refusal with its reason code.
+    let (status, a) = send(&c, s.url("/v1/answer"), json!({ "question": q })).await;
+    assert_eq!(status, 200);
+    assert_eq!(a["reason"], "guard_block", "{a}");
+    assert!(a["guard"]["reasons"].to_string().contains("injection.judge"), "{a}");
+    let sent = seen.lock().unwrap()[0]["messages"][1]["content"].as_str().unwrap().to_string();
+    assert!(sent.contains("[EMAIL]") && !sent.contains("ann@example.com"), "the judge saw: {sent}");
+    assert!(sent.starts_with("<input>") && sent.ends_with("</input>"), "the text is fenced as data");
+
+    // 2. A malformed reply is uncertain: never safe, the input is flagged (and answered).
+    let (_, a) = send(&c, s.url("/v1/answer"), json!({ "question": q })).await;
+    assert_eq!(a["grounded"], true, "{a}");
+    let input = s.span(&a["trace_id"], "input").await;
+    assert!(input["judge"]["verdict"].as_str().unwrap().contains("Uncertain"), "{input:?}");
+    assert_eq!(input["flagged"], true);
+
+    // 3. Safe: answered, not flagged.
+    let (_, a) = send(&c, s.url("/v1/answer"), json!({ "question": q })).await;
+    let input = s.span(&a["trace_id"], "input").await;
+    assert!(input["judge"]["verdict"].as_str().unwrap().contains("Safe"));
+    assert!(input.get("flagged").is_none(), "{input:?}");
+    s.stop().await;
+}

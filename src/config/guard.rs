@@ -57,7 +57,14 @@ pub fn guard(raw: raw::RawGuard, file: &str) -> Result<GuardSettings, ConfigErro
         leak_coverage,
         json: o.json.unwrap_or(true),
     };
+    let judge_always = match raw.judge_when.as_deref().unwrap_or("flagged") {
+        "flagged" => false,
+        "always" => true,
+        other => return Err(invalid("guard.judge_when", format!("`{other}` is not one of \"flagged\", \"always\""))),
+    };
     Ok(GuardSettings {
+        judge: raw.judge.filter(|j| !j.trim().is_empty()),
+        judge_always,
         enabled: raw.enabled.unwrap_or(true),
         injection,
         scan_documents: raw.scan_documents.unwrap_or(true),

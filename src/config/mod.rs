@@ -144,6 +144,10 @@ pub struct GuardSettings {
     pub scan_documents: bool,
     pub pii: keel_guard::pii::PiiPolicy,
     pub output: OutputGuardSettings,
+    /// The optional model check: a gateway route asked about inputs (off when `None`).
+    pub judge: Option<String>,
+    /// Ask the judge about every input, or only those the cheap layers flagged.
+    pub judge_always: bool,
 }
 
 /// `[guard.output]`: checks on model replies before they reach a client.
@@ -271,6 +275,13 @@ impl Config {
             cache: raw.cache,
         };
         let gateway = gateway::validate(parts, file)?;
+        if let Some(j) = guard.judge.as_ref().filter(|j| !gateway.routes.iter().any(|r| &r.model == *j)) {
+            return Err(ConfigError::Invalid {
+                file: file.to_string(),
+                key: "guard.judge",
+                message: format!("`{j}` is not a route in [[routes]]"),
+            });
+        }
         let answer = answer(raw.answer, max_sentences, &gateway, file)?;
         Ok(Self {
             gateway,

@@ -96,6 +96,8 @@ pub struct RawGuard {
     pub enabled: Option<bool>,
     pub injection: Option<String>,
     pub scan_documents: Option<bool>,
+    pub judge: Option<String>,
+    pub judge_when: Option<String>,
     #[serde(default)]
     pub pii: RawPii,
     #[serde(default)]

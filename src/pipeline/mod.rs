@@ -178,7 +178,7 @@ impl Pipeline {
                     checker = checker.with_threshold(t);
                 }
                 Box::new(generative::GenerativeStage {
-                    gateway,
+                    gateway: gateway.clone(),
                     route: route.clone(),
                     temperature: ans.temperature,
                     policy: ans.grounding_policy,
@@ -195,6 +195,11 @@ impl Pipeline {
                 max_chars: config.server.max_question_chars,
                 guard,
                 settings: config.guard.clone(),
+                judge: config.guard.judge.as_ref().map(|route| input::Judge {
+                    gateway: gateway.clone(),
+                    route: route.clone(),
+                    always: config.guard.judge_always,
+                }),
             }),
             Box::new(conversation::ConversationStage { store: store.clone(), cfg: gov.clone() }),
             Box::new(approved::ApprovedStage::new(approved.clone(), embedder.clone(), index.clone(), gov)),
