@@ -85,9 +85,11 @@ impl App {
         Ok(app)
     }
 
-    /// Re-reads the approved answers (embedding only new versions). The admin API calls this
+    /// Re-reads the approved answers (embedding only new versions) and the approved flagged
+    /// chunks. The admin API calls this
     /// after each change; `serve` also calls it periodically to pick up CLI edits.
     pub async fn reload_approved(&self) -> Result<(), AppError> {
+        self.pipeline.reviews().replace(self.store.docs.chunk_approvals().await?);
         let corrections = self.store.snapshots.corrections().await?;
         self.approved.set_wrong_answers(corrections.into_iter().map(|c| (c.id, c.wrong_answer)).collect());
         let current = self.store.approved.approved_current().await?;

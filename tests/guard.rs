@@ -90,6 +90,24 @@ async fn injections_are_refused_benign_look_alikes_answered_and_pii_never_stored
     let retrieve = s.span(&r["trace_id"], "retrieve").await;
     let kept_out = serde_json::to_string(&retrieve["kept_out"]).unwrap();
     assert!(kept_out.contains("poisoned.md"), "the scanner recorded the chunk it kept out: {kept_out}");
+
+    // A person approves that chunk's exact content: it may be evidence again (and the snapshot
+    // key changes with the review, so the old answer is not replayed).
+    let chunk =
+        s.app.store.docs.all_chunks().await.unwrap().into_iter().find(|c| c.doc_id.ends_with("poisoned.md")).unwrap();
+    let approval = keel::store::ChunkApproval {
+        chunk_id: chunk.id.clone(),
+        content_hash: keel::guardrails::review::content_hash(&chunk.text),
+        approved_by: "test".into(),
+        note: "reviewed".into(),
+        approved_at_ms: 1,
+    };
+    s.app.store.docs.approve_chunk(&approval).await.unwrap();
+    s.app.reload_approved().await.unwrap();
+    let (_, r) = answer("How do I check my gift card balance?").await;
+    let retrieve = s.span(&r["trace_id"], "retrieve").await;
+    assert!(retrieve.get("kept_out").is_none(), "{retrieve:?}");
+    assert!(retrieve["flagged_but_approved"].to_string().contains("poisoned.md"), "{retrieve:?}");
     s.stop().await;
 }
 

@@ -24,10 +24,21 @@ pub async fn ingest(config: Config, paths: &[PathBuf], prune: bool, json_out: bo
     let embedder = App::load_embedder(&config)?;
     let opts = IngestOptions { prune, progress: !json_out };
     let report = ingest::ingest(paths, &config.ingest, &store, &config.data_dir, &embedder, &opts).await?;
+    // What changed is scanned for instructions aimed at an AI (indirect injection) now, so
+    // the operator hears of it at ingest, not when an answer leaves a chunk out.
+    let touched: std::collections::HashSet<String> = report.added.iter().chain(&report.changed).cloned().collect();
+    let flagged = if touched.is_empty() {
+        Vec::new()
+    } else {
+        super::documents::scan_flagged(&config, &store, Some(&touched)).await?
+    };
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut v = serde_json::to_value(&report)?;
+        v["flagged"] = serde_json::to_value(&flagged)?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print_report(&report);
+        super::documents::print_flagged(&flagged);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@
 
 mod bench;
 mod commands;
+mod documents;
 mod governance;
 mod guardrails;
 
@@ -120,6 +121,11 @@ pub enum Command {
         /// Guard thresholds as JSON (keel-guard `GuardConfig`), for tuning on dev files.
         #[arg(long)]
         guard_config: Option<PathBuf>,
+    },
+    /// Chunks flagged for instructions aimed at an AI, and their review.
+    Documents {
+        #[command(subcommand)]
+        action: documents::DocumentsAction,
     },
     /// The prompt-injection signature database (shipped and local entries).
     Signatures {
@@ -343,6 +349,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             guardrails::RedteamArgs { attacks, benign, documents, json, embed, guard_config },
         ),
         Command::Signatures { action } => guardrails::signatures(&config, action),
+        Command::Documents { action } => documents::documents(&config, action).await,
         Command::Bench { kind: BenchKind::Grounding { data, dev, json } } => {
             guardrails::grounding(&data, dev.as_deref(), json)
         }

@@ -12,6 +12,7 @@ use keel_guard::{
 
 pub mod output;
 pub mod request;
+pub mod review;
 
 use crate::config::Config;
 use crate::embedding::Embedder;

@@ -36,6 +36,7 @@ use crate::embedding::Embedder;
 use crate::gateway::{Gateway, GatewayError};
 use crate::governance::approved::ApprovedSet;
 use crate::guardrails::output::OutputGuard;
+use crate::guardrails::review::ChunkReviews;
 use crate::guardrails::Quarantine;
 use crate::index::{Index, IndexError};
 use crate::store::{Store, StoreError};
@@ -139,6 +140,7 @@ pub struct Pipeline {
     default_top_k: usize,
     sink: TraceSink,
     record: record::Recorder,
+    reviews: Arc<ChunkReviews>,
 }
 
 /// What answers: the answerer's model, prompt and sampling (part of snapshot and cache keys).
@@ -170,6 +172,7 @@ impl Pipeline {
         let gov = &config.governance;
         let ans = &config.answer;
         let scanner = guard.clone().filter(|_| config.guard.scan_documents);
+        let reviews = Arc::new(ChunkReviews::default());
         let generate: Box<dyn Stage> = match &ans.generator {
             Generator::Extractive => Box::new(generate::ExtractiveStage { max_sentences: ans.max_sentences }),
             Generator::Route(route) => {
@@ -203,7 +206,13 @@ impl Pipeline {
             }),
             Box::new(conversation::ConversationStage { store: store.clone(), cfg: gov.clone() }),
             Box::new(approved::ApprovedStage::new(approved.clone(), embedder.clone(), index.clone(), gov)),
-            Box::new(retrieve::RetrieveStage::new(index.clone(), embedder.clone(), config.retrieval.clone(), scanner)),
+            Box::new(retrieve::RetrieveStage::new(
+                index.clone(),
+                embedder.clone(),
+                config.retrieval.clone(),
+                scanner,
+                reviews.clone(),
+            )),
             generate,
         ];
         let answerer = answerer_identity(config);
@@ -230,6 +239,7 @@ impl Pipeline {
                     approved: approved.clone(),
                     answerer: answerer.clone(),
                     config_hash: config_hash.clone(),
+                    reviews: reviews.clone(),
                 }),
             );
         }
@@ -243,11 +253,17 @@ impl Pipeline {
                     approved,
                     answerer,
                     config_hash,
+                    reviews: reviews.clone(),
                 }),
             );
         }
         let record = record::Recorder { store, escalate_on_no_evidence: gov.escalate_on_no_evidence, semantic };
-        Ok(Self { stages, index, default_top_k: config.retrieval.top_k, sink, record })
+        Ok(Self { stages, index, default_top_k: config.retrieval.top_k, sink, record, reviews })
+    }
+
+    /// The flagged chunks people approved (refreshed by `App::reload_approved`).
+    pub fn reviews(&self) -> &Arc<ChunkReviews> {
+        &self.reviews
     }
 
     pub fn index(&self) -> &Arc<Index> {

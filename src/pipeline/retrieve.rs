@@ -1,6 +1,7 @@
 //! Stage `retrieve`: hybrid search, top-k cap and relevance floor. What clears the floor is
 //! the evidence later stages may use, unless the document scanner finds instructions aimed at
-//! an AI in it (indirect injection): such chunks are kept out and listed on the trace.
+//! an AI in it (indirect injection): such chunks are kept out and listed on the trace, unless
+//! a person approved that exact content (`keel documents approve`).
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use super::{Flow, PipelineError, RequestCtx, Stage};
 use crate::answer::extractive::Evidence;
 use crate::config::RetrievalConfig;
 use crate::embedding::Embedder;
+use crate::guardrails::review::ChunkReviews;
 use crate::index::Index;
 use keel_guard::InputGuard;
 
@@ -21,6 +23,8 @@ pub struct RetrieveStage {
     scanner: Option<Arc<InputGuard>>,
     /// The scanner's verdict per chunk id (`Some`: flagged, with what goes on the trace).
     scanned: moka::sync::Cache<String, Option<serde_json::Value>>,
+    /// Flagged chunks a person approved (that content only) are used after all.
+    reviews: Arc<ChunkReviews>,
 }
 
 impl RetrieveStage {
@@ -30,8 +34,9 @@ impl RetrieveStage {
         embedder: Arc<Embedder>,
         cfg: RetrievalConfig,
         scanner: Option<Arc<InputGuard>>,
+        reviews: Arc<ChunkReviews>,
     ) -> Self {
-        Self { index, embedder, cfg, scanner, scanned: moka::sync::Cache::new(100_000) }
+        Self { index, embedder, cfg, scanner, scanned: moka::sync::Cache::new(100_000), reviews }
     }
 }
 
@@ -60,6 +65,7 @@ impl Stage for RetrieveStage {
         ctx.trace.attr("relevance_floor", self.cfg.relevance_floor);
         let mut listed = Vec::new();
         let mut kept_out = Vec::new();
+        let mut approved_flagged = Vec::new();
         for h in &hits {
             let Some(chunk) = self.index.chunk(h.row) else { continue };
             let mut evidence = h.cosine >= self.cfg.relevance_floor;
@@ -70,8 +76,12 @@ impl Stage for RetrieveStage {
                     v.flagged.then(|| json!({ "chunk": chunk.id, "score": v.score, "reasons": v.reasons }))
                 });
                 if let Some(v) = verdict {
-                    evidence = false;
-                    kept_out.push(v);
+                    if self.reviews.is_approved(&chunk.id, &chunk.text) {
+                        approved_flagged.push(chunk.id.clone());
+                    } else {
+                        evidence = false;
+                        kept_out.push(v);
+                    }
                 }
             }
             listed.push(json!({ "chunk": chunk.id, "score": h.score, "cosine": h.cosine, "bm25": h.bm25, "evidence": evidence }));
@@ -87,6 +97,9 @@ impl Stage for RetrieveStage {
         ctx.trace.attr("hits", listed);
         if !kept_out.is_empty() {
             ctx.trace.attr("kept_out", kept_out);
+        }
+        if !approved_flagged.is_empty() {
+            ctx.trace.attr("flagged_but_approved", approved_flagged);
         }
         ctx.trace.attr("evidence", ctx.evidence.len());
         Ok(Flow::Continue)

@@ -17,6 +17,7 @@ use crate::answer::{Answer, CacheRef, Draft};
 use crate::embedding::Embedder;
 use crate::governance::approved::ApprovedSet;
 use crate::governance::normalize_question;
+use crate::guardrails::review::ChunkReviews;
 use crate::index::Index;
 
 struct Entry {
@@ -92,6 +93,7 @@ pub struct SemanticStage {
     /// The answerer's identity and the configuration hash (as for snapshots).
     pub answerer: Value,
     pub config_hash: String,
+    pub reviews: Arc<ChunkReviews>,
 }
 
 /// The draft a cached answer replays.
@@ -145,6 +147,7 @@ impl Stage for SemanticStage {
             "corpus": self.index.corpus_version(),
             "answerer": self.answerer,
             "approved": self.approved.fingerprint(),
+            "reviewed_chunks": self.reviews.fingerprint(),
             "config": self.config_hash,
             "top_k": ctx.top_k,
         });

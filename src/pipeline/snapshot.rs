@@ -12,6 +12,7 @@ use super::{Flow, PipelineError, RequestCtx, Stage};
 use crate::answer::{Citation, Draft};
 use crate::governance::approved::ApprovedSet;
 use crate::governance::normalize_question;
+use crate::guardrails::review::ChunkReviews;
 use crate::index::Index;
 use crate::store::Store;
 
@@ -23,6 +24,8 @@ pub struct SnapshotStage {
     pub answerer: Value,
     /// A hash of the configuration that shapes answers.
     pub config_hash: String,
+    /// Approved flagged chunks (they change what may be evidence).
+    pub reviews: Arc<ChunkReviews>,
 }
 
 /// The key a snapshot is stored under, and where it is written on the context.
@@ -44,6 +47,7 @@ impl Stage for SnapshotStage {
             "corpus": self.index.corpus_version(),
             "answerer": self.answerer,
             "approved": self.approved.fingerprint(),
+            "reviewed_chunks": self.reviews.fingerprint(),
             "config": self.config_hash,
             "top_k": ctx.top_k,
         });

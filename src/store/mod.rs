@@ -86,6 +86,22 @@ pub trait DocumentStore: Send + Sync {
     async fn apply_ingest(&self, batch: &IngestBatch) -> Result<Option<CorpusVersion>, StoreError>;
     async fn current_corpus(&self) -> Result<Option<CorpusVersion>, StoreError>;
     async fn all_chunks(&self) -> Result<Vec<ChunkRecord>, StoreError>;
+    /// Records a person's approval of one exact content of a flagged chunk (idempotent).
+    async fn approve_chunk(&self, a: &ChunkApproval) -> Result<(), StoreError>;
+    /// Removes every approval of a chunk; returns how many there were.
+    async fn revoke_chunk(&self, chunk_id: &str) -> Result<u64, StoreError>;
+    async fn chunk_approvals(&self) -> Result<Vec<ChunkApproval>, StoreError>;
+}
+
+/// A flagged chunk a person let back into answers, for this content only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChunkApproval {
+    pub chunk_id: String,
+    /// SHA-256 of the chunk text approved.
+    pub content_hash: String,
+    pub approved_by: String,
+    pub note: String,
+    pub approved_at_ms: i64,
 }
 
 /// Request traces.

@@ -5,12 +5,51 @@ use sqlx::Row;
 
 use super::SqliteStore;
 use crate::store::{
-    corpus_hash, vector_from_bytes, vector_to_bytes, ChunkRecord, CorpusVersion, DocRecord, DocumentStore, IngestBatch,
-    StoreError,
+    corpus_hash, vector_from_bytes, vector_to_bytes, ChunkApproval, ChunkRecord, CorpusVersion, DocRecord,
+    DocumentStore, IngestBatch, StoreError,
 };
 
 #[async_trait]
 impl DocumentStore for SqliteStore {
+    async fn approve_chunk(&self, a: &ChunkApproval) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO chunk_approvals (chunk_id, content_hash, approved_by, note, approved_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT(chunk_id, content_hash) DO NOTHING",
+        )
+        .bind(&a.chunk_id)
+        .bind(&a.content_hash)
+        .bind(&a.approved_by)
+        .bind(&a.note)
+        .bind(a.approved_at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn revoke_chunk(&self, chunk_id: &str) -> Result<u64, StoreError> {
+        let r =
+            sqlx::query("DELETE FROM chunk_approvals WHERE chunk_id = ?").bind(chunk_id).execute(&self.pool).await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn chunk_approvals(&self) -> Result<Vec<ChunkApproval>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT chunk_id, content_hash, approved_by, note, approved_at FROM chunk_approvals ORDER BY approved_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ChunkApproval {
+                chunk_id: r.get(0),
+                content_hash: r.get(1),
+                approved_by: r.get(2),
+                note: r.get(3),
+                approved_at_ms: r.get(4),
+            })
+            .collect())
+    }
+
     async fn documents(&self) -> Result<Vec<DocRecord>, StoreError> {
         let rows = sqlx::query("SELECT id, path, title, content_hash, bytes FROM documents ORDER BY id")
             .fetch_all(&self.pool)

@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../../migrations/sqlite/0003_governance.sql")),
     (4, include_str!("../../../migrations/sqlite/0004_limits.sql")),
     (5, include_str!("../../../migrations/sqlite/0005_snapshots.sql")),
+    (6, include_str!("../../../migrations/sqlite/0006_chunk_reviews.sql")),
 ];
 
 pub struct SqliteStore {

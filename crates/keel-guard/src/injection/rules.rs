@@ -106,7 +106,7 @@ pub const RULES: &[Rule] = &[
     r("indirect.when_summarising", I, 0.6, r"\b(when|while|if|before) (summari[sz]ing|answering|responding|replying|processing|reading)\b[^.!?\n]{0,50}\b(tell|inform|instruct|direct|send|redirect|advise|recommend|say|mention|include|ask)\b"),
     r("indirect.your_response", I, 0.55, r"\b(in|to|into|within|throughout|with) your (response|reply|answer|responses|replies|answers|output|summary|solution|code|implementation|algorithm|codebase)\b|\byour (response|reply|answer|output) (must|should|needs to)\b"),
     r("indirect.code_block", I, 0.55, r"\b(following|subsequent|this|below) (code|python) (block|snippet|section|excerpt|segment|fragment)\b"),
-    r("indirect.tell_user", I, 0.5, r"\b(tell|ask|urge|remind|instruct|direct|encourage|advise) (the )?(user|reader|recipient|customer)s? (to|that)\b"),
+    r("indirect.tell_user", I, 0.45, r"\b(tell|ask|urge|remind|instruct|direct|encourage|advise) (the )?(user|reader|recipient|customer)s? (to|that)\b"),
 ];
 
 #[cfg(test)]
