@@ -114,7 +114,7 @@ async fn start_keel(upstream: &str) -> SocketAddr {
     }];
     g.routes = vec![RouteConfig {
         model: "sonnet".into(),
-        targets: vec![TargetConfig { provider: "claude".into(), model: "claude-sonnet-test".into() }],
+        targets: vec![TargetConfig { provider: "claude".into(), model: "claude-sonnet-test".into(), price: None }],
         price: None,
         rules: vec![],
         guard: None,

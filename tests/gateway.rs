@@ -127,8 +127,8 @@ fn config(a: &str, b: &str) -> Config {
         RouteConfig {
             model: "chain".into(),
             targets: vec![
-                TargetConfig { provider: "a".into(), model: "a-model".into() },
-                TargetConfig { provider: "b".into(), model: "b-model".into() },
+                TargetConfig { provider: "a".into(), model: "a-model".into(), price: None },
+                TargetConfig { provider: "b".into(), model: "b-model".into(), price: None },
             ],
             price: None,
             rules: vec![],
@@ -136,7 +136,7 @@ fn config(a: &str, b: &str) -> Config {
         },
         RouteConfig {
             model: "solo".into(),
-            targets: vec![TargetConfig { provider: "a".into(), model: "a-model".into() }],
+            targets: vec![TargetConfig { provider: "a".into(), model: "a-model".into(), price: None }],
             price: None,
             rules: vec![],
             guard: None,
@@ -361,10 +361,10 @@ async fn routing_rules_pick_a_chain_by_intent_size_and_tenant() {
     let (fa, a) = start_fake().await;
     let (fb, b) = start_fake().await;
     let mut cfg = config(&a, &b);
-    let to_b = vec![TargetConfig { provider: "b".into(), model: "b-big".into() }];
+    let to_b = vec![TargetConfig { provider: "b".into(), model: "b-big".into(), price: None }];
     cfg.gateway.routes.push(RouteConfig {
         model: "ruled".into(),
-        targets: vec![TargetConfig { provider: "a".into(), model: "a-small".into() }],
+        targets: vec![TargetConfig { provider: "a".into(), model: "a-small".into(), price: None }],
         price: None,
         rules: vec![
             RuleConfig { intent: Some("billing".into()), targets: to_b.clone(), ..Default::default() },

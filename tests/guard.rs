@@ -157,7 +157,7 @@ async fn the_model_judge_blocks_on_unsafe_flags_when_uncertain_and_never_sees_pi
         vec![ProviderConfig { name: "j".into(), kind: ProviderKind::OpenAi, base_url: url, api_key_env: None }];
     cfg.gateway.routes = vec![RouteConfig {
         model: "judge".into(),
-        targets: vec![TargetConfig { provider: "j".into(), model: "judge-model".into() }],
+        targets: vec![TargetConfig { provider: "j".into(), model: "judge-model".into(), price: None }],
         price: None,
         rules: vec![],
         guard: None,

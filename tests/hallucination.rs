@@ -303,7 +303,7 @@ async fn setup_at(
         vec![ProviderConfig { name: "fake".into(), kind: ProviderKind::OpenAi, base_url: url, api_key_env: None }];
     cfg.gateway.routes = vec![RouteConfig {
         model: ROUTE.into(),
-        targets: vec![TargetConfig { provider: "fake".into(), model: "fake-model".into() }],
+        targets: vec![TargetConfig { provider: "fake".into(), model: "fake-model".into(), price: None }],
         price: None,
         rules: vec![],
         guard: None,

@@ -94,7 +94,7 @@ fn config(url: &str, dir: &Path) -> Config {
     g.breaker_min_requests = 1000;
     g.providers =
         vec![ProviderConfig { name: "p".into(), kind: ProviderKind::OpenAi, base_url: url.into(), api_key_env: None }];
-    let target = vec![TargetConfig { provider: "p".into(), model: "gpt-4o-mini".into() }];
+    let target = vec![TargetConfig { provider: "p".into(), model: "gpt-4o-mini".into(), price: None }];
     let price = Price { input: 1_000_000_000, output: 2_000_000_000, cached_input: 500_000_000 };
     g.routes = vec![
         RouteConfig { model: "m".into(), targets: target.clone(), price: Some(price), rules: vec![], guard: None },
@@ -373,4 +373,24 @@ async fn two_store_handles_on_one_file_still_reserve_exactly() {
     }
     assert!(b.usage.reserve("key_t", &limits, 10, 0, now + 59_000).await.unwrap().is_err());
     assert!(b.usage.reserve("key_t", &limits, 10, 0, now + 60_001).await.unwrap().is_ok(), "the window slid");
+}
+
+#[test]
+fn a_target_with_its_own_price_is_charged_at_it_and_reservations_assume_the_dearest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config("http://127.0.0.1:9/v1", dir.path());
+    let dear = Price { input: 10_000_000_000, output: 30_000_000_000, cached_input: 0 };
+    cfg.gateway.routes[0].targets.push(TargetConfig {
+        provider: "p".into(),
+        model: "gpt-4o".into(),
+        price: Some(dear),
+    });
+    let g = Gateway::new(&cfg.gateway, &Default::default()).unwrap();
+    let route = *g.price("m").unwrap();
+    assert_eq!(g.served_price("m", Some("p/gpt-4o")), Some(dear), "the fallback target's own price");
+    assert_eq!(g.served_price("m", Some("p/gpt-4o-mini")), Some(route), "no own price: the route's");
+    assert_eq!(g.served_price("m", None), Some(route));
+    let worst = g.worst_price("m").unwrap();
+    assert_eq!((worst.input, worst.output, worst.cached_input), (dear.input, dear.output, route.cached_input));
+    assert_eq!(g.worst_price("free"), None);
 }

@@ -445,7 +445,7 @@ async fn serve_proxy(
     }];
     config.gateway.routes = vec![RouteConfig {
         model: model.to_string(),
-        targets: vec![TargetConfig { provider: "upstream".into(), model: model.to_string() }],
+        targets: vec![TargetConfig { provider: "upstream".into(), model: model.to_string(), price: None }],
         price: None,
         rules: vec![],
         guard: None,

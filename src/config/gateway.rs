@@ -75,6 +75,8 @@ pub struct RawRule {
 pub struct RawTarget {
     pub provider: String,
     pub model: String,
+    /// This model's price, when it differs from the route's (a fallback to another model).
+    pub price: Option<super::limits::RawPrice>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +100,8 @@ pub struct ProviderConfig {
 pub struct TargetConfig {
     pub provider: String,
     pub model: String,
+    /// Overrides the route's price when this target serves the request.
+    pub price: Option<super::limits::Price>,
 }
 
 #[derive(Debug, Clone)]
@@ -281,7 +285,8 @@ pub fn validate(parts: RawGatewayParts, file: &str) -> Result<GatewayConfig, Con
             ts.into_iter()
                 .map(|t| {
                     if names.contains(&t.provider) {
-                        Ok(TargetConfig { provider: t.provider, model: t.model })
+                        let price = t.price.as_ref().map(|p| super::limits::price(p, file)).transpose()?;
+                        Ok(TargetConfig { provider: t.provider, model: t.model, price })
                     } else {
                         Err(invalid(key, format!("route `{}` names unknown provider `{}`", r.model, t.provider)))
                     }

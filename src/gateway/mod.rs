@@ -89,6 +89,8 @@ pub struct CallReport {
 pub struct Target {
     pub label: String,
     model: String,
+    /// The target's own price (else its route's).
+    price: Option<Price>,
     provider: Arc<Provider>,
     pub breaker: Breaker,
 }
@@ -213,6 +215,7 @@ impl Gateway {
                         targets.push(Target {
                             label,
                             model: t.model.clone(),
+                            price: t.price,
                             provider: p.clone(),
                             breaker: Breaker::new(bcfg),
                         });
@@ -273,6 +276,27 @@ impl Gateway {
     /// The route's price (nano-dollars per million tokens), if it has one.
     pub fn price(&self, model: &str) -> Option<&Price> {
         self.meta.get(model)?.price.as_ref()
+    }
+
+    /// The price of a request served by `target` (a label from the call report) on route
+    /// `model`: the target's own, else the route's.
+    pub fn served_price(&self, model: &str, target: Option<&str>) -> Option<Price> {
+        let own = target.and_then(|l| self.targets.iter().find(|t| t.label == l)).and_then(|t| t.price);
+        own.or_else(|| self.price(model).copied())
+    }
+
+    /// The dearest price any target of the route could charge, per component: what a
+    /// reservation must assume so a fallback never spends past it.
+    pub fn worst_price(&self, model: &str) -> Option<Price> {
+        let mut prices: Vec<Price> = self.price(model).copied().into_iter().collect();
+        for &i in self.routes.get(model).into_iter().flatten() {
+            prices.extend(self.targets[i].price);
+        }
+        prices.into_iter().reduce(|a, b| Price {
+            input: a.input.max(b.input),
+            output: a.output.max(b.output),
+            cached_input: a.cached_input.max(b.cached_input),
+        })
     }
 
     /// The input guard policy of a route key, if the route has one.

@@ -96,7 +96,7 @@ pub async fn complete(
     let route = gateway.resolve(model, &RouteInput { tenant: &caller.tenant, body: &body });
     let model = route.as_str();
     let guarded = guard_request(state, model, &mut body)?;
-    let meter = match metering::begin(gateway, state.limiter.as_ref(), caller, model, &mut body).await {
+    let mut meter = match metering::begin(gateway, state.limiter.as_ref(), caller, model, &mut body).await {
         Ok(m) => m,
         Err(refused) => return Ok(refused),
     };
@@ -128,6 +128,7 @@ pub async fn complete(
     }
     let mut report = CallReport::default();
     let result = gateway.complete(model, body.clone(), &mut report).await;
+    meter.served_by(gateway, report.attempts.last().map(|a| a.target.as_str()));
     let mut res = match result {
         Ok(mut v) => {
             let usage = meter.price(crate::gateway::usage::of_response(model, &body, &v));
@@ -221,7 +222,7 @@ pub async fn stream(state: &ServerState, caller: &Caller, model: &str, mut body:
     let route = gateway.resolve(model, &RouteInput { tenant: &caller.tenant, body: &body });
     let model = route.as_str();
     let guarded = guard_request(state, model, &mut body)?;
-    let meter = match metering::begin(gateway, state.limiter.as_ref(), caller, model, &mut body).await {
+    let mut meter = match metering::begin(gateway, state.limiter.as_ref(), caller, model, &mut body).await {
         Ok(m) => m,
         Err(refused) => return Ok(refused),
     };
@@ -236,6 +237,7 @@ pub async fn stream(state: &ServerState, caller: &Caller, model: &str, mut body:
             return Ok(res);
         }
     };
+    meter.served_by(gateway, report.attempts.last().map(|a| a.target.as_str()));
     let watch = state.output.clone().filter(|g| g.watches_text()).map(|g| OutputWatch {
         guard: g,
         system: system_prompt(&body),

@@ -22,7 +22,10 @@ pub struct Meter {
     tenant: String,
     key_id: String,
     pub model: String,
+    /// The route's price; a serving target's own price replaces it (`served_by`).
     price: Option<Price>,
+    /// The dearest price of the chain: what the reservation assumes.
+    worst: Option<Price>,
     /// The key's cap when the client's `max_tokens` was lowered to it.
     pub capped: Option<u64>,
 }
@@ -47,6 +50,7 @@ pub async fn begin(
         key_id: caller.key_id.clone().unwrap_or_else(|| "-".into()),
         model: model.to_string(),
         price: gateway.price(model).copied(),
+        worst: gateway.worst_price(model),
         capped: None,
     };
     let (Some(limiter), Some(key_id)) = (limiter, caller.key_id.as_deref()) else { return Ok(meter) };
@@ -64,7 +68,7 @@ pub async fn begin(
     }
     let prompt = usage::estimate_prompt(model, body);
     let tokens = prompt + plan.completion_cap;
-    let nanos = usage::worst_case_nanodollars(meter.price.as_ref(), prompt, plan.completion_cap);
+    let nanos = usage::worst_case_nanodollars(meter.worst.as_ref(), prompt, plan.completion_cap);
     match limiter.reserve(key_id, &plan.limits, tokens, nanos).await {
         Ok(Ok(r)) => {
             meter.reservation = Some(r);
@@ -86,6 +90,11 @@ impl Meter {
     /// The usage of a reply, priced for this route.
     pub fn price(&self, u: Usage) -> Usage {
         u.priced(self.price.as_ref())
+    }
+
+    /// From now on, price usage at what the target that served the request charges.
+    pub fn served_by(&mut self, gateway: &Gateway, target: Option<&str>) {
+        self.price = gateway.served_price(&self.model, target);
     }
 
     /// Settles the reservation with `usage` (`None`: the call failed) and counts it.
@@ -201,6 +210,7 @@ mod tests {
             key_id: "-".into(),
             model: "gpt-4o".into(),
             price: None,
+            worst: None,
             capped: None,
         }
     }
