@@ -381,3 +381,35 @@ async fn the_semantic_cache_reuses_grounded_answers_per_tenant_and_never_across_
     assert!(hits.is_empty(), "distinct questions answered from the cache: {hits:?}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grounded_model_is_metered_under_the_key_and_its_limits() {
+    let Some((_tmp, cfg, embedder)) = setup().await else { return };
+    let server = common::Server::start_with(cfg, embedder, true).await;
+    let store = &server.app.store;
+    let (rec, key) = keel::auth::create_key(store, "acme", &["query".into()]).await.unwrap();
+    let limits = keel::config::limits::KeyLimits { rpm: Some(2), ..Default::default() };
+    store.usage.set_key_limits(&rec.id, &limits).await.unwrap();
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for q in ["How long do I have to return an item?", "How much does express shipping cost?", "Do you price match?"] {
+        let res = client
+            .post(server.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .json(&json!({ "model": "keel", "messages": [{ "role": "user", "content": q }] }))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+        if res.status() == 429 {
+            assert!(res.headers().contains_key("retry-after"));
+            assert!(res.text().await.unwrap().contains("requests per minute 2/2"));
+        }
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    let totals = store.usage.usage_totals(None).await.unwrap();
+    let keel = totals.iter().find(|t| t.model == "keel" && t.key_id == rec.id).expect("grounded usage recorded");
+    assert_eq!((keel.tenant.as_str(), keel.requests), ("acme", 2));
+    assert!(keel.completion_tokens > 0 && keel.estimated_requests == 2, "{keel:?}");
+    server.stop().await;
+}

@@ -440,6 +440,10 @@ async fn repair_gets_one_more_call_and_its_answer_is_checked_again() {
     assert!(serves(&text, &repair.faithful), "{text}");
     let attrs = trace(&server, keel["trace_id"].as_str().unwrap()).await;
     assert_eq!(attrs["model_calls"], 2, "{attrs}");
+    // Both calls' usage (the provider's: 100 + 20 each) is the answer's, not an estimate.
+    assert_eq!(keel["usage"]["prompt_tokens"], 200, "{keel}");
+    assert_eq!(keel["usage"]["completion_tokens"], 40, "{keel}");
+    assert_eq!(keel["usage_estimated"], false, "{keel}");
     assert_eq!(attrs["grounding"]["supported"], false, "{attrs}");
     assert_eq!(attrs["repair_grounding"]["supported"], true, "{attrs}");
     assert!(attrs["grounding"]["claims"][0]["missing"].to_string().contains("number"), "{attrs}");

@@ -82,6 +82,9 @@ pub struct Answer {
     /// Set when the semantic cache answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheRef>,
+    /// Tokens and cost of the model calls made for this answer (none: no model was called).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::gateway::usage::Usage>,
 }
 
 /// A cached answer: how similar the question was, and the trace that first answered it.

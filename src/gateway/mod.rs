@@ -329,6 +329,21 @@ impl Gateway {
         }
     }
 
+    /// Keel's own model calls (the generative answerer, its repair, the model judge): the reply
+    /// with its usage, priced at the serving target's price and counted in the metrics.
+    pub async fn complete_metered(
+        &self,
+        model: &str,
+        body: Value,
+        report: &mut CallReport,
+    ) -> Result<(Value, usage::Usage), GatewayError> {
+        let reply = self.complete(model, body.clone(), report).await?;
+        let served = report.attempts.last().map(|a| a.target.as_str());
+        let u = usage::of_response(model, &body, &reply).priced(self.served_price(model, served).as_ref());
+        u.count(model);
+        Ok((reply, u))
+    }
+
     /// Opens a stream; fallback happens only here, before the first byte reaches the client.
     pub async fn stream(&self, model: &str, body: Value, report: &mut CallReport) -> Result<OpenStream, GatewayError> {
         match self.call(model, body, Op::Stream, report).await? {

@@ -28,6 +28,17 @@ impl Usage {
         self.prompt_tokens + self.completion_tokens
     }
 
+    /// The sum of two calls' usage (estimated if either was).
+    pub fn plus(self, o: Usage) -> Usage {
+        Usage {
+            prompt_tokens: self.prompt_tokens + o.prompt_tokens,
+            completion_tokens: self.completion_tokens + o.completion_tokens,
+            cached_tokens: self.cached_tokens + o.cached_tokens,
+            estimated: self.estimated || o.estimated,
+            cost_nanodollars: self.cost_nanodollars + o.cost_nanodollars,
+        }
+    }
+
     /// Sets `cost_nanodollars` from `price` (0 without one).
     pub fn priced(mut self, price: Option<&Price>) -> Self {
         self.cost_nanodollars = price.map_or(0, |p| cost_nanodollars(p, &self));

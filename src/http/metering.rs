@@ -97,6 +97,30 @@ impl Meter {
         self.price = gateway.served_price(&self.model, target);
     }
 
+    /// Settles a grounded-pipeline request: `usage` is what its model calls used (already
+    /// counted in the metrics per route by the gateway), else an estimate of the answer's
+    /// tokens at no cost (the extractive answerer, a snapshot, a cache hit).
+    pub async fn finish_grounded(mut self, usage: Option<Usage>, estimate: (u64, u64)) {
+        let u = usage.unwrap_or(Usage {
+            prompt_tokens: estimate.0,
+            completion_tokens: estimate.1,
+            cached_tokens: 0,
+            estimated: true,
+            cost_nanodollars: 0,
+        });
+        let Some(limiter) = self.limiter.take() else { return };
+        let record = UsageRecord {
+            tenant: self.tenant.clone(),
+            key_id: self.key_id.clone(),
+            model: self.model.clone(),
+            usage: u,
+            cache_hit: false,
+        };
+        if let Err(e) = limiter.settle(self.reservation.as_ref(), Some(&record)).await {
+            tracing::warn!(error = %e, key = %self.key_id, "settling usage (the reservation stays counted)");
+        }
+    }
+
     /// Settles the reservation with `usage` (`None`: the call failed) and counts it.
     pub async fn finish(mut self, usage: Option<Usage>, cache_hit: bool) {
         if let Some(u) = &usage {

@@ -36,11 +36,29 @@ pub async fn answer(
             .param("top_k"));
     }
     let conversation = super::conversation_id(req.conversation)?;
+    let question_text = req.question.clone();
     let q = Question::new(req.question, "/v1/answer")
         .top_k(req.top_k.map(usize::from))
-        .tenant(caller.tenant)
+        .tenant(caller.tenant.clone())
         .conversation(conversation);
-    let answer = app.pipeline.run(q).await?;
+    let mut metered = serde_json::Value::Null;
+    let meter =
+        match super::metering::begin(&state.gateway, state.limiter.as_ref(), &caller, "keel", &mut metered).await {
+            Ok(m) => m,
+            Err(refused) => return Ok(refused),
+        };
+    let answer = match app.pipeline.run(q).await {
+        Ok(a) => a,
+        Err(e) => {
+            meter.finish(None, false).await;
+            return Err(e.into());
+        }
+    };
+    let estimate = (
+        crate::kb::chunk::estimate_tokens(&question_text) as u64,
+        crate::kb::chunk::estimate_tokens(&answer.answer) as u64,
+    );
+    meter.finish_grounded(answer.usage, estimate).await;
     let mut res = Json(&answer).into_response();
     if let Ok(v) = HeaderValue::from_str(&answer.trace_id) {
         res.headers_mut().insert("x-keel-trace-id", v);

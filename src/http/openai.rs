@@ -173,7 +173,8 @@ fn extension(a: &Answer) -> Value {
         "guard": a.guard,
         "snapshot": a.snapshot,
         "cache": a.cache,
-        "usage_estimated": true,
+        "usage": a.usage,
+        "usage_estimated": a.usage.is_none_or(|u| u.estimated),
     })
 }
 
@@ -214,13 +215,33 @@ pub async fn chat_completions(
         .map(str::to_string)
         .or_else(|| req.metadata.as_ref()?.get("conversation_id")?.as_str().map(str::to_string))
         .or_else(|| req.user.clone());
-    let q = Question::new(question, "/v1/chat/completions")
-        .tenant(caller.tenant)
-        .conversation(super::conversation_id(conversation)?);
-    let a = app.pipeline.run(q).await?;
+    let conversation = super::conversation_id(conversation)?;
+    // The key's limits apply to the grounded model too: counted before, settled after.
+    let mut metered = raw.clone();
+    let meter =
+        match super::metering::begin(&state.gateway, state.limiter.as_ref(), &caller, GROUNDED_MODEL, &mut metered)
+            .await
+        {
+            Ok(m) => m,
+            Err(refused) => return Ok(refused),
+        };
+    let q = Question::new(question, "/v1/chat/completions").tenant(caller.tenant).conversation(conversation);
+    let a = match app.pipeline.run(q).await {
+        Ok(a) => a,
+        Err(e) => {
+            meter.finish(None, false).await;
+            return Err(e.into());
+        }
+    };
     let id = format!("chatcmpl-{}", a.trace_id.trim_start_matches("tr_"));
     let text = message_text(&a);
     let completion_tokens = estimate_tokens(&text);
+    meter.finish_grounded(a.usage, (prompt_tokens as u64, completion_tokens as u64)).await;
+    // The model calls' real usage when the answer came from a model, else the estimate.
+    let (prompt_tokens, completion_tokens) = match &a.usage {
+        Some(u) => (u.prompt_tokens as usize, u.completion_tokens as usize),
+        None => (prompt_tokens, completion_tokens),
+    };
     let usage = json!({ "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens });
     let created = unix_now();
     let trace_header = HeaderValue::from_str(&a.trace_id).ok();

@@ -63,8 +63,15 @@ fn count(outcome: &str) {
 }
 
 impl GenerativeStage {
-    async fn call(&self, messages: &[Message], report: &mut CallReport) -> Result<String, GatewayError> {
-        let reply = self.gateway.complete(&self.route, chat::body(messages, self.temperature), report).await?;
+    async fn call(
+        &self,
+        ctx: &mut RequestCtx,
+        messages: &[Message],
+        report: &mut CallReport,
+    ) -> Result<String, GatewayError> {
+        let body = chat::body(messages, self.temperature);
+        let (reply, usage) = self.gateway.complete_metered(&self.route, body, report).await?;
+        ctx.add_usage(usage);
         chat::reply_text(&reply)
             .ok_or_else(|| GatewayError::Exhausted("the model's reply has no message content".into()))
     }
@@ -125,7 +132,7 @@ impl GenerativeStage {
     async fn generate(&self, ctx: &mut RequestCtx, report: &mut CallReport) -> Result<Draft, PipelineError> {
         let canary = keel_guard::output::new_canary();
         let p: Prompt = prompt::with_canary(prompt::render(&ctx.question, &ctx.evidence), &canary);
-        let reply = self.call(&p.messages, report).await?;
+        let reply = self.call(ctx, &p.messages, report).await?;
         if keel_guard::output::canary_in(&reply, &canary) {
             return Ok(self.canary_leak(ctx).await);
         }
@@ -162,7 +169,7 @@ impl GenerativeStage {
                 let named: Vec<(String, Vec<String>)> =
                     verdict.unsupported().map(|c| (c.text.clone(), c.missing.clone())).collect();
                 let messages = prompt::repair(&p, &reply, &named);
-                let repaired = match self.call(&messages, report).await {
+                let repaired = match self.call(ctx, &messages, report).await {
                     Ok(r) => r,
                     Err(e) => {
                         count("fallback_extractive");

@@ -33,6 +33,7 @@ use crate::answer::extractive::Evidence;
 use crate::answer::{Answer, ConversationRef, Draft, Versions};
 use crate::config::{Config, Generator};
 use crate::embedding::Embedder;
+use crate::gateway::usage::Usage;
 use crate::gateway::{Gateway, GatewayError};
 use crate::governance::approved::ApprovedSet;
 use crate::guardrails::output::OutputGuard;
@@ -85,6 +86,15 @@ pub struct RequestCtx {
     pub snapshot: Option<snapshot::SnapshotKey>,
     /// Set by `semantic_cache` on a miss: `record` caches a grounded answer under it.
     pub semantic: Option<semantic::SemanticKey>,
+    /// Tokens and cost of the model calls this request made (answerer, repair, judge).
+    pub usage: Option<Usage>,
+}
+
+impl RequestCtx {
+    /// Adds one model call's usage to the request's.
+    pub fn add_usage(&mut self, u: Usage) {
+        self.usage = Some(self.usage.map_or(u, |t| t.plus(u)));
+    }
 }
 
 #[expect(clippy::large_enum_variant, reason = "one Flow per stage per request: boxing the draft buys nothing")]
@@ -285,6 +295,7 @@ impl Pipeline {
             correction: None,
             snapshot: None,
             semantic: None,
+            usage: None,
         };
         let mut draft = None;
         for stage in &self.stages {
@@ -328,6 +339,7 @@ impl Pipeline {
             guard: draft.guard,
             snapshot: draft.snapshot,
             cache: draft.cache,
+            usage: ctx.usage,
         };
         // After the answer: the assistant turn and any escalation are durable before the
         // client hears of them (the escalation id is in the response).
@@ -337,6 +349,9 @@ impl Pipeline {
             ctx.trace.attr("error", e.to_string());
         }
         ctx.trace.close_span("record", start);
+        if let Some(u) = &ctx.usage {
+            ctx.trace.attr("usage", serde_json::to_value(u).unwrap_or(Value::Null));
+        }
         if let Err(e) = recorded {
             self.sink.record(ctx.trace.finish("error", json!({ "error": e.to_string() })));
             return Err(e);

@@ -196,6 +196,7 @@ mod tests {
             guard: None,
             snapshot: None,
             cache: None,
+            usage: None,
         }
     }
 

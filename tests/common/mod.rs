@@ -50,13 +50,21 @@ pub struct Server {
 
 impl Server {
     pub async fn start(cfg: Config, embedder: Arc<Embedder>) -> Self {
+        Self::start_with(cfg, embedder, false).await
+    }
+
+    /// As `start`; with `keys`, every request needs an API key from the app's store.
+    pub async fn start_with(cfg: Config, embedder: Arc<Embedder>, keys: bool) -> Self {
         let store = Store::open_embedded(&cfg.data_dir).await.expect("store");
         let gateway = Arc::new(keel::gateway::Gateway::new(&cfg.gateway, &Default::default()).expect("gateway"));
-        let app = Arc::new(App::open_with(cfg, store, embedder, gateway.clone()).await.expect("app opens"));
+        let app = Arc::new(App::open_with(cfg, store.clone(), embedder, gateway.clone()).await.expect("app opens"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let state = ServerState::ready(app.clone(), gateway);
+        let mut state = ServerState::ready(app.clone(), gateway);
+        if keys {
+            state = state.with_auth(store);
+        }
         let handle = tokio::spawn(async move {
             keel::http::serve(listener, state, async {
                 let _ = rx.await;
