@@ -5,13 +5,13 @@
 use std::collections::HashSet;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Subcommand;
-use serde::Serialize;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::guardrails::review::{content_hash, ChunkReviews};
-use crate::store::{ChunkApproval, Store};
+use crate::guardrails::review::{self, Flagged};
+use crate::store::Store;
 
 #[derive(Debug, Subcommand)]
 pub enum DocumentsAction {
@@ -33,19 +33,8 @@ pub enum DocumentsAction {
     Revoke { chunk: String },
 }
 
-/// A flagged chunk and its review state.
-#[derive(Debug, Serialize)]
-pub struct Flagged {
-    pub chunk: String,
-    pub doc: String,
-    pub score: f32,
-    pub reasons: Vec<String>,
-    pub approved: bool,
-    pub excerpt: String,
-}
-
-/// Scans the stored chunks (of `docs` only, when given) with the document scanner. Empty when
-/// the guard or document scanning is off.
+/// Scans the stored chunks (of `docs` only, when given). Empty when the guard or document
+/// scanning is off.
 pub async fn scan_flagged(
     config: &Config,
     store: &Store,
@@ -55,26 +44,7 @@ pub async fn scan_flagged(
         return Ok(Vec::new());
     }
     let Some(guard) = crate::guardrails::build_guard(config, None)? else { return Ok(Vec::new()) };
-    let reviews = ChunkReviews::default();
-    reviews.replace(store.docs.chunk_approvals().await?);
-    let mut out = Vec::new();
-    for c in store.docs.all_chunks().await? {
-        if docs.is_some_and(|d| !d.contains(&c.doc_id)) {
-            continue;
-        }
-        let v = guard.scan_document(&c.text);
-        if v.flagged {
-            out.push(Flagged {
-                approved: reviews.is_approved(&c.id, &c.text),
-                excerpt: v.segment.unwrap_or_default().chars().take(160).collect(),
-                chunk: c.id,
-                doc: c.doc_id,
-                score: v.score,
-                reasons: v.reasons.iter().map(|r| r.as_str().to_string()).collect(),
-            });
-        }
-    }
-    Ok(out)
+    Ok(review::scan_flagged(&guard, store, docs).await?)
 }
 
 /// The lines `keel ingest` prints about flagged chunks of what it just added or changed.
@@ -112,18 +82,9 @@ pub async fn documents(config: &Config, action: DocumentsAction) -> anyhow::Resu
             }
         }
         DocumentsAction::Approve { chunk, by, note } => {
-            let chunks = store.docs.all_chunks().await?;
-            let Some(c) = chunks.iter().find(|c| c.id == chunk) else {
-                anyhow::bail!("no chunk `{chunk}` in {}; see `keel documents flagged`", config.data_dir.display());
-            };
-            let a = ChunkApproval {
-                chunk_id: c.id.clone(),
-                content_hash: content_hash(&c.text),
-                approved_by: by,
-                note,
-                approved_at_ms: crate::trace::now_ms(),
-            };
-            store.docs.approve_chunk(&a).await?;
+            let a = review::approve(&store, &chunk, &by, &note)
+                .await
+                .with_context(|| format!("in {}; see `keel documents flagged`", config.data_dir.display()))?;
             println!("{}", json!({ "approved": a.chunk_id, "content_hash": &a.content_hash[..16] }));
         }
         DocumentsAction::Revoke { chunk } => {

@@ -50,8 +50,8 @@ pub struct RedteamArgs {
     pub benign: Vec<PathBuf>,
     pub documents: bool,
     pub json: bool,
-    /// Turn the embedding layer on (embeds every input with the model; that time is not in
-    /// the guard's latency, since the pipeline reuses the question's vector for retrieval).
+    /// Score inputs with the embedding classifier, as `keel serve` does (embeds every input;
+    /// that time is not in the latency, since the pipeline reuses the vector for retrieval).
     pub embed: bool,
     /// A JSON file of guard thresholds (keel-guard's `GuardConfig`) for tuning on dev data.
     pub guard_config: Option<PathBuf>,
@@ -69,13 +69,17 @@ pub fn redteam(config: &Config, args: RedteamArgs) -> anyhow::Result<ExitCode> {
         None => GuardConfig { pii: cfg.guard.pii.clone(), ..GuardConfig::default() },
     };
     let embedder = if embed { Some(crate::app::App::load_embedder(config)?) } else { None };
-    let guard: std::sync::Arc<InputGuard> = guardrails::build_guard_with(&cfg, thresholds, embedder.as_deref())?
+    // As in the pipeline: the vectors feed the embedding classifier (the signature-embedding
+    // layer stays off, as it is in `keel serve`).
+    let guard: std::sync::Arc<InputGuard> = guardrails::build_guard_with(&cfg, thresholds, None)?
         .context("the input guard is disabled in this configuration")?;
     let vectors = |recs: &[Record]| -> anyhow::Result<Option<Vec<Vec<f32>>>> {
         let Some(e) = &embedder else { return Ok(None) };
         let mut out = Vec::with_capacity(recs.len());
         for batch in recs.chunks(32) {
-            let texts: Vec<&str> = batch.iter().map(|r| r.text.as_str()).collect();
+            // The same text the pipeline embeds (`guardrails::embedding_text`).
+            let owned: Vec<String> = batch.iter().map(|r| guardrails::embedding_text(&r.text)).collect();
+            let texts: Vec<&str> = owned.iter().map(String::as_str).collect();
             let flat = e.embed(&texts)?;
             out.extend(flat.chunks_exact(e.dim().max(1)).map(<[f32]>::to_vec));
         }

@@ -65,6 +65,7 @@ pub fn guard(raw: raw::RawGuard, file: &str) -> Result<GuardSettings, ConfigErro
     Ok(GuardSettings {
         judge: raw.judge.filter(|j| !j.trim().is_empty()),
         judge_always,
+        embedding_classifier: raw.embedding_classifier.unwrap_or(false),
         enabled: raw.enabled.unwrap_or(true),
         injection,
         scan_documents: raw.scan_documents.unwrap_or(true),

@@ -148,6 +148,9 @@ pub struct GuardSettings {
     pub judge: Option<String>,
     /// Ask the judge about every input, or only those the cheap layers flagged.
     pub judge_always: bool,
+    /// Score the question's embedding with the embedding classifier (the vector is reused by
+    /// the later stages, so this costs no extra embedding).
+    pub embedding_classifier: bool,
 }
 
 /// `[guard.output]`: checks on model replies before they reach a client.

@@ -98,6 +98,7 @@ pub struct RawGuard {
     pub scan_documents: Option<bool>,
     pub judge: Option<String>,
     pub judge_when: Option<String>,
+    pub embedding_classifier: Option<bool>,
     #[serde(default)]
     pub pii: RawPii,
     #[serde(default)]

@@ -29,6 +29,13 @@ pub enum GuardrailError {
     Embed(String),
 }
 
+/// The text whose embedding the guard's embedding classifier reads: the normalised question,
+/// the same text the pipeline embeds for approved answers and retrieval (one embedding serves
+/// all three).
+pub fn embedding_text(input: &str) -> String {
+    crate::governance::normalize_question(input)
+}
+
 /// The version string of the local signature file.
 const LOCAL_VERSION: &str = "local";
 

@@ -5,7 +5,10 @@
 use std::collections::HashSet;
 use std::sync::{PoisonError, RwLock};
 
-use crate::store::ChunkApproval;
+use keel_guard::InputGuard;
+use serde::Serialize;
+
+use crate::store::{ChunkApproval, Store, StoreError};
 
 /// The SHA-256 of a chunk's text: an approval holds for this content only.
 pub fn content_hash(text: &str) -> String {
@@ -42,6 +45,62 @@ impl ChunkReviews {
         let guard = self.approved.read().unwrap_or_else(PoisonError::into_inner);
         !guard.0.is_empty() && guard.0.contains(&(chunk_id.to_string(), content_hash(text)))
     }
+}
+
+/// A flagged chunk and its review state.
+#[derive(Debug, Serialize)]
+pub struct Flagged {
+    pub chunk: String,
+    pub doc: String,
+    pub score: f32,
+    pub reasons: Vec<String>,
+    pub approved: bool,
+    pub excerpt: String,
+}
+
+/// Scans the stored chunks (of `docs` only, when given) with the document scanner.
+pub async fn scan_flagged(
+    guard: &InputGuard,
+    store: &Store,
+    docs: Option<&HashSet<String>>,
+) -> Result<Vec<Flagged>, StoreError> {
+    let reviews = ChunkReviews::default();
+    reviews.replace(store.docs.chunk_approvals().await?);
+    let mut out = Vec::new();
+    for c in store.docs.all_chunks().await? {
+        if docs.is_some_and(|d| !d.contains(&c.doc_id)) {
+            continue;
+        }
+        let v = guard.scan_document(&c.text);
+        if v.flagged {
+            out.push(Flagged {
+                approved: reviews.is_approved(&c.id, &c.text),
+                excerpt: v.segment.unwrap_or_default().chars().take(160).collect(),
+                chunk: c.id,
+                doc: c.doc_id,
+                score: v.score,
+                reasons: v.reasons.iter().map(|r| r.as_str().to_string()).collect(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Approves the current content of `chunk_id`; `NotFound` when no such chunk is stored.
+pub async fn approve(store: &Store, chunk_id: &str, by: &str, note: &str) -> Result<ChunkApproval, StoreError> {
+    let chunks = store.docs.all_chunks().await?;
+    let Some(c) = chunks.iter().find(|c| c.id == chunk_id) else {
+        return Err(StoreError::NotFound(format!("no chunk `{chunk_id}`")));
+    };
+    let a = ChunkApproval {
+        chunk_id: c.id.clone(),
+        content_hash: content_hash(&c.text),
+        approved_by: by.to_string(),
+        note: note.to_string(),
+        approved_at_ms: crate::trace::now_ms(),
+    };
+    store.docs.approve_chunk(&a).await?;
+    Ok(a)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The governance faces: the admin API for approved answers and the escalation queue
-//! (`admin` scope), and the conversation poll through which a waiting user receives a human
+//! The governance faces: the admin API for approved answers, the escalation queue and the
+//! review of flagged document chunks (`admin` scope), and the conversation poll through which a waiting user receives a human
 //! agent's reply (`query` scope, own tenant only).
 
 use axum::extract::{Path, Query, State};
@@ -264,4 +264,53 @@ pub async fn answer_history(
     let app = state.app()?;
     let history = admin::answer_history(&app.store, &q.question).await?;
     Ok(Json(json!({ "question": q.question, "history": history })).into_response())
+}
+
+/// `GET /v1/admin/documents/flagged`: chunks carrying instructions aimed at an AI, and whether
+/// a person approved them.
+pub async fn flagged_chunks(State(state): State<ServerState>) -> Result<Response, ApiError> {
+    let app = state.app()?;
+    let Some(guard) = state.input_guard.as_ref().filter(|_| app.config.guard.scan_documents) else {
+        return Ok(Json(json!({ "data": [], "scanning": false })).into_response());
+    };
+    let flagged = crate::guardrails::review::scan_flagged(guard, &app.store, None).await?;
+    Ok(Json(json!({ "data": flagged, "scanning": true })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkReview {
+    chunk: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /v1/admin/documents/approve`: lets a flagged chunk's current content into answers.
+pub async fn approve_chunk(
+    State(state): State<ServerState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(req): JsonBody<ChunkReview>,
+) -> Result<Response, ApiError> {
+    let app = state.app()?;
+    let a = crate::guardrails::review::approve(&app.store, &req.chunk, &author(&caller), &req.note).await?;
+    refreshed(&state).await?;
+    Ok(Json(a).into_response())
+}
+
+/// `POST /v1/admin/documents/revoke`: withdraws every approval of a chunk.
+pub async fn revoke_chunk(
+    State(state): State<ServerState>,
+    JsonBody(req): JsonBody<ChunkReview>,
+) -> Result<Response, ApiError> {
+    let app = state.app()?;
+    let n = app.store.docs.revoke_chunk(&req.chunk).await?;
+    if n == 0 {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("chunk `{}` has no approval", req.chunk),
+        ));
+    }
+    refreshed(&state).await?;
+    Ok(Json(json!({ "revoked": n, "chunk": req.chunk })).into_response())
 }

@@ -40,12 +40,18 @@ impl Stage for ApprovedStage {
         if self.set.is_empty() {
             return Ok(Flow::Continue);
         }
-        let embedder = self.embedder.clone();
-        let normalized = normalize_question(&ctx.question);
-        // The vector is reused by retrieval: one embedding per question.
-        let vector = tokio::task::spawn_blocking(move || embedder.embed(&[normalized.as_str()]))
-            .await
-            .map_err(|e| PipelineError::Internal(format!("embedding task: {e}")))??;
+        // One embedding per question: the input guard's, when it made one, is reused here and
+        // by retrieval.
+        let vector = match ctx.query_vector.take() {
+            Some(v) => v,
+            None => {
+                let embedder = self.embedder.clone();
+                let normalized = normalize_question(&ctx.question);
+                tokio::task::spawn_blocking(move || embedder.embed(&[normalized.as_str()]))
+                    .await
+                    .map_err(|e| PipelineError::Internal(format!("embedding task: {e}")))??
+            }
+        };
         let m = self.set.best(&vector, self.threshold, self.margin);
         ctx.query_vector = Some(vector);
         let Some((best, similarity)) = m.best else { return Ok(Flow::Continue) };

@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use keel_guard::injection::{combine_judge, parse_judge_reply, JudgeVerdict, JUDGE_INSTRUCTIONS};
-use keel_guard::pii::PiiAction;
+use keel_guard::pii::{apply_pii_policy, PiiAction};
 use keel_guard::{Action, InputGuard, ReasonCode};
 use serde_json::{json, Value};
 
 use super::{Flow, PipelineError, RequestCtx, Stage};
 use crate::answer::{Draft, GuardRef};
 use crate::config::{GuardSettings, InjectionAction};
+use crate::embedding::Embedder;
 use crate::gateway::usage::Usage;
 use crate::gateway::{chat, CallReport, Gateway};
 use crate::governance::reason;
@@ -25,6 +26,9 @@ pub struct InputStage {
     pub settings: GuardSettings,
     /// The optional model check (`[guard] judge`).
     pub judge: Option<Judge>,
+    /// Embeds the (redacted, normalised) question for the guard's embedding classifier; the
+    /// vector is then reused by the later stages.
+    pub embedder: Option<Arc<Embedder>>,
 }
 
 /// A gateway route asked whether an input is an injection.
@@ -87,7 +91,21 @@ impl Stage for InputStage {
         }
         let mut refusal = None;
         if let Some(guard) = &self.guard {
-            let mut report = guard.check(&ctx.question);
+            let vector = match &self.embedder {
+                Some(e) => {
+                    // The text the later stages embed: the question as redacted, normalised.
+                    let redacted = apply_pii_policy(&ctx.question, &guard.config().pii).redacted;
+                    let text = crate::guardrails::embedding_text(&redacted);
+                    let e = e.clone();
+                    let v = tokio::task::spawn_blocking(move || e.embed(&[text.as_str()]))
+                        .await
+                        .map_err(|e| PipelineError::Internal(format!("embedding task: {e}")))??;
+                    Some(v)
+                }
+                None => None,
+            };
+            let mut report = guard.check_with_embedding(&ctx.question, vector.as_deref());
+            ctx.query_vector = vector;
             if let Some(judge) = self.judge.as_ref().filter(|j| j.always || report.verdict.action == Action::Flag) {
                 // The judge reads the redacted text: personal data never reaches it.
                 let (answer, attr, usage) = judge.ask(&report.redacted).await;

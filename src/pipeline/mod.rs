@@ -213,6 +213,7 @@ impl Pipeline {
                     route: route.clone(),
                     always: config.guard.judge_always,
                 }),
+                embedder: config.guard.embedding_classifier.then(|| embedder.clone()),
             }),
             Box::new(conversation::ConversationStage { store: store.clone(), cfg: gov.clone() }),
             Box::new(approved::ApprovedStage::new(approved.clone(), embedder.clone(), index.clone(), gov)),

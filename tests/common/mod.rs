@@ -57,11 +57,15 @@ impl Server {
     pub async fn start_with(cfg: Config, embedder: Arc<Embedder>, keys: bool) -> Self {
         let store = Store::open_embedded(&cfg.data_dir).await.expect("store");
         let gateway = Arc::new(keel::gateway::Gateway::new(&cfg.gateway, &Default::default()).expect("gateway"));
+        let guard = keel::guardrails::build_guard(&cfg, None).expect("guard");
         let app = Arc::new(App::open_with(cfg, store.clone(), embedder, gateway.clone()).await.expect("app opens"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let mut state = ServerState::ready(app.clone(), gateway);
+        if let Some(g) = guard {
+            state = state.with_input_guard(g);
+        }
         if keys {
             state = state.with_auth(store);
         }

@@ -6,7 +6,7 @@ use super::config::{GuardConfig, LayerThresholds};
 use crate::decode::decode_payloads;
 use crate::error::GuardError;
 use crate::injection::signatures::{NgramMatcher, SignatureEmbeddings, SignatureHit, Signatures};
-use crate::injection::{Classifier, Family, HeuristicScores, Heuristics, Scope};
+use crate::injection::{Classifier, EmbeddingClassifier, Family, HeuristicScores, Heuristics, Scope};
 use crate::normalize::{normalize, Stripped};
 use crate::pii::{apply_pii_policy, PiiFinding};
 use crate::segment::segments;
@@ -33,6 +33,8 @@ pub struct InputGuard {
     embeddings: Option<SignatureEmbeddings>,
     pub(super) heuristics: Heuristics,
     classifier: Option<Classifier>,
+    /// The embedding classifier: scores the caller's vector of the input, when one is given.
+    embedding_classifier: Option<EmbeddingClassifier>,
 }
 
 pub(crate) fn family_reason(f: Family) -> ReasonCode {
@@ -97,12 +99,26 @@ impl InputGuard {
     pub fn new(signatures: Signatures, config: GuardConfig) -> Result<Self, GuardError> {
         let matcher = NgramMatcher::new(&signatures);
         let classifier = Some(Classifier::builtin()?);
-        Ok(Self { config, signatures, matcher, embeddings: None, heuristics: Heuristics::new()?, classifier })
+        let embedding_classifier = Some(EmbeddingClassifier::builtin()?);
+        Ok(Self {
+            config,
+            signatures,
+            matcher,
+            embeddings: None,
+            heuristics: Heuristics::new()?,
+            classifier,
+            embedding_classifier,
+        })
     }
 
     /// Replace the classifier model, or turn the classifier layer off with `None`.
     pub fn set_classifier(&mut self, classifier: Option<Classifier>) {
         self.classifier = classifier;
+    }
+
+    /// Replace the embedding classifier, or turn that layer off with `None`.
+    pub fn set_embedding_classifier(&mut self, c: Option<EmbeddingClassifier>) {
+        self.embedding_classifier = c;
     }
 
     /// The classifier model in use, if any (its version goes on traces).
@@ -185,6 +201,18 @@ impl InputGuard {
                 reasons.push(ReasonCode::InjectionClassifier);
             }
             action = action.max(action_of(cls_score, cfg.classifier));
+        }
+
+        // The embedding classifier, on the caller's vector of the input.
+        if let (Some(c), Some(v)) = (&self.embedding_classifier, embedding) {
+            if let Some(s) = c.score(v) {
+                let t = c.thresholds();
+                layers.push(layer("embedding_classifier", s, t, vec![format!("model={}", c.version())]));
+                if s >= t.flag {
+                    reasons.push(ReasonCode::InjectionEmbedding);
+                }
+                action = action.max(action_of(s, t));
+            }
         }
 
         // Embeddings (optional).

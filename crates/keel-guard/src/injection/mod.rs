@@ -3,12 +3,14 @@
 //! judge.
 
 pub mod classifier;
+mod embedding_classifier;
 mod heuristics;
 mod judge;
 mod rules;
 pub mod signatures;
 
 pub use classifier::Classifier;
+pub use embedding_classifier::EmbeddingClassifier;
 pub use heuristics::{HeuristicScores, Heuristics, Scope};
 pub use judge::{combine_judge, consult, parse_judge_reply, JudgeVerdict, ModelJudge, JUDGE_INSTRUCTIONS};
 pub use rules::Family;
