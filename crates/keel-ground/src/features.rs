@@ -51,6 +51,8 @@ pub struct Features {
     pub missing: Vec<String>,
     /// Hard failures: a number or entity absent from the evidence, or a negation flipped.
     pub hard_fail: bool,
+    /// Hashed sparse cues (words, word pairs, stems the evidence lacks), see `sparse.rs`.
+    pub sparse: Vec<u32>,
 }
 
 struct ClaimNumber {
@@ -338,7 +340,10 @@ pub(crate) fn features(claim: &str, evidence: &[&str], stems: &Stems) -> Feature
         }
     }
     let skip_recall = ratio(ev_skips.len() as u32, ix.skips.len() as u32);
-    combine(&ix, &sents, &ev_bigrams, &best_bigram_sentence, &num_found, ev_content, skip_recall)
+    let mut f = combine(&ix, &sents, &ev_bigrams, &best_bigram_sentence, &num_found, ev_content, skip_recall);
+    let found = sents.iter().fold(0u128, |a, s| a | s.mask);
+    f.sparse = crate::sparse::hashes(claim, &ix.stems, found);
+    f
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
@@ -469,7 +474,7 @@ fn combine(
         (missing_content == 0) as u8 as f32,
         ((k_all as f32 + 1.0) / (best_sent.content as f32 + 1.0)).ln(),
     ];
-    Features { values, missing, hard_fail }
+    Features { values, missing, hard_fail, sparse: Vec::new() }
 }
 
 /// Missing content words of `claim` in `evidence` (for repair prompts), at most `limit`.

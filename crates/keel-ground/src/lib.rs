@@ -23,13 +23,14 @@ pub mod eval;
 mod features;
 mod lexicon;
 mod model;
+mod sparse;
 mod text;
 
 use serde::Serialize;
 
 pub use claims::{is_factual, split_claims, Claim};
 pub use features::{Features, FEATURE_NAMES, MAX_EVIDENCE_BYTES};
-pub use model::{DatasetThresholds, Model, ModelFile, SHIPPED_MODEL};
+pub use model::{DatasetThresholds, Model, ModelFile, SparseWeights, Tree, SHIPPED_MODEL};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
@@ -123,13 +124,13 @@ impl Checker {
     /// by `context`: the scorer for datasets without citations.
     pub fn score(&self, context: &str, claim: &str) -> f32 {
         let claim = claims::strip_markers(claim);
-        self.model.probability(&self.features(&[context], &claim).values)
+        self.model.probability_of(&self.features(&[context], &claim))
     }
 
     /// Checks one claim against its evidence texts (already resolved from its citations).
     pub fn check_claim(&self, claim: &str, evidence: &[&str]) -> (bool, f32, Vec<String>) {
         let f = self.features(evidence, claim);
-        let score = self.model.probability(&f.values);
+        let score = self.model.probability_of(&f);
         let mut missing = f.missing;
         let supported = score >= self.threshold && !f.hard_fail;
         if !supported {
