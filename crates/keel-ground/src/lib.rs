@@ -21,6 +21,7 @@
 mod claims;
 pub mod eval;
 mod features;
+mod idf;
 mod lexicon;
 mod model;
 mod sparse;
@@ -30,6 +31,7 @@ use serde::Serialize;
 
 pub use claims::{is_factual, split_claims, Claim};
 pub use features::{Features, FEATURE_NAMES, MAX_EVIDENCE_BYTES};
+pub use idf::{build_idf, IDF_BITS};
 pub use model::{DatasetThresholds, Model, ModelFile, SparseWeights, Tree, SHIPPED_MODEL};
 
 /// Errors of this crate.
@@ -87,6 +89,8 @@ pub struct Checker {
     model: Model,
     threshold: f32,
     stems: text::Stems,
+    /// Inverse document frequencies of stems (`idf.rs`), the shipped table unless replaced.
+    idf: std::borrow::Cow<'static, [u8]>,
 }
 
 impl Checker {
@@ -98,7 +102,13 @@ impl Checker {
     /// A checker with another model (e.g. a shipped profile, or one refitted by `examples/fit.rs`).
     pub fn with_model(model: Model) -> Self {
         let threshold = model.threshold;
-        Self { model, threshold, stems: text::Stems::new() }
+        Self { model, threshold, stems: text::Stems::new(), idf: std::borrow::Cow::Borrowed(idf::SHIPPED_IDF) }
+    }
+
+    /// Replaces the IDF table (`examples/fit.rs` computes features with the table it builds).
+    pub fn with_idf(mut self, table: Vec<u8>) -> Self {
+        self.idf = std::borrow::Cow::Owned(table);
+        self
     }
 
     /// Overrides the decision threshold on the support probability (higher is stricter).
@@ -117,7 +127,7 @@ impl Checker {
 
     /// The support features of `claim` against `evidence` (used by the fitting program).
     pub fn features(&self, evidence: &[&str], claim: &str) -> Features {
-        features::features(claim, evidence, &self.stems)
+        features::features(claim, evidence, &self.stems, &self.idf)
     }
 
     /// Probability that `claim` (one sentence or a whole answer, citations ignored) is supported

@@ -145,3 +145,35 @@ fn invented_policy_pairs_in_the_sample_kb_style() {
         assert!(!c.check_answer(a, &[page]).supported, "{a}");
     }
 }
+
+/// Inventions with no number, name or negation to catch: only the score can stop them.
+#[test]
+fn inventions_without_hard_cues_score_low() {
+    let dir = kb_dir();
+    if !dir.is_dir() {
+        return;
+    }
+    let c = Checker::new().unwrap();
+    let cases = [
+        ("returns/return-policy.md", "A processing fee applies to every return and refund [1]."),
+        (
+            "membership/trailhead-club-overview.md",
+            "Members receive free overnight delivery and a personal stylist [1].",
+        ),
+        ("warranty/how-to-file-a-warranty-claim.md", "Warranty claims must be filed in person at a store [1]."),
+        ("account/password-reset.md", "Passwords are reset automatically every month by the security team [1]."),
+        ("products/bike-sizing-and-assembly.md", "Bikes are delivered by courier fully assembled and tuned [1]."),
+        ("products/tent-care.md", "Tents should be bleached and then dried in a tumble dryer [1]."),
+    ];
+    let mut passed = Vec::new();
+    for (page, claim) in cases {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap();
+        let v = c.check_answer(claim, &[text.as_str()]);
+        println!("{:.3} {}", v.score, claim);
+        if v.supported {
+            passed.push(claim);
+        }
+    }
+    // The lexical score is weak on these: the model before hashed cues let 3 of the 6 through.
+    assert!(passed.len() <= 4, "inventions passed: {passed:?}");
+}

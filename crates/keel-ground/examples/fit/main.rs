@@ -19,7 +19,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use keel_ground::eval::{auroc, baseline_score, best_threshold, load_jsonl, Label, Record};
-use keel_ground::{Checker, DatasetThresholds, Features, Model, ModelFile, SparseWeights, Tree, FEATURE_NAMES};
+use keel_ground::{
+    build_idf, Checker, DatasetThresholds, Features, Model, ModelFile, SparseWeights, Tree, FEATURE_NAMES,
+};
 
 mod boost;
 use boost::{boost, BoostCfg};
@@ -42,6 +44,8 @@ struct Cfg {
     extra_weight: f64,
     /// Boosted trees on top of the linear model (`trees: 0` = none).
     boost: BoostCfg,
+    /// Thresholds from in-sample probabilities instead of out-of-fold ones.
+    in_sample: bool,
 }
 
 struct Set {
@@ -75,8 +79,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut per_set = false;
     let mut dump: Option<String> = None;
     let mut extra = false;
+    let mut no_idf = false;
     let boost = BoostCfg { trees: 0, depth: 3, eta: 0.1, lambda: 1.0, min_hess: 5.0 };
-    let mut cfg = Cfg { l2: 1.0, bits: 0, l2s: 0.01, epochs: 10, lr: 0.05, extra_weight: 0.5, boost };
+    let mut cfg = Cfg { l2: 1.0, bits: 0, l2s: 0.01, epochs: 10, lr: 0.05, extra_weight: 0.5, boost, in_sample: false };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut num = |name: &str| -> Result<f64, Box<dyn std::error::Error>> {
@@ -89,6 +94,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--cv-per-set" => (cv, per_set) = (true, true),
             "--dump" => dump = Some(args.next().ok_or("--dump SET")?),
             "--extra" => extra = true,
+            "--no-idf" => no_idf = true,
+            "--in-sample-thresholds" => cfg.in_sample = true,
             "--bits" => cfg.bits = num("--bits")? as u32,
             "--l2" => cfg.l2 = num("--l2")?,
             "--l2s" => cfg.l2s = num("--l2s")?,
@@ -103,20 +110,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => return Err(format!("unknown argument {a}").into()),
         }
     }
-    let checker = Checker::new()?;
+    // The IDF table: document frequencies over the unique contexts of every set's dev half.
+    let mut all: Vec<(&str, bool, Vec<Record>)> = Vec::new();
+    for name in SETS.iter().chain(&EXTRA) {
+        let is_extra = EXTRA.contains(name);
+        all.push((name, is_extra, load_jsonl(&data.join(name).join("dev.jsonl"))?));
+    }
+    let contexts: std::collections::BTreeSet<&str> =
+        all.iter().flat_map(|(_, _, rs)| rs.iter().map(|r| r.context.as_str())).collect();
+    let idf = if no_idf { Vec::new() } else { build_idf(contexts.iter().copied()) };
+    eprintln!("idf table from {} unique dev contexts", contexts.len());
+    let shipped = Checker::new();
+    let checker = Checker::with_model(blank_model()).with_idf(idf.clone());
     let mut sets = Vec::new();
-    let extra_sets: &[&str] = if extra { &EXTRA } else { &[] };
-    for (name, is_extra) in SETS.iter().map(|s| (*s, false)).chain(extra_sets.iter().map(|s| (*s, true))) {
-        let path = data.join(name).join("dev.jsonl");
-        let records: Vec<Record> = load_jsonl(&path)?;
+    for (name, is_extra, records) in &all {
+        let (name, is_extra) = (*name, *is_extra);
+        if is_extra && !extra {
+            continue;
+        }
         let feats: Vec<Features> =
             records.iter().map(|r| checker.features(&[&r.context], &r.claim_or_answer)).collect();
         let x: Vec<Vec<f64>> = feats.iter().map(|f| f.values.iter().map(|v| f64::from(*v)).collect()).collect();
         let sp: Vec<Vec<u32>> = feats.into_iter().map(|f| f.sparse).collect();
         if dump.as_deref() == Some(name) {
-            let m = checker.model();
-            for r in &records {
-                let p = m.probability_of(&checker.features(&[&r.context], &r.claim_or_answer));
+            let shipped = shipped.as_ref().map_err(|e| e.to_string())?;
+            let m = shipped.model();
+            for r in records {
+                let p = m.probability_of(&shipped.features(&[&r.context], &r.claim_or_answer));
                 let ok = (p >= m.threshold) == (r.label == Label::Supported);
                 println!(
                     "{}\t{:?}\t{p:.2}\t{}\t{}",
@@ -132,13 +152,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("{name}: {} dev records", records.len());
         sets.push(Set { name: name.to_string(), x, sp, y, baseline, extra: is_extra });
     }
+    if dump.is_some() {
+        return Ok(());
+    }
     if cv {
         cross_validate(&sets, per_set, cfg);
         return Ok(());
     }
     let mut global = to_model(fit(&sets, &|_, _| true, cfg));
     let targets = &sets[..SETS.len()];
-    let probs: Vec<Vec<f32>> = targets.iter().map(|s| score_set(&global, s)).collect();
+    // Thresholds come from out-of-fold probabilities: the cue table fits its own training rows
+    // far better than new ones, so in-sample scores would misplace them.
+    let probs = if cfg.in_sample {
+        targets.iter().map(|s| score_set(&global, s)).collect()
+    } else {
+        oof(&sets, &|_| true, cfg)
+    };
     // Global thresholds maximise the mean balanced accuracy over the sets.
     global.threshold = global_threshold(targets, &probs, &|_| true);
     let base: Vec<Vec<f32>> = targets.iter().map(|s| s.baseline.clone()).collect();
@@ -187,6 +216,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  {n:26} {w:+.3}");
     }
     std::fs::write(&out, collapse_numeric_arrays(&serde_json::to_string_pretty(&file)?) + "\n")?;
+    let idf_out = out.with_file_name("idf.bin");
+    std::fs::write(&idf_out, &idf)?;
+    println!("wrote {} ({} bytes)", idf_out.display(), idf.len());
     println!(
         "global threshold {:.3}, baseline {:.3}; wrote {}",
         file.global.threshold,
@@ -224,6 +256,19 @@ fn collapse_numeric_arrays(pretty: &str) -> String {
         i += 1;
     }
     out.join("\n")
+}
+
+/// A model that scores nothing (the fitting program only needs the checker's features).
+fn blank_model() -> Model {
+    let d = FEATURE_NAMES.len();
+    to_model(Fitted {
+        mean: vec![0.0; d],
+        scale: vec![1.0; d],
+        w: vec![0.0; d],
+        b: 0.0,
+        sparse: None,
+        trees: Vec::new(),
+    })
 }
 
 fn to_f32(x: &[f64]) -> Vec<f32> {
@@ -439,6 +484,24 @@ fn solve(mut h: Vec<Vec<f64>>, mut g: Vec<f64>) -> Vec<f64> {
     x
 }
 
+/// Out-of-fold probabilities of the global model on the target sets' rows where `keep(i)`: each
+/// is scored by a model fitted on the other four inner folds of the kept rows (other rows: 0).
+fn oof(sets: &[Set], keep: &dyn Fn(usize) -> bool, cfg: Cfg) -> Vec<Vec<f32>> {
+    const K: usize = 5;
+    let targets: Vec<&Set> = sets.iter().filter(|s| !s.extra).collect();
+    let mut out: Vec<Vec<f32>> = targets.iter().map(|s| vec![0.0; s.y.len()]).collect();
+    for f in 0..K {
+        let inner = |i: usize| (i / K) % K == f;
+        let m = to_model(fit(sets, &|_, i| keep(i) && !inner(i), cfg));
+        for (k, s) in targets.iter().enumerate() {
+            for i in (0..s.y.len()).filter(|&i| keep(i) && inner(i)) {
+                out[k][i] = m.probability_of(&s.features(i));
+            }
+        }
+    }
+    out
+}
+
 /// 5-fold cross-validation on the dev halves: each set's fold is scored by a model and
 /// thresholds fitted on the other folds (of all sets). `bacc_t` uses a per-set threshold,
 /// `bacc_g` one threshold for all sets (what the shipped checker does).
@@ -449,6 +512,7 @@ fn cross_validate(sets: &[Set], per_set: bool, cfg: Cfg) {
     let mut ok_t: Vec<Vec<bool>> = targets.iter().map(|s| vec![false; s.y.len()]).collect();
     let mut ok_g = ok_t.clone();
     let mut base_ok = ok_t.clone();
+    let mut base_g = ok_t.clone();
     for fold in 0..K {
         let global = (!per_set).then(|| to_model(fit(sets, &|_, i| i % K != fold, cfg)));
         let mut p_all = Vec::new();
@@ -459,11 +523,16 @@ fn cross_validate(sets: &[Set], per_set: bool, cfg: Cfg) {
             };
             p_all.push(score_set(&model, s));
         }
-        let tg = global_threshold(&sets[..targets.len()], &p_all, &|i| i % K != fold);
+        // Thresholds are fitted on the training folds' out-of-fold scores (as the final fit does).
+        let p_thr = if per_set || cfg.in_sample { p_all.clone() } else { oof(sets, &|i| i % K != fold, cfg) };
+        let tg = global_threshold(&sets[..targets.len()], &p_thr, &|i| i % K != fold);
+        let base: Vec<Vec<f32>> = targets.iter().map(|s| s.baseline.clone()).collect();
+        let tb = global_threshold(&sets[..targets.len()], &base, &|i| i % K != fold);
         for (k, s) in targets.iter().enumerate() {
             let p = &p_all[k];
+            let pt = &p_thr[k];
             let train: Vec<usize> = (0..s.y.len()).filter(|i| i % K != fold).collect();
-            let tr_p: Vec<f32> = train.iter().map(|&i| p[i]).collect();
+            let tr_p: Vec<f32> = train.iter().map(|&i| pt[i]).collect();
             let tr_y: Vec<bool> = train.iter().map(|&i| s.y[i]).collect();
             let tr_b: Vec<f32> = train.iter().map(|&i| s.baseline[i]).collect();
             let (t, _) = best_threshold(&tr_p, &tr_y);
@@ -473,6 +542,7 @@ fn cross_validate(sets: &[Set], per_set: bool, cfg: Cfg) {
                 ok_t[k][i] = (p[i] >= t) == s.y[i];
                 ok_g[k][i] = (p[i] >= tg) == s.y[i];
                 base_ok[k][i] = (s.baseline[i] >= bt) == s.y[i];
+                base_g[k][i] = (s.baseline[i] >= tb) == s.y[i];
             }
         }
     }
@@ -489,17 +559,18 @@ fn cross_validate(sets: &[Set], per_set: bool, cfg: Cfg) {
         }
         (tp / p + tn / n) / 2.0
     };
-    let (mut mg, mut mt, mut mb, mut ma) = (0.0, 0.0, 0.0, 0.0);
+    let (mut mg, mut mt, mut mb, mut ma, mut mbg) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let n = targets.len() as f64;
     for (k, s) in targets.iter().enumerate() {
         let (g, t, bb, a) =
             (bacc(&ok_g[k], &s.y), bacc(&ok_t[k], &s.y), bacc(&base_ok[k], &s.y), auroc(&scores[k], &s.y));
-        (mg, mt, mb, ma) = (mg + g / n, mt + t / n, mb + bb / n, ma + a / n);
+        let bg = bacc(&base_g[k], &s.y);
+        (mg, mt, mb, ma, mbg) = (mg + g / n, mt + t / n, mb + bb / n, ma + a / n, mbg + bg / n);
         println!(
-            "{:22} cv bacc_g {g:.3} bacc_t {t:.3} (baseline_t {bb:.3})  auroc {a:.3} (baseline {:.3})",
+            "{:22} cv bacc_g {g:.3} (base_g {bg:.3}) bacc_t {t:.3} (base_t {bb:.3})  auroc {a:.3} (baseline {:.3})",
             s.name,
             auroc(&s.baseline, &s.y)
         );
     }
-    println!("{:22} cv bacc_g {mg:.3} bacc_t {mt:.3} (baseline_t {mb:.3})  auroc {ma:.3}", "MEAN");
+    println!("{:22} cv bacc_g {mg:.3} (base_g {mbg:.3}) bacc_t {mt:.3} (base_t {mb:.3})  auroc {ma:.3}", "MEAN");
 }
