@@ -372,7 +372,7 @@ pub(crate) fn features(claim: &str, evidence: &[&str], stems: &Stems, idf: &[u8]
         Scan { sents, ev_bigrams, sentence_bigrams: best_bigram_sentence, num_found, ev_content, skip_recall, near };
     let mut f = combine(&ix, &scan);
     let found = scan.sents.iter().fold(0u128, |a, s| a | s.mask);
-    f.sparse = crate::sparse::hashes(claim, &ix.stems, found);
+    f.sparse = crate::sparse::hashes(claim, &ix.stems, found, &ix.surface);
     f
 }
 

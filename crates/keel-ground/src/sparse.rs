@@ -1,9 +1,12 @@
-//! Hashed sparse cues of a claim for the support model: which words and word pairs it uses
-//! (dialogue sets count personal or generic replies as unsupported, and some words signal
-//! speculation), and which of its content stems the evidence lacks. Each cue is hashed
-//! (FNV-1a) into a fixed table of weights learned on the dev halves by `examples/fit.rs`.
+//! Hashed sparse cues of a claim for the support model: the claim's word and word-pair shape
+//! (function words, negations and pronouns as themselves, e.g. "i love", "not sure, but";
+//! dialogue sets count personal or generic replies as unsupported), the content words the
+//! evidence lacks (as themselves, alone and in pairs: a lexicon of what may or may not be
+//! missing), and their count. Content words the evidence has become a placeholder, so the cues
+//! carry no topic prior. Each cue is hashed (FNV-1a) into a table of weights learned on the dev
+//! halves by `examples/fit.rs`.
 
-use crate::text::{self, lower_into, Kind};
+use crate::text::{self, lower_into, FastMap, Kind};
 
 /// FNV-1a over a one-byte namespace and the parts, joined by a space.
 fn fnv(ns: u8, parts: &[&str]) -> u32 {
@@ -35,9 +38,10 @@ fn bucket(n: usize) -> &'static str {
     }
 }
 
-/// The 32-bit cue hashes (sorted, unique) of `claim`, given its content stems and which of them
-/// the evidence contains (`found`, one bit per stem). A model keeps the low bits it was fitted with.
-pub(crate) fn hashes(claim: &str, stems: &[String], found: u128) -> Vec<u32> {
+/// The 32-bit cue hashes (sorted, unique) of `claim`, given its content stems, which of them the
+/// evidence contains (`found`, one bit per stem) and the stem index of each lowercase content
+/// word (`surface`). A model keeps the low bits it was fitted with.
+pub(crate) fn hashes(claim: &str, stems: &[String], found: u128, surface: &FastMap<String, usize>) -> Vec<u32> {
     let mut out = Vec::new();
     let mut toks = Vec::new();
     let mut buf = String::new();
@@ -47,7 +51,12 @@ pub(crate) fn hashes(claim: &str, stems: &[String], found: u128) -> Vec<u32> {
     for t in &toks {
         let w = &claim[t.start..t.end];
         match t.kind {
-            Kind::Word => words.push(lower_into(w, &mut buf).to_string()),
+            Kind::Word => {
+                let l = lower_into(w, &mut buf);
+                let in_evidence = surface.get(l).is_some_and(|&k| found & (1u128 << k) != 0);
+                let function = text::is_stopword(l) || text::is_negation(l);
+                words.push(if in_evidence && !function { "<c>".to_string() } else { l.to_string() });
+            }
             Kind::Number => words.push("<num>".to_string()),
             Kind::Punct if matches!(w, "?" | "!") => words.push(w.to_string()),
             Kind::Punct => {}
@@ -79,9 +88,19 @@ mod tests {
     #[test]
     fn hashes_are_stable_and_sorted() {
         let stems = vec!["cat".to_string(), "mat".to_string()];
-        let a = hashes("I love my cat on the mat!", &stems, 0b01);
-        assert_eq!(a, hashes("I love my cat on the mat!", &stems, 0b01));
+        let mut surface = FastMap::default();
+        surface.insert("cat".to_string(), 0);
+        surface.insert("mat".to_string(), 1);
+        let a = hashes("I love my cat on the mat!", &stems, 0b01, &surface);
+        assert_eq!(a, hashes("I love my cat on the mat!", &stems, 0b01, &surface));
         assert!(a.windows(2).all(|p| p[0] < p[1]));
-        assert_ne!(a, hashes("I love my cat on the mat!", &stems, 0b11));
+        assert_ne!(a, hashes("I love my cat on the mat!", &stems, 0b11, &surface));
+        // Found content words are placeholders: no topic prior.
+        let one = |w: &str| {
+            let mut m = FastMap::default();
+            m.insert(w.to_string(), 0);
+            hashes(&format!("the {w}"), &[w.to_string()], 0b1, &m)
+        };
+        assert_eq!(one("cat"), one("mat"));
     }
 }

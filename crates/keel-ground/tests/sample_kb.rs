@@ -174,6 +174,7 @@ fn inventions_without_hard_cues_score_low() {
             passed.push(claim);
         }
     }
-    // The lexical score is weak on these: the model before hashed cues let 3 of the 6 through.
-    assert!(passed.len() <= 4, "inventions passed: {passed:?}");
+    // The lexical score is weak on these (plausible policy in the page's own words): the model
+    // before hashed cues let 3 of the 6 through; a refit must not let more through.
+    assert!(passed.len() <= 3, "inventions passed: {passed:?}");
 }
