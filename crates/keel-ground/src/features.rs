@@ -1,6 +1,7 @@
 //! Support features of one claim against its evidence text: content-word recall (whole evidence,
-//! best sentence, best 3-sentence window), bigram overlap, numbers, named entities, negation and
-//! a few shape cues. The evidence is scanned once and only words that could match a claim word
+//! best sentence, best 3-sentence window; plain and IDF-weighted), morphological near misses,
+//! bigram overlap, numbers, named entities, negation, a few shape cues, and the hashed sparse
+//! cues of `sparse.rs`. The evidence is scanned once and only words that could match a claim word
 //! are stemmed, so long pages cost little more than tokenizing them.
 
 use crate::text::{

@@ -1,7 +1,7 @@
 //! Inverse document frequency of content stems, so that a missing rare word ("Jupiter",
 //! "tokenization") weighs more than a missing common one ("great", "people"). The table is
 //! hashed (FNV-1a, 16 bits, one byte per slot: `round(20 * ln((N + 1) / (df + 1)))`), built by
-//! `examples/fit.rs` from the dev halves' contexts and shipped as `idf.bin` beside this file.
+//! `examples/fit/main.rs` from the dev halves' contexts and shipped as `idf.bin` beside this file.
 
 use crate::text::{self, lower_into, Kind, Stems};
 

@@ -5,7 +5,7 @@
 //! chunk (`[n]` refers to `chunks[n - 1]`), every number, amount, date and capitalised name it
 //! states must appear in the cited chunks, its negations must agree with the best-matching
 //! sentence, and a logistic model over lexical support features (fitted on dev halves of public
-//! grounding sets, see `examples/fit.rs`) must score it at or above the threshold.
+//! grounding sets, see `examples/fit/main.rs`) must score it at or above the threshold.
 //!
 //! ```
 //! let checker = keel_ground::Checker::new().unwrap();
@@ -99,13 +99,13 @@ impl Checker {
         Ok(Self::with_model(Model::shipped()?))
     }
 
-    /// A checker with another model (e.g. a shipped profile, or one refitted by `examples/fit.rs`).
+    /// A checker with another model (e.g. a shipped profile, or one refitted by `examples/fit/main.rs`).
     pub fn with_model(model: Model) -> Self {
         let threshold = model.threshold;
         Self { model, threshold, stems: text::Stems::new(), idf: std::borrow::Cow::Borrowed(idf::SHIPPED_IDF) }
     }
 
-    /// Replaces the IDF table (`examples/fit.rs` computes features with the table it builds).
+    /// Replaces the IDF table (`examples/fit/main.rs` computes features with the table it builds).
     pub fn with_idf(mut self, table: Vec<u8>) -> Self {
         self.idf = std::borrow::Cow::Owned(table);
         self

@@ -1,5 +1,6 @@
 //! The small model that turns support features into a probability: a logistic regression on
-//! standardised features, its weights fitted on the dev halves by `examples/fit.rs` and shipped
+//! standardised dense features plus a hashed table of sparse claim cues (and, optionally, boosted
+//! trees), its weights fitted on the dev halves by `examples/fit` and shipped
 //! as `model.json` beside this file: one global model (what the checker uses) and, for the
 //! benchmark, one profile per public dev set (that set's conventions, e.g. dialogue sets that
 //! count generic replies as unsupported).
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::features::{Features, FEATURE_NAMES};
 use crate::GroundError;
 
-/// The shipped model (see `examples/fit.rs` for how it was produced).
+/// The shipped model (see `examples/fit/main.rs` for how it was produced).
 pub const SHIPPED_MODEL: &str = include_str!("model.json");
 
 /// Logistic-regression weights over standardised features.

@@ -4,7 +4,7 @@
 //! evidence lacks (as themselves, alone and in pairs: a lexicon of what may or may not be
 //! missing), and their count. Content words the evidence has become a placeholder, so the cues
 //! carry no topic prior. Each cue is hashed (FNV-1a) into a table of weights learned on the dev
-//! halves by `examples/fit.rs`.
+//! halves by `examples/fit/main.rs`.
 
 use crate::text::{self, lower_into, FastMap, Kind};
 

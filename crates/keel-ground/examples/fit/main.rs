@@ -174,7 +174,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     global.baseline_threshold = global_threshold(targets, &base, &|_| true);
     let mut file = ModelFile {
         provenance: format!(
-            "examples/fit.rs: logistic regression (L2 {}; hashed cues: bits {}, L2 {}, {} AdaGrad epochs, lr {}) \
+            "examples/fit/main.rs: logistic regression (L2 {}; hashed cues: bits {}, L2 {}, {} AdaGrad epochs, lr {}) \
              on the dev halves of {}{}; datasets weighted equally, classes balanced; profiles fitted on one \
              set's dev half each",
             cfg.l2,
