@@ -1,6 +1,7 @@
 //! Support features of one claim against its evidence text: content-word recall (whole evidence,
-//! best sentence, best 3-sentence window), bigram overlap, numbers, named entities, negation and
-//! a few shape cues. The evidence is scanned once and only words that could match a claim word
+//! best sentence, best 3-sentence window; plain and IDF-weighted), morphological near misses,
+//! bigram overlap, numbers, named entities, negation, a few shape cues, and the hashed sparse
+//! cues of `sparse.rs`. The evidence is scanned once and only words that could match a claim word
 //! are stemmed, so long pages cost little more than tokenizing them.
 
 use crate::text::{
@@ -16,7 +17,7 @@ pub(crate) const MAX_EVIDENCE_SENTENCES: usize = 4000;
 pub const MAX_EVIDENCE_BYTES: usize = 64 * 1024;
 
 /// Names of the features, in the order of [`Features::values`].
-pub const FEATURE_NAMES: [&str; 24] = [
+pub const FEATURE_NAMES: [&str; 30] = [
     "recall_all",
     "recall_sent_mean",
     "recall_sent_min",
@@ -41,6 +42,12 @@ pub const FEATURE_NAMES: [&str; 24] = [
     "repeat_frac",
     "all_found",
     "length_ratio_log",
+    "idf_recall_all",
+    "idf_recall_best",
+    "idf_missing_max",
+    "idf_missing_log",
+    "near_missing_frac",
+    "recall_with_near",
 ];
 
 /// Feature values and the findings behind them.
@@ -51,6 +58,8 @@ pub struct Features {
     pub missing: Vec<String>,
     /// Hard failures: a number or entity absent from the evidence, or a negation flipped.
     pub hard_fail: bool,
+    /// Hashed sparse cues (words, word pairs, stems the evidence lacks), see `sparse.rs`.
+    pub sparse: Vec<u32>,
 }
 
 struct ClaimNumber {
@@ -63,10 +72,14 @@ struct ClaimNumber {
 struct ClaimIndex {
     /// Unique content stems.
     stems: Vec<String>,
+    /// Their inverse document frequencies (see `idf.rs`).
+    idf: Vec<f32>,
     stem_ix: FastMap<String, usize>,
     /// Lowercase surface form -> stem index (saves stemming evidence words seen in the claim).
     surface: FastMap<String, usize>,
     prefixes: PrefixFilter,
+    /// First four characters of claim words of five or more -> stems (morphological near misses).
+    near: FastMap<String, u128>,
     /// Per claim sentence: its content-stem mask and its stem sequence (for bigrams).
     sentence_masks: Vec<u128>,
     bigrams: FastSet<(usize, usize)>,
@@ -134,12 +147,14 @@ impl ClaimIndex {
         }
     }
 
-    fn new(claim: &str, stems: &Stems) -> Self {
+    fn new(claim: &str, stems: &Stems, idf: &[u8]) -> Self {
         let mut ix = ClaimIndex {
             stems: Vec::new(),
+            idf: Vec::new(),
             stem_ix: FastMap::default(),
             surface: FastMap::default(),
             prefixes: PrefixFilter::new(),
+            near: FastMap::default(),
             sentence_masks: Vec::new(),
             bigrams: FastSet::default(),
             skips: FastSet::default(),
@@ -201,12 +216,16 @@ impl ClaimIndex {
                         }
                         let k = ix.stems.len();
                         ix.stem_ix.insert(stem.clone(), k);
+                        ix.idf.push(crate::idf::idf(idf, &stem));
                         ix.stems.push(stem);
                         k
                     }
                 };
                 ix.surface.insert(lower.to_string(), k);
                 ix.prefixes.insert(lower);
+                if let Some(p4) = prefix4(lower) {
+                    *ix.near.entry(p4.to_string()).or_default() |= 1u128 << k;
+                }
                 ix.content_tokens += 1;
                 if mask & (1u128 << k) != 0 {
                     ix.repeats += 1;
@@ -239,6 +258,12 @@ impl ClaimIndex {
     }
 }
 
+/// The first four characters of a word of at least five characters.
+fn prefix4(lower: &str) -> Option<&str> {
+    let (fifth, _) = lower.char_indices().nth(4)?;
+    Some(&lower[..fifth])
+}
+
 /// Window (in content words) of the ordered pairs that [`ClaimIndex::skips`] tracks; evidence
 /// pairs may be one word further apart.
 const SKIP: usize = 3;
@@ -252,8 +277,8 @@ struct EvSentence {
 }
 
 /// Computes the features of `claim` against `evidence` (the cited chunks, joined).
-pub(crate) fn features(claim: &str, evidence: &[&str], stems: &Stems) -> Features {
-    let ix = ClaimIndex::new(claim, stems);
+pub(crate) fn features(claim: &str, evidence: &[&str], stems: &Stems, idf: &[u8]) -> Features {
+    let ix = ClaimIndex::new(claim, stems, idf);
     let mut sents: Vec<EvSentence> = Vec::new();
     let mut ev_bigrams: FastSet<(usize, usize)> = FastSet::default();
     let mut ev_skips: FastSet<(usize, usize)> = FastSet::default();
@@ -263,6 +288,7 @@ pub(crate) fn features(claim: &str, evidence: &[&str], stems: &Stems) -> Feature
     let mut buf = String::new();
     let mut buf2 = String::new();
     let mut ev_content: u32 = 0;
+    let mut near: u128 = 0;
     let mut budget = MAX_EVIDENCE_BYTES;
     'outer: for chunk in evidence {
         let chunk = cap(chunk, budget);
@@ -314,6 +340,11 @@ pub(crate) fn features(claim: &str, evidence: &[&str], stems: &Stems) -> Feature
                 }
                 es.content += 1;
                 let k = ix.lookup(lower, stems);
+                if k.is_none() {
+                    if let Some(m) = prefix4(lower).and_then(|p| ix.near.get(p)) {
+                        near |= m;
+                    }
+                }
                 if let Some(k) = k {
                     es.mask |= 1u128 << k;
                     for &(pos, j) in recent.iter().rev().take(SKIP + 1) {
@@ -338,7 +369,12 @@ pub(crate) fn features(claim: &str, evidence: &[&str], stems: &Stems) -> Feature
         }
     }
     let skip_recall = ratio(ev_skips.len() as u32, ix.skips.len() as u32);
-    combine(&ix, &sents, &ev_bigrams, &best_bigram_sentence, &num_found, ev_content, skip_recall)
+    let scan =
+        Scan { sents, ev_bigrams, sentence_bigrams: best_bigram_sentence, num_found, ev_content, skip_recall, near };
+    let mut f = combine(&ix, &scan);
+    let found = scan.sents.iter().fold(0u128, |a, s| a | s.mask);
+    f.sparse = crate::sparse::hashes(claim, &ix.stems, found, &ix.surface);
+    f
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
@@ -361,15 +397,23 @@ fn ratio(a: u32, b: u32) -> f32 {
     }
 }
 
-fn combine(
-    ix: &ClaimIndex,
-    sents: &[EvSentence],
-    ev_bigrams: &FastSet<(usize, usize)>,
-    sentence_bigrams: &[FastSet<(usize, usize)>],
-    num_found: &[bool],
+/// What one scan of the evidence found for a claim.
+struct Scan {
+    sents: Vec<EvSentence>,
+    ev_bigrams: FastSet<(usize, usize)>,
+    /// Per evidence sentence: the claim bigrams it contains.
+    sentence_bigrams: Vec<FastSet<(usize, usize)>>,
+    num_found: Vec<bool>,
     ev_content: u32,
     skip_recall: f32,
-) -> Features {
+    /// Claim stems with a morphological near miss (same first four letters) in the evidence.
+    near: u128,
+}
+
+fn combine(ix: &ClaimIndex, scan: &Scan) -> Features {
+    let (sents, ev_bigrams, sentence_bigrams, num_found) =
+        (&scan.sents, &scan.ev_bigrams, &scan.sentence_bigrams, &scan.num_found);
+    let (ev_content, skip_recall, near) = (scan.ev_content, scan.skip_recall, scan.near);
     let all_mask: u128 = ix.sentence_masks.iter().fold(0, |a, m| a | m);
     let k_all = all_mask.count_ones();
     let found_all: u128 = sents.iter().fold(0, |a, s| a | s.mask) & all_mask;
@@ -441,6 +485,23 @@ fn combine(
     let long_recall = ratio((found_all & long).count_ones(), (all_mask & long).count_ones());
     let missing_content = k_all - found_all.count_ones();
 
+    // IDF-weighted support: the claim's idf mass found anywhere / in the best sentence, and missing.
+    let mass =
+        |m: u128| -> f32 { ix.idf.iter().enumerate().filter(|(k, _)| m & (1u128 << k) != 0).map(|(_, v)| v).sum() };
+    let total_idf = mass(all_mask);
+    let idf_ratio = |m: u128| if total_idf > 0.0 { mass(m & all_mask) / total_idf } else { 1.0 };
+    let idf_all = idf_ratio(found_all);
+    let idf_best = sents.iter().filter(|s| s.mask & all_mask != 0).map(|s| idf_ratio(s.mask)).fold(0.0f32, f32::max);
+    let idf_best = if total_idf > 0.0 { idf_best } else { 1.0 };
+    let missing_mask = all_mask & !found_all;
+    let idf_missing_max = ix
+        .idf
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| missing_mask & (1u128 << k) != 0)
+        .map(|(_, v)| *v)
+        .fold(0.0f32, f32::max);
+
     let n_num = ix.numbers.len() as u32;
     let n_ent = ix.entities.len() as u32;
     let values = [
@@ -468,13 +529,19 @@ fn combine(
         ratio(ix.repeats, ix.content_tokens.max(1)),
         (missing_content == 0) as u8 as f32,
         ((k_all as f32 + 1.0) / (best_sent.content as f32 + 1.0)).ln(),
+        idf_all,
+        idf_best,
+        idf_missing_max,
+        mass(missing_mask).ln_1p(),
+        ratio((missing_mask & near).count_ones(), k_all),
+        ratio(((found_all | near) & all_mask).count_ones(), k_all),
     ];
-    Features { values, missing, hard_fail }
+    Features { values, missing, hard_fail, sparse: Vec::new() }
 }
 
 /// Missing content words of `claim` in `evidence` (for repair prompts), at most `limit`.
 pub(crate) fn missing_words(claim: &str, evidence: &[&str], stems: &Stems, limit: usize) -> Vec<String> {
-    let ix = ClaimIndex::new(claim, stems);
+    let ix = ClaimIndex::new(claim, stems, &[]);
     let mut found = 0u128;
     let mut toks = Vec::new();
     let mut buf = String::new();

@@ -5,7 +5,7 @@
 //! chunk (`[n]` refers to `chunks[n - 1]`), every number, amount, date and capitalised name it
 //! states must appear in the cited chunks, its negations must agree with the best-matching
 //! sentence, and a logistic model over lexical support features (fitted on dev halves of public
-//! grounding sets, see `examples/fit.rs`) must score it at or above the threshold.
+//! grounding sets, see `examples/fit/main.rs`) must score it at or above the threshold.
 //!
 //! ```
 //! let checker = keel_ground::Checker::new().unwrap();
@@ -21,15 +21,18 @@
 mod claims;
 pub mod eval;
 mod features;
+mod idf;
 mod lexicon;
 mod model;
+mod sparse;
 mod text;
 
 use serde::Serialize;
 
 pub use claims::{is_factual, split_claims, Claim};
 pub use features::{Features, FEATURE_NAMES, MAX_EVIDENCE_BYTES};
-pub use model::{DatasetThresholds, Model, ModelFile, SHIPPED_MODEL};
+pub use idf::{build_idf, IDF_BITS};
+pub use model::{DatasetThresholds, Model, ModelFile, SparseWeights, Tree, SHIPPED_MODEL};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +89,8 @@ pub struct Checker {
     model: Model,
     threshold: f32,
     stems: text::Stems,
+    /// Inverse document frequencies of stems (`idf.rs`), the shipped table unless replaced.
+    idf: std::borrow::Cow<'static, [u8]>,
 }
 
 impl Checker {
@@ -94,10 +99,16 @@ impl Checker {
         Ok(Self::with_model(Model::shipped()?))
     }
 
-    /// A checker with another model (e.g. a shipped profile, or one refitted by `examples/fit.rs`).
+    /// A checker with another model (e.g. a shipped profile, or one refitted by `examples/fit/main.rs`).
     pub fn with_model(model: Model) -> Self {
         let threshold = model.threshold;
-        Self { model, threshold, stems: text::Stems::new() }
+        Self { model, threshold, stems: text::Stems::new(), idf: std::borrow::Cow::Borrowed(idf::SHIPPED_IDF) }
+    }
+
+    /// Replaces the IDF table (`examples/fit/main.rs` computes features with the table it builds).
+    pub fn with_idf(mut self, table: Vec<u8>) -> Self {
+        self.idf = std::borrow::Cow::Owned(table);
+        self
     }
 
     /// Overrides the decision threshold on the support probability (higher is stricter).
@@ -116,20 +127,20 @@ impl Checker {
 
     /// The support features of `claim` against `evidence` (used by the fitting program).
     pub fn features(&self, evidence: &[&str], claim: &str) -> Features {
-        features::features(claim, evidence, &self.stems)
+        features::features(claim, evidence, &self.stems, &self.idf)
     }
 
     /// Probability that `claim` (one sentence or a whole answer, citations ignored) is supported
     /// by `context`: the scorer for datasets without citations.
     pub fn score(&self, context: &str, claim: &str) -> f32 {
         let claim = claims::strip_markers(claim);
-        self.model.probability(&self.features(&[context], &claim).values)
+        self.model.probability_of(&self.features(&[context], &claim))
     }
 
     /// Checks one claim against its evidence texts (already resolved from its citations).
     pub fn check_claim(&self, claim: &str, evidence: &[&str]) -> (bool, f32, Vec<String>) {
         let f = self.features(evidence, claim);
-        let score = self.model.probability(&f.values);
+        let score = self.model.probability_of(&f);
         let mut missing = f.missing;
         let supported = score >= self.threshold && !f.hard_fail;
         if !supported {
