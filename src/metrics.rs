@@ -40,11 +40,31 @@ pub fn labels(pairs: &[(&str, &str)]) -> String {
     if pairs.is_empty() {
         return String::new();
     }
-    let body: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")))
-        .collect();
-    format!("{{{}}}", body.join(","))
+    // On every request: one allocation, and escaping only when a value needs it.
+    let mut out = String::with_capacity(2 + pairs.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>());
+    out.push('{');
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        if v.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
+            for c in v.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '"' => out.push_str("\\\""),
+                    '\n' => out.push_str("\\n"),
+                    c => out.push(c),
+                }
+            }
+        } else {
+            out.push_str(v);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
 }
 
 impl Metrics {

@@ -69,6 +69,10 @@ pub enum Command {
         /// Serve without API keys (local development only: every route is open).
         #[arg(long)]
         no_auth: bool,
+        /// Threads that run requests (default: one per core; one in quick proxy mode, which
+        /// only waits on sockets and spends the least CPU per request on one thread).
+        #[arg(long, env = "KEEL_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+        workers: Option<u16>,
     },
     /// Show a request's trace (one span per pipeline stage).
     Trace {
@@ -302,7 +306,22 @@ pub fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("keel={default_level},warn")));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    let workers = match &cli.command {
+        Command::Serve { workers: Some(n), .. } => Some(usize::from(*n)),
+        // Quick proxy mode only waits on sockets: one thread serves it with the least CPU per
+        // request (no cross-thread wake-ups); `--workers` or TOKIO_WORKER_THREADS raise it.
+        Command::Serve { quick, .. }
+            if quick.openai_base_url.is_some() && std::env::var_os("TOKIO_WORKER_THREADS").is_none() =>
+        {
+            Some(1)
+        }
+        _ => None,
+    };
+    if let Some(n) = workers {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -337,7 +356,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest { paths, prune, json } => commands::ingest(config, &paths, prune, json).await,
         Command::Search { query, queries, json, top } => commands::search(config, query, queries, json, top).await,
         Command::Ask { question, json, top } => commands::ask(config, question, json, top).await,
-        Command::Serve { listen, quick, no_auth } => {
+        Command::Serve { listen, quick, no_auth, .. } => {
             if no_auth {
                 tracing::warn!("--no-auth: every route is open to anyone who can reach it");
             }

@@ -37,6 +37,7 @@ use crate::config::limits::{LimitsConfig, Price};
 use crate::config::GatewayConfig;
 use crate::metrics;
 use breaker::{Breaker, BreakerConfig};
+pub use provider::Reply;
 use provider::{OpenStream, Provider, ProviderError};
 use retry::Verdict;
 
@@ -101,7 +102,7 @@ enum Op {
 }
 
 enum Outcome {
-    Json(Value),
+    Reply(Reply),
     Stream(OpenStream),
 }
 
@@ -322,9 +323,23 @@ impl Gateway {
         self.cfg.idle_timeout
     }
 
-    pub async fn complete(&self, model: &str, body: Value, report: &mut CallReport) -> Result<Value, GatewayError> {
+    pub async fn complete(&self, model: &str, mut body: Value, report: &mut CallReport) -> Result<Value, GatewayError> {
+        self.complete_reply(model, &mut body, report)
+            .await?
+            .into_value()
+            .map_err(|e| GatewayError::Exhausted(e.to_string()))
+    }
+
+    /// A plain call whose reply stays as the provider sent it (the HTTP gateway passes it
+    /// through). `body["model"]` is left naming the target that answered.
+    pub async fn complete_reply(
+        &self,
+        model: &str,
+        body: &mut Value,
+        report: &mut CallReport,
+    ) -> Result<Reply, GatewayError> {
         match self.call(model, body, Op::Complete, report).await? {
-            Outcome::Json(v) => Ok(v),
+            Outcome::Reply(r) => Ok(r),
             Outcome::Stream(_) => Err(GatewayError::Exhausted("internal: stream for a plain call".into())),
         }
     }
@@ -345,14 +360,26 @@ impl Gateway {
     }
 
     /// Opens a stream; fallback happens only here, before the first byte reaches the client.
-    pub async fn stream(&self, model: &str, body: Value, report: &mut CallReport) -> Result<OpenStream, GatewayError> {
+    /// `body["model"]` is left naming the target that answered.
+    pub async fn stream(
+        &self,
+        model: &str,
+        body: &mut Value,
+        report: &mut CallReport,
+    ) -> Result<OpenStream, GatewayError> {
         match self.call(model, body, Op::Stream, report).await? {
             Outcome::Stream(s) => Ok(s),
-            Outcome::Json(_) => Err(GatewayError::Exhausted("internal: plain reply for a stream".into())),
+            Outcome::Reply(_) => Err(GatewayError::Exhausted("internal: plain reply for a stream".into())),
         }
     }
 
-    async fn call(&self, model: &str, body: Value, op: Op, report: &mut CallReport) -> Result<Outcome, GatewayError> {
+    async fn call(
+        &self,
+        model: &str,
+        body: &mut Value,
+        op: Op,
+        report: &mut CallReport,
+    ) -> Result<Outcome, GatewayError> {
         let result = self.call_chain(model, body, op, report).await;
         self.note_storm(u64::from(report.calls.saturating_sub(1)));
         if let Err(e) = &result {
@@ -404,7 +431,7 @@ impl Gateway {
     async fn call_chain(
         &self,
         model: &str,
-        mut body: Value,
+        body: &mut Value,
         op: Op,
         report: &mut CallReport,
     ) -> Result<Outcome, GatewayError> {
@@ -431,7 +458,9 @@ impl Gateway {
                 );
             }
             tried_any = true;
-            body["model"] = Value::String(target.model.clone());
+            if body.get("model").and_then(Value::as_str) != Some(target.model.as_str()) {
+                body["model"] = Value::String(target.model.clone());
+            }
             let mut attempt = 0u32;
             loop {
                 attempt += 1;
@@ -448,11 +477,11 @@ impl Gateway {
                 let started = Instant::now();
                 let result = match op {
                     Op::Complete => {
-                        target.provider.complete(&body, self.cfg.attempt_timeout.min(left)).await.map(Outcome::Json)
+                        target.provider.complete(body, self.cfg.attempt_timeout.min(left)).await.map(Outcome::Reply)
                     }
                     Op::Stream => target
                         .provider
-                        .open_stream(&body, self.cfg.first_token_timeout.min(left))
+                        .open_stream(body, self.cfg.first_token_timeout.min(left))
                         .await
                         .map(Outcome::Stream),
                 };

@@ -18,6 +18,15 @@ pub enum Format {
 }
 
 impl Format {
+    /// The kind of format only (a schema is not copied; `JsonSchema` holds `null`).
+    fn of_request_kind(body: &Value) -> Self {
+        match body.pointer("/response_format/type").and_then(Value::as_str) {
+            Some("json_object") => Format::JsonObject,
+            Some("json_schema") => Format::JsonSchema(Value::Null),
+            _ => Format::Text,
+        }
+    }
+
     /// From an OpenAI request's `response_format`.
     pub fn of_request(body: &Value) -> Self {
         let rf = body.get("response_format");
@@ -129,6 +138,24 @@ impl OutputGuard {
             Format::JsonSchema(s) => validate_json(reply, false, Some(s)),
         };
         result.map(|_| ()).map_err(OutputBlock::InvalidJson)
+    }
+
+    /// Whether any check can fire on the reply to `request` (a cheap look at the request;
+    /// when false, [`OutputGuard::check`] passes every reply, so callers skip it).
+    pub fn applies_to(&self, request: &Value) -> bool {
+        if !self.settings.deny.is_empty() {
+            return true;
+        }
+        let messages = request.get("messages").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+        // What `system_prompt` finds: a system or developer message with text or parts.
+        let system = messages.iter().any(|m| {
+            matches!(m.get("role").and_then(Value::as_str), Some("system" | "developer"))
+                && matches!(m.get("content"), Some(Value::String(_) | Value::Array(_)))
+        });
+        if self.settings.prompt_leak && system {
+            return true;
+        }
+        self.settings.json && Format::of_request_kind(request) != Format::Text
     }
 
     /// Whether any check can fire on plain text (lets streams skip the work entirely).

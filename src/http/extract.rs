@@ -39,6 +39,10 @@ impl<T: DeserializeOwned> FromRequest<ServerState> for JsonBody<T> {
 
 /// Parses JSON, telling syntax errors (400) from shape errors (422).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // One pass without path tracking; only a failure pays for a second pass that names the field.
+    if let Ok(v) = serde_json::from_slice(bytes) {
+        return Ok(v);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let result = serde_path_to_error::deserialize::<_, T>(&mut de);
     let malformed =
@@ -78,6 +82,10 @@ fn strip_position(s: &str) -> String {
 
 /// Validates an already-parsed JSON value against a type, naming the offending field.
 pub fn parse_value<T: DeserializeOwned>(v: &serde_json::Value) -> Result<T, ApiError> {
+    // One pass without path tracking; only a failure pays for a second pass that names the field.
+    if let Ok(t) = T::deserialize(v) {
+        return Ok(t);
+    }
     serde_path_to_error::deserialize::<_, T>(v).map_err(|e| {
         let path = e.path().to_string();
         field_error(path, &e.into_inner())

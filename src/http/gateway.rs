@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::metering::{self, StreamMeter};
+use super::passthrough::Passthrough;
 use super::ServerState;
 use crate::gateway::cache::{count as count_cache, CacheMode, Cached, ResponseCache};
 use crate::gateway::chat;
@@ -127,19 +128,35 @@ pub async fn complete(
         cache_label = Some(label);
     }
     let mut report = CallReport::default();
-    let result = gateway.complete(model, body.clone(), &mut report).await;
+    let result = gateway.complete_reply(model, &mut body, &mut report).await;
     meter.served_by(gateway, report.attempts.last().map(|a| a.target.as_str()));
+    // Passed through as it came when nothing needs the reply as a tree (no cache to store it,
+    // and the provider's own usage in it); the output guard reads only the reply's text.
+    let passthrough = match &result {
+        Ok(reply) if cache.is_none() => Passthrough::read(reply),
+        _ => None,
+    };
+    if let Some(p) = passthrough {
+        let usage = meter.price(p.usage);
+        meter.finish(Some(usage), false).await;
+        if let Some(block) = check_output(state, &body, || p.text()) {
+            return Ok(withheld(&block, &usage, capped, &report, started));
+        }
+        let mut res = p.respond(&metering::extension(&usage, cache_label));
+        stamp_usage(&mut res, &usage, capped);
+        if let Some(g) = &guarded {
+            header(&mut res, "x-keel-guard", g);
+        }
+        stamp(&mut res, &report, started);
+        return Ok(res);
+    }
+    let result = result.and_then(|r| r.into_value().map_err(|e| GatewayError::Exhausted(e.to_string())));
     let mut res = match result {
         Ok(mut v) => {
             let usage = meter.price(crate::gateway::usage::of_response(model, &body, &v));
             meter.finish(Some(usage), false).await;
-            if let Some(block) = check_output(state, &body, &v) {
-                // Withheld (and never cached); the provider's usage is still counted.
-                let mut res =
-                    ApiError::new(StatusCode::BAD_GATEWAY, block.reason_code(), block.to_string()).into_response();
-                stamp_usage(&mut res, &usage, capped);
-                stamp(&mut res, &report, started);
-                return Ok(res);
+            if let Some(block) = check_output(state, &body, || chat::reply_text(&v).unwrap_or_default()) {
+                return Ok(withheld(&block, &usage, capped, &report, started));
             }
             if let (Some(c), Some(k)) = (cache, key) {
                 if mode != CacheMode::Off {
@@ -203,15 +220,29 @@ fn guard_request(state: &ServerState, route: &str, body: &mut Value) -> Result<O
     Ok((!parts.is_empty()).then(|| parts.join("; ")))
 }
 
-/// The output guard's verdict on a whole reply (`None`: it may be served).
-fn check_output(state: &ServerState, request: &Value, reply: &Value) -> Option<OutputBlock> {
-    let guard = state.output.as_ref()?;
-    let text = chat::reply_text(reply).unwrap_or_default();
-    let verdict = guard.check(&text, system_prompt(request).as_deref(), &Format::of_request(request));
+/// The output guard's verdict on a whole reply (`None`: it may be served); `text` is only
+/// read when a check applies to this request.
+fn check_output(state: &ServerState, request: &Value, text: impl FnOnce() -> String) -> Option<OutputBlock> {
+    let guard = state.output.as_ref().filter(|g| g.applies_to(request))?;
+    let verdict = guard.check(&text(), system_prompt(request).as_deref(), &Format::of_request(request));
     let block = verdict.err()?;
     block.count();
     tracing::warn!(reason = block.reason_code(), "gateway reply withheld by the output guard");
     Some(block)
+}
+
+/// A reply withheld by the output guard (and never cached); the provider's usage still counts.
+fn withheld(
+    block: &OutputBlock,
+    usage: &Usage,
+    capped: Option<u64>,
+    report: &CallReport,
+    started: Instant,
+) -> Response {
+    let mut res = ApiError::new(StatusCode::BAD_GATEWAY, block.reason_code(), block.to_string()).into_response();
+    stamp_usage(&mut res, usage, capped);
+    stamp(&mut res, report, started);
+    res
 }
 
 /// A stream: reserved like a plain call, never cached; its usage (the provider's final
@@ -228,7 +259,7 @@ pub async fn stream(state: &ServerState, caller: &Caller, model: &str, mut body:
     };
     let capped = meter.capped;
     let mut report = CallReport::default();
-    let open = match gateway.stream(model, body.clone(), &mut report).await {
+    let open = match gateway.stream(model, &mut body, &mut report).await {
         Ok(s) => s,
         Err(e) => {
             meter.finish(None, false).await;

@@ -36,6 +36,24 @@ impl ProviderError {
     }
 }
 
+/// A chat completion in OpenAI's shape: the provider's bytes as received (validated: JSON with
+/// a `choices` array), or a reply translated from another wire format.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Bytes(Bytes),
+    Json(Value),
+}
+
+impl Reply {
+    /// The reply as a JSON tree.
+    pub fn into_value(self) -> Result<Value, ProviderError> {
+        match self {
+            Reply::Json(v) => Ok(v),
+            Reply::Bytes(b) => serde_json::from_slice(&b).map_err(|e| ProviderError::Malformed(e.to_string())),
+        }
+    }
+}
+
 /// A stream whose first chunk has arrived (so the gateway may still fall back before it).
 pub struct OpenStream {
     pub first: Bytes,
@@ -59,10 +77,10 @@ impl Provider {
     }
 
     /// One non-streaming chat completion; `body` already names the target's model.
-    pub async fn complete(&self, body: &Value, timeout: Duration) -> Result<Value, ProviderError> {
+    pub async fn complete(&self, body: &Value, timeout: Duration) -> Result<Reply, ProviderError> {
         match self {
-            Provider::OpenAi(p) => p.complete(body, timeout).await,
-            Provider::Anthropic(p) => p.complete(body, timeout).await,
+            Provider::OpenAi(p) => p.complete(body, timeout).await.map(Reply::Bytes),
+            Provider::Anthropic(p) => p.complete(body, timeout).await.map(Reply::Json),
         }
     }
 

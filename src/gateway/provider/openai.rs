@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::Value;
 
@@ -9,35 +10,61 @@ use super::{send_error, status_error, OpenStream, ProviderError};
 
 pub struct OpenAiProvider {
     url: String,
+    /// `url`, parsed once (a URL that does not parse fails on each call, as before).
+    parsed: Option<reqwest::Url>,
     api_key: Option<String>,
     client: reqwest::Client,
 }
 
+/// What a chat completion must have; the rest is passed through unread.
+#[derive(serde::Deserialize)]
+struct Shape {
+    #[allow(dead_code, reason = "only its presence and type are checked")]
+    choices: Vec<serde::de::IgnoredAny>,
+}
+
+/// Whether `bytes` are a chat completion: one pass that builds no tree, with the tree-based
+/// check (and its error message) only when the quick one fails.
+fn check_reply(bytes: &[u8]) -> Result<(), ProviderError> {
+    // (A struct also deserialises from an array, hence the first byte.)
+    if bytes.trim_ascii_start().starts_with(b"{") && serde_json::from_slice::<Shape>(bytes).is_ok() {
+        return Ok(());
+    }
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| ProviderError::Malformed(e.to_string()))?;
+    if v.get("choices").and_then(Value::as_array).is_none() {
+        return Err(ProviderError::Malformed("no `choices` array".into()));
+    }
+    Ok(())
+}
+
 impl OpenAiProvider {
     pub fn new(base_url: &str, api_key: Option<String>, client: reqwest::Client) -> Self {
-        Self { url: format!("{base_url}/chat/completions"), api_key, client }
+        let url = format!("{base_url}/chat/completions");
+        Self { parsed: reqwest::Url::parse(&url).ok(), url, api_key, client }
     }
 
     fn request(&self, body: &Value) -> reqwest::RequestBuilder {
-        let mut r = self.client.post(&self.url).json(body);
+        let r = match &self.parsed {
+            Some(u) => self.client.post(u.clone()),
+            None => self.client.post(&self.url),
+        };
+        let mut r = r.json(body);
         if let Some(k) = &self.api_key {
             r = r.bearer_auth(k);
         }
         r
     }
 
-    pub async fn complete(&self, body: &Value, timeout: Duration) -> Result<Value, ProviderError> {
+    /// The reply's bytes, as received, once they are known to be a chat completion.
+    pub async fn complete(&self, body: &Value, timeout: Duration) -> Result<Bytes, ProviderError> {
         let work = async {
             let res = self.request(body).send().await.map_err(send_error)?;
             if !res.status().is_success() {
                 return Err(status_error(res).await);
             }
             let bytes = res.bytes().await.map_err(send_error)?;
-            let v: Value = serde_json::from_slice(&bytes).map_err(|e| ProviderError::Malformed(e.to_string()))?;
-            if v.get("choices").and_then(Value::as_array).is_none() {
-                return Err(ProviderError::Malformed("no `choices` array".into()));
-            }
-            Ok(v)
+            check_reply(&bytes)?;
+            Ok(bytes)
         };
         tokio::time::timeout(timeout, work).await.map_err(|_| ProviderError::Timeout)?
     }
@@ -57,5 +84,20 @@ impl OpenAiProvider {
             }
         };
         tokio::time::timeout(first_token_timeout, work).await.map_err(|_| ProviderError::Timeout)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_reply;
+
+    #[test]
+    fn replies_without_a_choices_array_are_malformed() {
+        assert!(check_reply(br#"{"id":"x","choices":[{"message":{"content":"hi"}}],"usage":null}"#).is_ok());
+        for bad in [&br#"{"id":"x"}"#[..], br#"{"choices":null}"#, br#"{"choices":[] "#, b"[]"] {
+            let e = check_reply(bad).unwrap_err().to_string();
+            assert!(e.starts_with("the provider's reply is not valid"), "{e}");
+        }
+        assert!(check_reply(br#"{"choices":{}}"#).unwrap_err().to_string().contains("no `choices` array"));
     }
 }
