@@ -334,7 +334,11 @@ async fn guard(state: ServerState, store: Option<Store>, config: &Config) -> any
     let output = crate::guardrails::output::OutputGuard::new(&config.guard.output)
         .context("[guard.output] in the configuration")?;
     let state = state.with_output_guard(Arc::new(output));
-    let state = match crate::guardrails::build_guard(config, None)? {
+    // The server's own input guard serves routes with a `guard` policy and the review of
+    // flagged chunks; a quick proxy without either does not load it.
+    let needs_guard = state.grounded() || config.gateway.routes.iter().any(|r| r.guard.is_some());
+    let guard = if needs_guard { crate::guardrails::build_guard(config, None)? } else { None };
+    let state = match guard {
         Some(g) => state.with_input_guard(g),
         None => state,
     };

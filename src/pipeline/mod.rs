@@ -226,10 +226,15 @@ impl Pipeline {
             )),
             generate,
         ];
-        let answerer = answerer_identity(config);
-        let config_hash = crate::digest::sha256_hex(
-            format!("{:?}{:?}{:?}", config.retrieval, config.answer, config.guard).as_bytes(),
-        );
+        let versions = Arc::new(snapshot::AnswerVersions {
+            index: index.clone(),
+            approved,
+            answerer: answerer_identity(config),
+            config_hash: crate::digest::sha256_hex(
+                format!("{:?}{:?}{:?}", config.retrieval, config.answer, config.guard).as_bytes(),
+            ),
+            reviews: reviews.clone(),
+        });
         let cache_cfg = &config.gateway.cache;
         let semantic = cache_cfg.semantic.then(|| {
             Arc::new(semantic::SemanticCache::new(
@@ -246,11 +251,7 @@ impl Pipeline {
                 Box::new(semantic::SemanticStage {
                     cache: cache.clone(),
                     embedder: embedder.clone(),
-                    index: index.clone(),
-                    approved: approved.clone(),
-                    answerer: answerer.clone(),
-                    config_hash: config_hash.clone(),
-                    reviews: reviews.clone(),
+                    versions: versions.clone(),
                 }),
             );
         }
@@ -258,14 +259,7 @@ impl Pipeline {
             let at = stages.iter().position(|s| s.name() == "semantic_cache" || s.name() == "retrieve");
             stages.insert(
                 at.unwrap_or(stages.len()),
-                Box::new(snapshot::SnapshotStage {
-                    store: store.clone(),
-                    index: index.clone(),
-                    approved,
-                    answerer,
-                    config_hash,
-                    reviews: reviews.clone(),
-                }),
+                Box::new(snapshot::SnapshotStage { store: store.clone(), versions: versions.clone() }),
             );
         }
         let record = record::Recorder { store, escalate_on_no_evidence: gov.escalate_on_no_evidence, semantic };

@@ -10,15 +10,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use serde_json::Value;
 
+use super::snapshot::AnswerVersions;
 use super::{Flow, PipelineError, RequestCtx, Stage};
 use crate::answer::{Answer, CacheRef, Draft};
 use crate::embedding::Embedder;
-use crate::governance::approved::ApprovedSet;
 use crate::governance::normalize_question;
-use crate::guardrails::review::ChunkReviews;
-use crate::index::Index;
 
 struct Entry {
     vector: Vec<f32>,
@@ -88,12 +85,8 @@ pub struct SemanticKey {
 pub struct SemanticStage {
     pub cache: Arc<SemanticCache>,
     pub embedder: Arc<Embedder>,
-    pub index: Arc<Index>,
-    pub approved: Arc<ApprovedSet>,
-    /// The answerer's identity and the configuration hash (as for snapshots).
-    pub answerer: Value,
-    pub config_hash: String,
-    pub reviews: Arc<ChunkReviews>,
+    /// The same versions as snapshot keys.
+    pub versions: Arc<AnswerVersions>,
 }
 
 /// The draft a cached answer replays.
@@ -142,15 +135,7 @@ impl Stage for SemanticStage {
                 v
             }
         };
-        let scope = serde_json::json!({
-            "tenant": ctx.tenant,
-            "corpus": self.index.corpus_version(),
-            "answerer": self.answerer,
-            "approved": self.approved.fingerprint(),
-            "reviewed_chunks": self.reviews.fingerprint(),
-            "config": self.config_hash,
-            "top_k": ctx.top_k,
-        });
+        let scope = serde_json::json!({ "tenant": ctx.tenant, "v": self.versions.current(ctx.top_k) });
         let scope = crate::digest::sha256_hex(scope.to_string().as_bytes());
         if let Some((answer, similarity)) = self.cache.lookup(&scope, &vector) {
             ctx.trace.attr("hit", true);

@@ -16,8 +16,9 @@ use crate::guardrails::review::ChunkReviews;
 use crate::index::Index;
 use crate::store::Store;
 
-pub struct SnapshotStage {
-    pub store: Store,
+/// Everything an answer depends on besides the question: the key part shared by snapshots
+/// and the semantic cache.
+pub struct AnswerVersions {
     pub index: Arc<Index>,
     pub approved: Arc<ApprovedSet>,
     /// The answerer's identity (model and prompt versions).
@@ -26,6 +27,25 @@ pub struct SnapshotStage {
     pub config_hash: String,
     /// Approved flagged chunks (they change what may be evidence).
     pub reviews: Arc<ChunkReviews>,
+}
+
+impl AnswerVersions {
+    /// The versions in force now, for a request asking for `top_k` chunks.
+    pub fn current(&self, top_k: usize) -> Value {
+        json!({
+            "corpus": self.index.corpus_version(),
+            "answerer": self.answerer,
+            "approved": self.approved.fingerprint(),
+            "reviewed_chunks": self.reviews.fingerprint(),
+            "config": self.config_hash,
+            "top_k": top_k,
+        })
+    }
+}
+
+pub struct SnapshotStage {
+    pub store: Store,
+    pub versions: Arc<AnswerVersions>,
 }
 
 /// The key a snapshot is stored under, and where it is written on the context.
@@ -43,14 +63,7 @@ impl Stage for SnapshotStage {
 
     async fn run(&self, ctx: &mut RequestCtx) -> Result<Flow, PipelineError> {
         let question = normalize_question(&ctx.question);
-        let versions = json!({
-            "corpus": self.index.corpus_version(),
-            "answerer": self.answerer,
-            "approved": self.approved.fingerprint(),
-            "reviewed_chunks": self.reviews.fingerprint(),
-            "config": self.config_hash,
-            "top_k": ctx.top_k,
-        });
+        let versions = self.versions.current(ctx.top_k);
         let key = crate::digest::sha256_hex(json!({ "q": question, "v": versions }).to_string().as_bytes());
         ctx.trace.attr("key", key.clone());
         if let Some(s) = self.store.snapshots.snapshot(&key).await? {
