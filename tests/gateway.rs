@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use keel::config::gateway::{ProviderConfig, ProviderKind, RouteConfig, RuleConfig, TargetConfig};
+use keel::config::gateway::{ProviderConfig, ProviderKind, RouteConfig, RuleConfig, TargetConfig, TraceCapture};
 use keel::config::Config;
 use keel::gateway::Gateway;
 use keel::http::ServerState;
@@ -398,4 +398,112 @@ async fn routing_rules_pick_a_chain_by_intent_size_and_tenant() {
     assert_eq!(gateway.resolve("solo", &input("vip")), "solo", "a route without rules");
     // Rule chains are not model names clients can ask for.
     assert!(!gateway.has_model("ruled#3") && !gateway.models().iter().any(|m| m.contains('#')));
+}
+
+/// A server like `start_keel` whose gateway requests are traced into a store in `dir`.
+async fn start_traced(cfg: &Config, dir: &std::path::Path, capture: TraceCapture) -> SocketAddr {
+    let gateway = Arc::new(Gateway::new(&cfg.gateway, &Default::default()).unwrap());
+    let store = keel::store::Store::open_embedded(dir).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = ServerState::proxy_only(1 << 20, gateway).with_traces(
+        keel::pipeline::TraceSink::spawn(store),
+        capture,
+        &cfg.guard.pii,
+    );
+    tokio::spawn(async move { keel::http::serve(listener, state, std::future::pending()).await.unwrap() });
+    addr
+}
+
+/// The stored trace of a response (a stream's trace is written when the stream ends, so it is
+/// polled for briefly).
+async fn stored_trace(addr: SocketAddr, headers: &reqwest::header::HeaderMap) -> Value {
+    let id = headers["x-keel-trace-id"].to_str().unwrap().to_string();
+    for _ in 0..40 {
+        let res = reqwest::get(format!("http://{addr}/v1/traces/{id}")).await.unwrap();
+        if res.status() == 200 {
+            return res.json().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("trace {id} was never stored");
+}
+
+fn span<'a>(trace: &'a Value, name: &str) -> &'a Value {
+    trace["spans"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no {name} span"))
+}
+
+#[tokio::test]
+async fn gateway_requests_leave_a_trace_with_attempts_usage_and_redacted_text() {
+    let (fa, a) = start_fake().await;
+    let (_fb, b) = start_fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let keel = start_traced(&config(&a, &b), dir.path(), TraceCapture::Messages).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{keel}/v1/chat/completions");
+
+    // A retried call: both attempts, the serving target, the provider's usage; the e-mail
+    // address in the message is not stored, the rest of the text is.
+    fa.push(&[Play::Status(503, None), Play::Ok("the reply")]);
+    let body = json!({ "model": "solo", "messages": [{ "role": "user", "content": "mail ann@example.com please" }] });
+    let res = client.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let t = stored_trace(keel, res.headers()).await;
+    assert_eq!(t["route"], "gateway");
+    assert_eq!(t["status"], "ok");
+    assert_eq!(t["input"]["model"], "solo");
+    assert_eq!(t["input"]["messages"][0]["content"], "mail [EMAIL] please");
+    assert!(!t.to_string().contains("ann@example.com"));
+    let provider = &span(&t, "provider")["attrs"];
+    assert_eq!(provider["calls"], 2);
+    assert!(provider["attempts"][0]["outcome"].as_str().unwrap().contains("503"), "{provider}");
+    assert_eq!(t["output"]["usage"]["prompt_tokens"], 3);
+    assert_eq!(t["output"]["reply"], "the reply");
+    assert_eq!(t["output"]["http_status"], 200);
+
+    // A failed call is traced with its error code.
+    fa.push(&[Play::Status(400, None)]);
+    let res = client.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let t = stored_trace(keel, res.headers()).await;
+    assert_eq!(t["status"], "error");
+    assert_eq!(t["output"]["error"], "upstream_rejected");
+
+    // A stream cut half-way: the trace has the text that reached the client and the error.
+    fa.push(&[Play::StreamCut]);
+    let (status, headers, _) = chat(keel, "solo", true).await;
+    assert_eq!(status, 200);
+    let t = stored_trace(keel, &headers).await;
+    assert_eq!(t["status"], "error");
+    assert_eq!(t["output"]["error"], "stream_interrupted");
+    assert_eq!(t["output"]["reply"], "half way");
+    assert_eq!(t["input"]["stream"], true);
+    assert_eq!(span(&t, "stream")["attrs"]["done"], false);
+    assert!(t["output"]["usage"]["estimated"].as_bool().unwrap());
+
+    // A clean stream.
+    let (_, headers, _) = chat(keel, "solo", true).await;
+    let t = stored_trace(keel, &headers).await;
+    assert_eq!(t["status"], "ok");
+    assert_eq!(t["output"]["reply"], "default more");
+}
+
+#[tokio::test]
+async fn metadata_traces_keep_no_text_and_off_writes_none() {
+    let (_fa, a) = start_fake().await;
+    let (_fb, b) = start_fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let keel = start_traced(&config(&a, &b), dir.path(), TraceCapture::Metadata).await;
+    let (status, headers, _) = chat(keel, "chain", false).await;
+    assert_eq!(status, 200);
+    let t = stored_trace(keel, &headers).await;
+    assert_eq!(t["input"]["messages_count"], 1);
+    assert!(t["input"].get("messages").is_none() && t["output"].get("reply").is_none(), "{t}");
+    assert!(t["output"]["target"].as_str().unwrap().contains("a-model"), "{t}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let keel = start_traced(&config(&a, &b), dir.path(), TraceCapture::Off).await;
+    let (status, headers, _) = chat(keel, "chain", false).await;
+    assert_eq!(status, 200);
+    assert!(headers.get("x-keel-trace-id").is_none());
 }

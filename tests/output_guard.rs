@@ -1,6 +1,7 @@
 //! The guards on gateway routes. Output: a deny-listed phrase, a repeated system prompt and a
 //! reply that is not the JSON asked for are withheld (502 with a reason code, never cached);
-//! in a stream, the chunk that completes a deny-listed phrase becomes an error event. Input (a
+//! in a stream, the chunk that completes a deny-listed phrase becomes an error event and the
+//! text held back before it (the phrase's start) is never sent. Input (a
 //! route with `guard = {…}`): personal data is redacted before the provider sees it, an
 //! injection is refused with its reason codes and never forwarded.
 
@@ -145,18 +146,35 @@ async fn replies_must_be_the_json_that_was_asked_for() {
 #[tokio::test]
 async fn a_stream_is_cut_at_the_chunk_that_completes_a_denied_phrase() {
     let (fake, keel) = start().await;
-    fake.replies.lock().unwrap().push_back(vec!["The plan is ", "called Project ", "Falcon", " and it ships in May."]);
+    fake.replies.lock().unwrap().push_back(vec![
+        "Thanks for asking about our roadmap. ",
+        "We plan a lot of things this year for everyone, and we will share more news as the year goes on. ",
+        "The plan is ",
+        "called Project ",
+        "Falcon",
+        " and it ships in May.",
+    ]);
     let mut req = user("plan?");
     req["stream"] = json!(true);
     let (status, _, body) = chat(keel, req.clone()).await;
     assert_eq!(status, 200);
-    assert!(body.contains("The plan is ") && body.contains("output_deny_list"), "{body}");
-    assert!(!body.contains("\"Falcon\"") && !body.contains("ships in May"), "nothing from the hit on: {body}");
-    assert!(!body.contains("[DONE]"), "{body}");
+    // Text well before the phrase went out as it came; the last 96 bytes before it were held
+    // back (12 words with a system prompt to protect), so not even its first word was sent.
+    assert!(body.contains("Thanks for asking about our roadmap.") && body.contains("output_deny_list"), "{body}");
+    assert!(!body.contains("Project") && !body.contains("Falcon"), "the start of the phrase was sent: {body}");
+    assert!(!body.contains("ships in May") && !body.contains("[DONE]"), "{body}");
 
-    fake.replies.lock().unwrap().push_back(vec!["All ", "clear."]);
+    // A clean stream loses nothing to the hold-back: all of it arrives, then [DONE].
+    fake.replies.lock().unwrap().push_back(vec!["All ", "clear, ", "nothing ", "to ", "see ", "here."]);
     let (_, _, body) = chat(keel, req).await;
-    assert!(body.contains("clear.") && body.trim_end().ends_with("[DONE]"), "{body}");
+    let text: String = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(text, "All clear, nothing to see here.");
+    assert!(body.trim_end().ends_with("[DONE]"), "{body}");
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use crate::gateway::{Gateway, Secrets};
 use crate::http::{self, ServerState};
 use crate::index::Index;
 use crate::kb::ingest::{self, IngestOptions, IngestReport};
-use crate::pipeline::Question;
+use crate::pipeline::{Question, TraceSink};
 use crate::store::Store;
 
 pub async fn ingest(config: Config, paths: &[PathBuf], prune: bool, json_out: bool) -> anyhow::Result<ExitCode> {
@@ -362,9 +362,20 @@ pub async fn serve(
         Some(l) => l.parse().with_context(|| format!("--listen `{l}` is not an address like 127.0.0.1:8080"))?,
         None => config.server.listen,
     };
-    if let (Some(url), Some(model)) = (&quick.openai_base_url, &quick.model) {
-        return serve_proxy(config, addr, url, model, quick.api_key_env.clone(), quick.deadline.clone(), require_keys)
-            .await;
+    if let Some(((kind, url), model)) = quick.upstream().zip(quick.model.as_deref()) {
+        return serve_proxy(
+            config,
+            addr,
+            (kind, url),
+            model,
+            quick.api_key_env.clone(),
+            quick.deadline.clone(),
+            require_keys,
+        )
+        .await;
+    }
+    if quick.model.is_some() {
+        anyhow::bail!("--model needs --openai-base-url or --anthropic-base-url (quick proxy mode)");
     }
     let gateway = Arc::new(Gateway::new(&config.gateway, &secrets_from_env(&config)?)?);
     config.gateway.providers.iter().for_each(|p| tracing::info!(provider = %p.name, url = %p.base_url, "provider"));
@@ -376,7 +387,11 @@ pub async fn serve(
     // One store for key checks and the knowledge base.
     let store = Store::open_embedded(&config.data_dir).await?;
     let keys = require_keys.then(|| store.clone());
-    let state = guard(ServerState::loading(config.server.max_body_bytes, gateway), keys, &config).await?;
+    let state = guard(ServerState::loading(config.server.max_body_bytes, gateway), keys, &config).await?.with_traces(
+        TraceSink::spawn(store.clone()),
+        config.gateway.trace,
+        &config.guard.pii,
+    );
     let loader_state = state.clone();
     let app_gateway = state.gateway.clone();
     let loader = tokio::spawn(async move {
@@ -426,27 +441,24 @@ pub async fn serve(
 async fn serve_proxy(
     mut config: Config,
     addr: std::net::SocketAddr,
-    url: &str,
+    (kind, url): (crate::config::gateway::ProviderKind, &str),
     model: &str,
     api_key_env: Option<String>,
     deadline: Option<String>,
     require_keys: bool,
 ) -> anyhow::Result<ExitCode> {
     use crate::config::gateway::{parse_duration, ProviderConfig, ProviderKind, RouteConfig, TargetConfig};
+    let flag = if kind == ProviderKind::Anthropic { "--anthropic-base-url" } else { "--openai-base-url" };
     anyhow::ensure!(
         url.starts_with("http://") || url.starts_with("https://"),
-        "--openai-base-url must start with http:// or https://"
+        "{flag} must start with http:// or https://"
     );
     if let Some(d) = deadline {
         config.gateway.deadline =
             parse_duration(&d).filter(|d| !d.is_zero()).with_context(|| format!("--deadline `{d}` is not like 30s"))?;
     }
-    config.gateway.providers = vec![ProviderConfig {
-        name: "upstream".into(),
-        kind: ProviderKind::OpenAi,
-        base_url: url.trim_end_matches('/').into(),
-        api_key_env,
-    }];
+    config.gateway.providers =
+        vec![ProviderConfig { name: "upstream".into(), kind, base_url: url.trim_end_matches('/').into(), api_key_env }];
     config.gateway.routes = vec![RouteConfig {
         model: model.to_string(),
         targets: vec![TargetConfig { provider: "upstream".into(), model: model.to_string(), price: None }],
@@ -457,9 +469,14 @@ async fn serve_proxy(
     let gateway = Arc::new(Gateway::new(&config.gateway, &secrets_from_env(&config)?)?);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     println!("Keel (quick proxy mode) on http://{} → {url} as model `{model}`", listener.local_addr()?);
-    // Proxy mode opens the store only to check keys.
-    let keys = if require_keys { Some(Store::open_embedded(&config.data_dir).await?) } else { None };
-    let state = guard(ServerState::proxy_only(config.server.max_body_bytes, gateway), keys, &config).await?;
+    // Proxy mode opens the store to check keys and to keep traces.
+    let traced = config.gateway.trace != crate::config::gateway::TraceCapture::Off;
+    let store = if require_keys || traced { Some(Store::open_embedded(&config.data_dir).await?) } else { None };
+    let keys = if require_keys { store.clone() } else { None };
+    let mut state = guard(ServerState::proxy_only(config.server.max_body_bytes, gateway), keys, &config).await?;
+    if let Some(store) = store.filter(|_| traced) {
+        state = state.with_traces(TraceSink::spawn(store), config.gateway.trace, &config.guard.pii);
+    }
     http::serve(listener, state, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -493,7 +510,13 @@ pub async fn quickstart(config: Config, kb: PathBuf, listen: Option<String>) -> 
     let store = Store::open_embedded(&config.data_dir).await?;
     let (rec, key) = crate::auth::create_key(&store, "quickstart", &["query,feedback,admin".to_string()]).await?;
     println!("API key for this session ({}, shown once):\n  export KEEL_KEY={key}", rec.id);
-    let quick = super::QuickProxy { openai_base_url: None, api_key_env: None, model: None, deadline: None };
+    let quick = super::QuickProxy {
+        openai_base_url: None,
+        anthropic_base_url: None,
+        api_key_env: None,
+        model: None,
+        deadline: None,
+    };
     serve(config, listen, quick, true).await
 }
 

@@ -171,17 +171,33 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct QuickProxy {
     /// Proxy to this OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1).
-    #[arg(long, requires = "model")]
+    #[arg(long, requires = "model", conflicts_with = "anthropic_base_url")]
     pub openai_base_url: Option<String>,
+    /// Proxy to Anthropic's Messages API at this base URL (e.g. https://api.anthropic.com/v1);
+    /// clients still speak OpenAI's chat completions (or Anthropic's /v1/messages).
+    #[arg(long, requires = "model")]
+    pub anthropic_base_url: Option<String>,
     /// Environment variable holding the upstream API key.
-    #[arg(long, requires = "openai_base_url")]
+    #[arg(long, requires = "model")]
     pub api_key_env: Option<String>,
     /// Model name clients use (and that is sent upstream).
-    #[arg(long, requires = "openai_base_url")]
+    #[arg(long)]
     pub model: Option<String>,
     /// Total deadline per request, e.g. 30s.
-    #[arg(long, requires = "openai_base_url")]
+    #[arg(long, requires = "model")]
     pub deadline: Option<String>,
+}
+
+impl QuickProxy {
+    /// The upstream of quick proxy mode, if one was given: its kind and base URL.
+    pub fn upstream(&self) -> Option<(crate::config::gateway::ProviderKind, &str)> {
+        use crate::config::gateway::ProviderKind;
+        match (&self.openai_base_url, &self.anthropic_base_url) {
+            (Some(u), _) => Some((ProviderKind::OpenAi, u.as_str())),
+            (None, Some(u)) => Some((ProviderKind::Anthropic, u.as_str())),
+            (None, None) => None,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -312,7 +328,7 @@ pub fn main() -> ExitCode {
         // Quick proxy mode only waits on sockets: one thread serves it with the least CPU per
         // request (no cross-thread wake-ups); `--workers` or TOKIO_WORKER_THREADS raise it.
         Command::Serve { quick, .. }
-            if quick.openai_base_url.is_some() && std::env::var_os("TOKIO_WORKER_THREADS").is_none() =>
+            if quick.upstream().is_some() && std::env::var_os("TOKIO_WORKER_THREADS").is_none() =>
         {
             Some(1)
         }

@@ -27,6 +27,8 @@ pub struct RawGateway {
     pub breaker_error_ratio: Option<f64>,
     pub breaker_cooldown: Option<String>,
     pub retry_storm_ratio: Option<f64>,
+    /// What a gateway request's trace keeps: "messages", "metadata" or "off".
+    pub trace: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,12 +166,25 @@ pub struct GatewayConfig {
     pub breaker_cooldown: Duration,
     /// Retries per request over a minute above which `keel_retry_storm_total` is raised.
     pub retry_storm_ratio: f64,
+    /// What the trace of a gateway request keeps.
+    pub trace: TraceCapture,
     pub providers: Vec<ProviderConfig>,
     pub routes: Vec<RouteConfig>,
     /// Default per-key limits and the completion reserve.
     pub limits: super::limits::LimitsConfig,
     /// The exact response cache.
     pub cache: super::limits::CacheConfig,
+}
+
+/// What the trace of a plain gateway request (not the grounded `keel` model) keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceCapture {
+    /// No trace.
+    Off,
+    /// Route, tenant, targets, attempts, usage, cost, cache and guard outcomes; no text.
+    Metadata,
+    /// The metadata plus the messages and the reply, with personal data redacted.
+    Messages,
 }
 
 /// Parses `250ms`, `30s`, `2m`, `1h`.
@@ -341,6 +356,17 @@ pub fn validate(parts: RawGatewayParts, file: &str) -> Result<GatewayConfig, Con
         breaker_error_ratio: ratio,
         breaker_cooldown: dur("gateway.breaker_cooldown", raw.breaker_cooldown, Duration::from_secs(30))?,
         retry_storm_ratio: raw.retry_storm_ratio.filter(|r| r.is_finite() && *r > 0.0).unwrap_or(0.5),
+        trace: match raw.trace.as_deref() {
+            None | Some("messages") => TraceCapture::Messages,
+            Some("metadata") => TraceCapture::Metadata,
+            Some("off") => TraceCapture::Off,
+            Some(other) => {
+                return Err(invalid(
+                    "gateway.trace",
+                    format!("`{other}` is not one of \"messages\", \"metadata\", \"off\""),
+                ))
+            }
+        },
         providers: out_providers,
         routes: out_routes,
         limits: super::limits::limits(limits, file)?,

@@ -158,6 +158,17 @@ impl OutputGuard {
         self.settings.json && Format::of_request_kind(request) != Format::Text
     }
 
+    /// How many bytes of a streamed reply to hold back so that the start of a deny-listed
+    /// phrase, or of a verbatim run of the system prompt, is still unsent when the check that
+    /// stops it fires: twice the longest phrase (room for invisible characters and homoglyphs
+    /// the matcher folds away) and, with a system prompt, `leak_min_words` words of 8 bytes.
+    /// (A leak found only by shingle coverage may already be partly sent.)
+    pub fn hold_back_bytes(&self, has_system: bool) -> usize {
+        let deny = self.settings.deny.iter().map(|p| 2 * p.len() + 8).max().unwrap_or(0);
+        let leak = if self.settings.prompt_leak && has_system { self.settings.leak_min_words * 8 } else { 0 };
+        deny.max(leak)
+    }
+
     /// Whether any check can fire on plain text (lets streams skip the work entirely).
     pub fn watches_text(&self) -> bool {
         !self.settings.deny.is_empty() || self.settings.prompt_leak

@@ -26,6 +26,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub param: Option<String>,
+    /// The request's trace, returned in `x-keel-trace-id`.
+    pub trace_id: Option<String>,
 }
 
 /// Attached to error responses so the logging middleware can report server faults.
@@ -42,11 +44,16 @@ impl ApiError {
             500..=599 => "server_error",
             _ => "invalid_request_error",
         };
-        Self { status, kind, code, message: message.into(), param: None }
+        Self { status, kind, code, message: message.into(), param: None, trace_id: None }
     }
 
     pub fn param(mut self, p: impl Into<String>) -> Self {
         self.param = Some(p.into());
+        self
+    }
+
+    pub fn trace_id(mut self, id: Option<&str>) -> Self {
+        self.trace_id = id.map(str::to_string);
         self
     }
 
@@ -64,6 +71,9 @@ impl IntoResponse for ApiError {
             "param": self.param,
         }});
         let mut res = (self.status, Json(body)).into_response();
+        if let Some(v) = self.trace_id.and_then(|id| axum::http::HeaderValue::from_str(&id).ok()) {
+            res.headers_mut().insert("x-keel-trace-id", v);
+        }
         if self.status.is_server_error() {
             res.extensions_mut().insert(ErrorDetail(self.message));
         }

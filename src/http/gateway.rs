@@ -3,28 +3,26 @@
 //! chunk by chunk while their usage is metered. The output guard checks every reply (and every
 //! stream as it goes) before it reaches the client.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
-use futures_util::stream::{self, BoxStream, StreamExt};
 use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::gateway_trace::{GatewayTrace, GatewayTraces};
 use super::metering::{self, StreamMeter};
 use super::passthrough::Passthrough;
+use super::relay::{relay, OutputWatch};
 use super::ServerState;
 use crate::gateway::cache::{count as count_cache, CacheMode, Cached, ResponseCache};
 use crate::gateway::chat;
-use crate::gateway::provider::ProviderError;
 use crate::gateway::usage::Usage;
 use crate::gateway::{CallReport, GatewayError, RouteInput};
-use crate::guardrails::output::{system_prompt, Format, OutputBlock, OutputGuard};
+use crate::guardrails::output::{system_prompt, Format, OutputBlock};
 use crate::guardrails::request::check_request;
 
 impl From<GatewayError> for ApiError {
@@ -95,13 +93,21 @@ pub async fn complete(
     let started = Instant::now();
     let gateway = &state.gateway;
     let route = gateway.resolve(model, &RouteInput { tenant: &caller.tenant, body: &body });
+    let requested = model;
     let model = route.as_str();
-    let guarded = guard_request(state, model, &mut body)?;
+    let mut trace = GatewayTraces::start(state.traces.as_ref(), caller, requested, model, false);
+    let guarded = guard_request(state, model, &mut body, &mut trace)?;
+    trace.messages(&body);
     let mut meter = match metering::begin(gateway, state.limiter.as_ref(), caller, model, &mut body).await {
         Ok(m) => m,
-        Err(refused) => return Ok(refused),
+        Err(mut refused) => {
+            trace.span("limits", &[("outcome", json!("refused"))]);
+            trace.finish_with(&mut refused);
+            return Ok(refused);
+        }
     };
     let capped = meter.capped;
+    trace.span("limits", &[("outcome", json!("reserved")), ("capped", json!(capped))]);
     let mode = CacheMode::from_header(headers.get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok()));
     let cache = gateway.cache();
     let key = cache.map(|_| ResponseCache::key(&caller.tenant, gateway.route_version(model), &body));
@@ -110,8 +116,11 @@ pub async fn complete(
         let hit = if mode == CacheMode::Normal { c.get(k) } else { None };
         if let Some(entry) = hit {
             count_cache("hit");
+            trace.span("cache", &[("cache", json!("hit"))]);
             let usage = Usage { cost_nanodollars: 0, ..entry.usage };
             meter.finish(Some(usage), true).await;
+            trace.usage(&usage);
+            trace.reply(|| chat::reply_text(&entry.body).unwrap_or_default());
             let mut v = entry.body.clone();
             v["keel"] = metering::extension(&usage, Some("hit"));
             let mut res = Json(v).into_response();
@@ -121,14 +130,17 @@ pub async fn complete(
             }
             stamp_usage(&mut res, &usage, capped);
             stamp(&mut res, &CallReport::default(), started);
+            trace.finish_with(&mut res);
             return Ok(res);
         }
         let label = if mode == CacheMode::Normal { "miss" } else { "bypass" };
         count_cache(label);
+        trace.span("cache", &[("cache", json!(label))]);
         cache_label = Some(label);
     }
     let mut report = CallReport::default();
     let result = gateway.complete_reply(model, &mut body, &mut report).await;
+    trace.provider(&report);
     meter.served_by(gateway, report.attempts.last().map(|a| a.target.as_str()));
     // Passed through as it came when nothing needs the reply as a tree (no cache to store it,
     // and the provider's own usage in it); the output guard reads only the reply's text.
@@ -139,8 +151,10 @@ pub async fn complete(
     if let Some(p) = passthrough {
         let usage = meter.price(p.usage);
         meter.finish(Some(usage), false).await;
-        if let Some(block) = check_output(state, &body, || p.text()) {
-            return Ok(withheld(&block, &usage, capped, &report, started));
+        trace.usage(&usage);
+        trace.reply(|| p.text());
+        if let Some(block) = check_output(state, &body, || p.text(), &mut trace) {
+            return Ok(withheld(&block, &usage, capped, &report, started, &mut trace));
         }
         let mut res = p.respond(&metering::extension(&usage, cache_label));
         stamp_usage(&mut res, &usage, capped);
@@ -148,6 +162,7 @@ pub async fn complete(
             header(&mut res, "x-keel-guard", g);
         }
         stamp(&mut res, &report, started);
+        trace.finish_with(&mut res);
         return Ok(res);
     }
     let result = result.and_then(|r| r.into_value().map_err(|e| GatewayError::Exhausted(e.to_string())));
@@ -155,8 +170,10 @@ pub async fn complete(
         Ok(mut v) => {
             let usage = meter.price(crate::gateway::usage::of_response(model, &body, &v));
             meter.finish(Some(usage), false).await;
-            if let Some(block) = check_output(state, &body, || chat::reply_text(&v).unwrap_or_default()) {
-                return Ok(withheld(&block, &usage, capped, &report, started));
+            trace.usage(&usage);
+            trace.reply(|| chat::reply_text(&v).unwrap_or_default());
+            if let Some(block) = check_output(state, &body, || chat::reply_text(&v).unwrap_or_default(), &mut trace) {
+                return Ok(withheld(&block, &usage, capped, &report, started, &mut trace));
             }
             if let (Some(c), Some(k)) = (cache, key) {
                 if mode != CacheMode::Off {
@@ -170,7 +187,12 @@ pub async fn complete(
         }
         Err(e) => {
             meter.finish(None, false).await;
-            ApiError::from(e).into_response()
+            let e = ApiError::from(e);
+            let code = e.code;
+            let mut res = e.into_response();
+            trace.stamp(&mut res);
+            trace.finish("error", res.status().as_u16(), Some(code));
+            res
         }
     };
     if let Some(l) = cache_label {
@@ -180,12 +202,18 @@ pub async fn complete(
         header(&mut res, "x-keel-guard", g);
     }
     stamp(&mut res, &report, started);
+    trace.finish_with(&mut res);
     Ok(res)
 }
 
 /// The route's input guard: the request is refused (400 naming the reason codes) or rewritten
 /// in place (personal data redacted); what to report in `x-keel-guard` comes back.
-fn guard_request(state: &ServerState, route: &str, body: &mut Value) -> Result<Option<String>, ApiError> {
+fn guard_request(
+    state: &ServerState,
+    route: &str,
+    body: &mut Value,
+    trace: &mut GatewayTrace,
+) -> Result<Option<String>, ApiError> {
     let (Some(guard), Some(policy)) = (state.input_guard.as_ref(), state.gateway.route_guard(route)) else {
         return Ok(None);
     };
@@ -205,10 +233,22 @@ fn guard_request(state: &ServerState, route: &str, body: &mut Value) -> Result<O
         crate::metrics::labels(&[("outcome", outcome)]),
         1,
     );
+    trace.span(
+        "guard",
+        &[
+            ("outcome", json!(outcome)),
+            ("refused", json!(v.refused)),
+            ("flagged", json!(v.flagged)),
+            ("redacted", json!(v.redacted)),
+        ],
+    );
     if !v.refused.is_empty() {
         tracing::warn!(route, reasons = ?v.refused, "gateway request refused by the input guard");
+        trace.messages(body);
         let msg = format!("The request was refused by the input guard ({})", v.refused.join(", "));
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "guard_block", msg));
+        let e = ApiError::new(StatusCode::BAD_REQUEST, "guard_block", msg);
+        trace.finish("blocked", 400, Some("guard_block"));
+        return Err(e.trace_id(trace.id()));
     }
     let mut parts = Vec::new();
     if !v.flagged.is_empty() {
@@ -222,9 +262,20 @@ fn guard_request(state: &ServerState, route: &str, body: &mut Value) -> Result<O
 
 /// The output guard's verdict on a whole reply (`None`: it may be served); `text` is only
 /// read when a check applies to this request.
-fn check_output(state: &ServerState, request: &Value, text: impl FnOnce() -> String) -> Option<OutputBlock> {
+fn check_output(
+    state: &ServerState,
+    request: &Value,
+    text: impl FnOnce() -> String,
+    trace: &mut GatewayTrace,
+) -> Option<OutputBlock> {
     let guard = state.output.as_ref().filter(|g| g.applies_to(request))?;
+    trace.skip();
     let verdict = guard.check(&text(), system_prompt(request).as_deref(), &Format::of_request(request));
+    let reason = verdict.as_ref().err().map(|b| b.reason_code());
+    trace.span(
+        "output_guard",
+        &[("outcome", json!(if reason.is_some() { "blocked" } else { "passed" })), ("reason", json!(reason))],
+    );
     let block = verdict.err()?;
     block.count();
     tracing::warn!(reason = block.reason_code(), "gateway reply withheld by the output guard");
@@ -238,10 +289,13 @@ fn withheld(
     capped: Option<u64>,
     report: &CallReport,
     started: Instant,
+    trace: &mut GatewayTrace,
 ) -> Response {
     let mut res = ApiError::new(StatusCode::BAD_GATEWAY, block.reason_code(), block.to_string()).into_response();
     stamp_usage(&mut res, usage, capped);
     stamp(&mut res, report, started);
+    trace.stamp(&mut res);
+    trace.finish("blocked", res.status().as_u16(), Some(block.reason_code()));
     res
 }
 
@@ -251,32 +305,43 @@ pub async fn stream(state: &ServerState, caller: &Caller, model: &str, mut body:
     let started = Instant::now();
     let gateway = &state.gateway;
     let route = gateway.resolve(model, &RouteInput { tenant: &caller.tenant, body: &body });
+    let requested = model;
     let model = route.as_str();
-    let guarded = guard_request(state, model, &mut body)?;
+    let mut trace = GatewayTraces::start(state.traces.as_ref(), caller, requested, model, true);
+    let guarded = guard_request(state, model, &mut body, &mut trace)?;
+    trace.messages(&body);
     let mut meter = match metering::begin(gateway, state.limiter.as_ref(), caller, model, &mut body).await {
         Ok(m) => m,
-        Err(refused) => return Ok(refused),
+        Err(mut refused) => {
+            trace.span("limits", &[("outcome", json!("refused"))]);
+            trace.finish_with(&mut refused);
+            return Ok(refused);
+        }
     };
     let capped = meter.capped;
+    trace.span("limits", &[("outcome", json!("reserved")), ("capped", json!(capped))]);
     let mut report = CallReport::default();
-    let open = match gateway.stream(model, &mut body, &mut report).await {
+    let opened = gateway.stream(model, &mut body, &mut report).await;
+    trace.provider(&report);
+    let open = match opened {
         Ok(s) => s,
         Err(e) => {
             meter.finish(None, false).await;
-            let mut res = ApiError::from(e).into_response();
+            let e = ApiError::from(e);
+            let code = e.code;
+            let mut res = e.into_response();
             stamp(&mut res, &report, started);
+            trace.stamp(&mut res);
+            trace.finish("error", res.status().as_u16(), Some(code));
             return Ok(res);
         }
     };
     meter.served_by(gateway, report.attempts.last().map(|a| a.target.as_str()));
-    let watch = state.output.clone().filter(|g| g.watches_text()).map(|g| OutputWatch {
-        guard: g,
-        system: system_prompt(&body),
-        checked: 0,
-    });
-    let watcher = StreamMeter::new(meter, body);
-    let body = Body::from_stream(relay(open.first, open.rest, gateway.idle_timeout(), watcher, watch));
-    let mut res = Response::new(body);
+    let watch = state.output.clone().filter(|g| g.watches_text()).map(|g| OutputWatch::new(g, system_prompt(&body)));
+    let mut res = Response::new(Body::empty());
+    trace.stamp(&mut res);
+    let watcher = StreamMeter::new(meter, body, trace);
+    *res.body_mut() = Body::from_stream(relay(open.first, open.rest, gateway.idle_timeout(), watcher, watch));
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if gateway.cache().is_some() {
@@ -291,123 +356,4 @@ pub async fn stream(state: &ServerState, caller: &Caller, model: &str, mut body:
     }
     stamp(&mut res, &report, started);
     Ok(res)
-}
-
-/// An SSE event that tells the client the stream failed (never a clean `[DONE]`).
-fn error_event(message: &str) -> Bytes {
-    coded_error_event("stream_interrupted", message)
-}
-
-/// An SSE error event with its own code (the output guard's reason codes).
-fn coded_error_event(code: &str, message: &str) -> Bytes {
-    let e = json!({ "error": { "message": message, "type": "server_error", "code": code } });
-    Bytes::from(format!("\n\ndata: {e}\n\n"))
-}
-
-/// The output guard on a stream: the reply so far is checked (deny-list, prompt leak) after
-/// every chunk that adds text; the chunk that completes a hit is replaced by an error event.
-struct OutputWatch {
-    guard: Arc<OutputGuard>,
-    system: Option<String>,
-    /// Bytes of text already checked.
-    checked: usize,
-}
-
-/// Only the tail of a long reply is re-checked (a deny phrase or a leaked run fits in it).
-const WATCH_WINDOW: usize = 4096;
-
-impl OutputWatch {
-    fn check(&mut self, text: &str) -> Option<OutputBlock> {
-        if text.len() == self.checked {
-            return None;
-        }
-        self.checked = text.len();
-        let mut from = text.len().saturating_sub(WATCH_WINDOW);
-        while !text.is_char_boundary(from) {
-            from += 1;
-        }
-        let block = self.guard.check_text(&text[from..], self.system.as_deref()).err()?;
-        block.count();
-        tracing::warn!(reason = block.reason_code(), "gateway stream cut by the output guard");
-        Some(block)
-    }
-}
-
-struct Relay {
-    meter: StreamMeter,
-    watch: Option<OutputWatch>,
-    rest: BoxStream<'static, Result<Bytes, ProviderError>>,
-    idle: Duration,
-    tail: Vec<u8>,
-    done_seen: bool,
-    finished: bool,
-}
-
-impl Relay {
-    fn blocked(&mut self) -> Option<OutputBlock> {
-        let w = self.watch.as_mut()?;
-        w.check(self.meter.text())
-    }
-
-    fn observe(&mut self, chunk: &[u8]) {
-        self.meter.feed(chunk);
-        // Keep the last bytes so a `[DONE]` split across chunks is still seen.
-        self.tail.extend_from_slice(chunk);
-        if self.tail.windows(6).any(|w| w == b"[DONE]") {
-            self.done_seen = true;
-        }
-        let keep = self.tail.len().saturating_sub(16);
-        self.tail.drain(..keep);
-    }
-}
-
-/// Passes chunks through; a gap longer than `idle`, a broken connection or an end without
-/// `[DONE]` becomes an error event.
-fn relay(
-    first: Bytes,
-    rest: BoxStream<'static, Result<Bytes, ProviderError>>,
-    idle: Duration,
-    meter: StreamMeter,
-    watch: Option<OutputWatch>,
-) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
-    let mut state = Relay { meter, watch, rest, idle, tail: Vec::new(), done_seen: false, finished: false };
-    state.observe(&first);
-    let first = match state.blocked() {
-        Some(block) => {
-            state.finished = true;
-            coded_error_event(block.reason_code(), &block.to_string())
-        }
-        None => first,
-    };
-    let head = stream::once(async move { Ok::<Bytes, std::io::Error>(first) });
-    let tail = stream::unfold(state, |mut s| async move {
-        if s.finished {
-            return None;
-        }
-        match tokio::time::timeout(s.idle, s.rest.next()).await {
-            Ok(Some(Ok(chunk))) => {
-                s.observe(&chunk);
-                if let Some(block) = s.blocked() {
-                    s.finished = true;
-                    return Some((Ok(coded_error_event(block.reason_code(), &block.to_string())), s));
-                }
-                Some((Ok(chunk), s))
-            }
-            Ok(Some(Err(e))) => {
-                s.finished = true;
-                Some((Ok(error_event(&e.to_string())), s))
-            }
-            Ok(None) if s.done_seen => None,
-            Ok(None) => {
-                s.finished = true;
-                Some((Ok(error_event("the provider's stream ended early, without its end marker")), s))
-            }
-            Err(_) => {
-                s.finished = true;
-                let msg = format!("the provider sent nothing for {:?}", s.idle);
-                Some((Ok(error_event(&msg)), s))
-            }
-        }
-    });
-    head.chain(tail).boxed()
 }

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::gateway_trace::GatewayTrace;
 use crate::config::limits::Price;
 use crate::gateway::usage::{self, Usage};
 use crate::gateway::Gateway;
@@ -165,11 +166,19 @@ pub struct StreamMeter {
     line: Vec<u8>,
     text: String,
     usage: Option<Usage>,
+    trace: GatewayTrace,
+    /// How the stream ended when it did not end cleanly: trace status and error code.
+    ended: Option<(&'static str, &'static str)>,
 }
 
 impl StreamMeter {
-    pub fn new(meter: Meter, request: Value) -> Self {
-        Self { meter: Some(meter), request, line: Vec::new(), text: String::new(), usage: None }
+    pub fn new(meter: Meter, request: Value, trace: GatewayTrace) -> Self {
+        Self { meter: Some(meter), request, line: Vec::new(), text: String::new(), usage: None, trace, ended: None }
+    }
+
+    /// The stream ended with an error event (`status` `error` or `blocked`, and its code).
+    pub fn ended(&mut self, status: &'static str, code: &'static str) {
+        self.ended = Some((status, code));
     }
 
     pub fn feed(&mut self, chunk: &[u8]) {
@@ -216,6 +225,16 @@ impl Drop for StreamMeter {
     fn drop(&mut self) {
         let Some(meter) = self.meter.take() else { return };
         let u = meter.price(self.usage(&meter.model));
+        self.trace.skip();
+        self.trace
+            .span("stream", &[("chars", json!(self.text.chars().count())), ("done", json!(self.ended.is_none()))]);
+        self.trace.usage(&u);
+        let text = &self.text;
+        self.trace.reply(|| text.clone());
+        match self.ended {
+            None => self.trace.finish("ok", 200, None),
+            Some((status, code)) => self.trace.finish(status, 200, Some(code)),
+        }
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(meter.finish(Some(u), false));
         }
@@ -242,7 +261,7 @@ mod tests {
     #[test]
     fn the_stream_meter_reads_split_events_and_prefers_the_providers_usage() {
         let req = json!({ "messages": [{ "role": "user", "content": "hi" }] });
-        let mut m = StreamMeter::new(meter(), req.clone());
+        let mut m = StreamMeter::new(meter(), req.clone(), GatewayTrace::off());
         let events = "data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}]}\n\n\
                       data: {\"choices\":[{\"delta\":{\"content\":\" world\"}}]}\n\n\
                       data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n";
@@ -254,7 +273,7 @@ mod tests {
         assert_eq!((u.prompt_tokens, u.completion_tokens, u.estimated), (7, 2, false));
         m.meter = None;
 
-        let mut m = StreamMeter::new(meter(), req);
+        let mut m = StreamMeter::new(meter(), req, GatewayTrace::off());
         m.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"Hello world\"}}]}\n\ndata: [DONE]\n\n");
         let u = m.usage("gpt-4o");
         assert_eq!((u.completion_tokens, u.estimated), (2, true));

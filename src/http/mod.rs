@@ -10,10 +10,12 @@ mod auth;
 mod error;
 mod extract;
 mod gateway;
+mod gateway_trace;
 mod metering;
 mod native;
 mod openai;
 mod passthrough;
+mod relay;
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -53,6 +55,8 @@ pub struct ServerState {
     pub output: Option<Arc<OutputGuard>>,
     /// The input guard for routes with a `guard` policy.
     pub input_guard: Option<Arc<keel_guard::InputGuard>>,
+    /// Where the traces of gateway requests go (`None`: not traced).
+    pub traces: Option<gateway_trace::GatewayTraces>,
 }
 
 impl ServerState {
@@ -67,6 +71,7 @@ impl ServerState {
             limiter: None,
             output: None,
             input_guard: None,
+            traces: None,
         }
     }
 
@@ -75,8 +80,13 @@ impl ServerState {
         Self { grounded: false, ..Self::loading(max_body_bytes, gateway) }
     }
 
+    /// A ready grounded server whose gateway requests are traced with the pipeline's sink.
     pub fn ready(app: Arc<App>, gateway: Arc<Gateway>) -> Self {
-        let s = Self::loading(app.config.server.max_body_bytes, gateway);
+        let s = Self::loading(app.config.server.max_body_bytes, gateway).with_traces(
+            app.sink.clone(),
+            app.config.gateway.trace,
+            &app.config.guard.pii,
+        );
         s.set_ready(app);
         s
     }
@@ -99,6 +109,17 @@ impl ServerState {
     /// Checks the requests of routes that have a `guard` policy with `guard`.
     pub fn with_input_guard(mut self, guard: Arc<keel_guard::InputGuard>) -> Self {
         self.input_guard = Some(guard);
+        self
+    }
+
+    /// Traces gateway requests into `sink` (what they keep: `capture`; text redacted per `pii`).
+    pub fn with_traces(
+        mut self,
+        sink: crate::pipeline::TraceSink,
+        capture: crate::config::gateway::TraceCapture,
+        pii: &keel_guard::pii::PiiPolicy,
+    ) -> Self {
+        self.traces = Some(gateway_trace::GatewayTraces::new(sink, capture, pii));
         self
     }
 

@@ -70,9 +70,18 @@ pub async fn answer(
 }
 
 pub async fn trace(State(state): State<ServerState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let app = state.app()?;
-    app.sink.flush().await;
-    match app.store.traces.get_trace(&id).await {
+    // A gateway trace may be written by the server's own sink, a pipeline trace by the app's.
+    let app = state.app();
+    let found = match (&state.traces, &app) {
+        (Some(t), Ok(app)) => {
+            app.sink.flush().await;
+            t.sink.get(&id).await
+        }
+        (Some(t), Err(_)) => t.sink.get(&id).await,
+        (None, Ok(app)) => app.sink.get(&id).await,
+        (None, Err(_)) => return Err(ApiError::not_ready()),
+    };
+    match found {
         Ok(Some(t)) => Ok(Json(t).into_response()),
         Ok(None) => Err(ApiError::new(StatusCode::NOT_FOUND, "trace_not_found", format!("no trace `{id}`"))),
         Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e.to_string())),

@@ -109,7 +109,11 @@ pub struct ChunkApproval {
 /// Contract: `put_trace` is idempotent per trace id (a second put replaces the first).
 #[async_trait]
 pub trait TraceStore: Send + Sync {
-    async fn put_trace(&self, trace: &Trace) -> Result<(), StoreError>;
+    /// Writes traces in one transaction (a trace already stored under the same id is replaced).
+    async fn put_traces(&self, traces: &[Trace]) -> Result<(), StoreError>;
+    async fn put_trace(&self, trace: &Trace) -> Result<(), StoreError> {
+        self.put_traces(std::slice::from_ref(trace)).await
+    }
     async fn get_trace(&self, id: &str) -> Result<Option<Trace>, StoreError>;
 }
 

@@ -5,6 +5,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -17,6 +18,47 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_keel(args, env=None, ready=False, timeout=120):
+    """Starts `keel ARGS --listen 127.0.0.1:PORT` and waits for /healthz (or, with `ready`, for
+    /readyz to say ready). Returns the process and its base URL."""
+    port = free_port()
+    proc = subprocess.Popen([KEEL, *args, "--listen", f"127.0.0.1:{port}"], cwd=REPO, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url + ("/readyz" if ready else "/healthz"), timeout=2) as r:
+                if not ready or json.load(r)["status"] == "ready":
+                    return proc, url
+        except Exception:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"keel {' '.join(args)} exited early")
+        if time.time() > deadline:
+            proc.kill()
+            raise RuntimeError(f"keel {' '.join(args)} did not start in {timeout} s")
+        time.sleep(0.05)
+
+
+def stop_keel(proc):
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def stored_trace(url, trace_id, key=None):
+    """GET /v1/traces/ID (a stream's trace is written when it ends: polled briefly)."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    for _ in range(40):
+        try:
+            with urllib.request.urlopen(urllib.request.Request(f"{url}/v1/traces/{trace_id}", headers=headers), timeout=5) as r:
+                return json.load(r)
+        except urllib.error.HTTPError as e:
+            if e.code != 404:
+                raise
+        time.sleep(0.05)
+    raise AssertionError(f"trace {trace_id} was never stored")
 
 
 @pytest.fixture(scope="session")
@@ -35,22 +77,6 @@ def keel_key(keel_data):
 def keel_url(keel_data, keel_key):
     data = keel_data
     subprocess.run([KEEL, "--data-dir", data, "ingest", os.path.join(REPO, "sample-kb")], check=True, cwd=REPO)
-    port = free_port()
-    proc = subprocess.Popen([KEEL, "--data-dir", data, "serve", "--listen", f"127.0.0.1:{port}"], cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=2) as r:
-                if json.load(r)["status"] == "ready":
-                    break
-        except Exception:
-            if proc.poll() is not None:
-                raise RuntimeError("keel serve exited early")
-            if time.time() > deadline:
-                proc.kill()
-                raise RuntimeError("keel serve did not become ready in 120 s")
-            time.sleep(0.2)
+    proc, url = start_keel(["--data-dir", data, "serve"], ready=True)
     yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    stop_keel(proc)

@@ -2,17 +2,15 @@
 `x-api-key`, plain and streamed), and a gateway route whose provider is a fake Anthropic
 Messages API (a tiny Python server), with an overloaded 529 retried."""
 import json
-import subprocess
+import os
 import threading
-import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import anthropic
 import pytest
 from anthropic import Anthropic
 
-from conftest import KEEL, REPO, free_port
+from conftest import start_keel, stop_keel, stored_trace
 
 QUESTION = "How long do I have to return an item?"
 OVERLOADED = {"left": 0}
@@ -109,22 +107,25 @@ api_key_env = "KEEL_TEST_ANTHROPIC_KEY"
 model = "sonnet"
 targets = [{{ provider = "claude", model = "claude-sonnet-test" }}]
 """)
-    port = free_port()
-    env = dict(__import__("os").environ, KEEL_TEST_ANTHROPIC_KEY="sk-ant-secret")
-    proc = subprocess.Popen([KEEL, "--config", str(cfg), "--data-dir", str(tmp / "data"), "serve", "--no-auth",
-                             "--listen", f"127.0.0.1:{port}"], cwd=REPO, env=env)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=1)
-            break
-        except Exception:
-            if proc.poll() is not None:
-                raise RuntimeError("keel serve exited early")
-            time.sleep(0.05)
+    env = dict(os.environ, KEEL_TEST_ANTHROPIC_KEY="sk-ant-secret")
+    proc, url = start_keel(["--config", str(cfg), "--data-dir", str(tmp / "data"), "serve", "--no-auth"], env=env)
     yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    stop_keel(proc)
+    upstream.shutdown()
+
+
+@pytest.fixture(scope="module")
+def quick_url(tmp_path_factory):
+    """Quick proxy mode in front of the fake Anthropic API: no config file."""
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    tmp = tmp_path_factory.mktemp("anthropic-quick")
+    env = dict(os.environ, KEEL_TEST_ANTHROPIC_KEY="sk-ant-quick")
+    proc, url = start_keel(["--data-dir", str(tmp), "serve", "--no-auth",
+                            "--anthropic-base-url", f"http://127.0.0.1:{upstream.server_port}/v1",
+                            "--api-key-env", "KEEL_TEST_ANTHROPIC_KEY", "--model", "claude-quick"], env=env)
+    yield url
+    stop_keel(proc)
     upstream.shutdown()
 
 
@@ -156,3 +157,21 @@ def test_gateway_route_is_also_an_openai_model(gateway_url):
         model="sonnet", messages=[{"role": "user", "content": "hi"}])
     assert r.choices[0].message.content == "Hello from claude"
     assert r.usage.prompt_tokens == 9
+
+
+def test_quick_proxy_mode_fronts_anthropic(quick_url):
+    """`keel serve --anthropic-base-url URL --model M`: both client libraries, one upstream."""
+    from openai import OpenAI
+    r = OpenAI(base_url=quick_url + "/v1", api_key="unused", max_retries=0).chat.completions.with_raw_response.create(
+        model="claude-quick", messages=[{"role": "user", "content": "hi"}])
+    c = r.parse()
+    assert c.choices[0].message.content == "Hello from claude"
+    path, key, sent = SEEN[-1]
+    assert path == "/v1/messages" and key == "sk-ant-quick" and sent["model"] == "claude-quick"
+    t = stored_trace(quick_url, r.headers["x-keel-trace-id"])
+    assert t["route"] == "gateway" and t["output"]["usage"]["prompt_tokens"] == 9
+    assert t["output"]["reply"] == "Hello from claude"
+
+    a = Anthropic(base_url=quick_url, api_key="unused", max_retries=0)
+    with a.messages.stream(model="claude-quick", max_tokens=50, messages=[{"role": "user", "content": "hi"}]) as s:
+        assert "".join(s.text_stream) == "Hello from claude"

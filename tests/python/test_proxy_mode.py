@@ -1,10 +1,8 @@
 """Quick proxy mode with the real `openai` client: Keel in front of a fake OpenAI-compatible
 upstream (a tiny Python server), plain and streaming, with retries on an upstream 503."""
 import json
-import os
 import subprocess
 import threading
-import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -12,7 +10,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from conftest import KEEL, REPO, free_port
+from conftest import KEEL, start_keel, stop_keel, stored_trace
 
 FAILS = {"left": 0}
 SEEN = []
@@ -61,21 +59,12 @@ class Upstream(BaseHTTPRequestHandler):
 def proxy_url(tmp_path_factory):
     upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    port = free_port()
     data = str(tmp_path_factory.mktemp("proxy"))
-    proc = subprocess.Popen([KEEL, "--data-dir", data, "serve", "--no-auth", "--listen", f"127.0.0.1:{port}",
-                             "--openai-base-url", f"http://127.0.0.1:{upstream.server_port}/v1",
-                             "--model", "tiny-model", "--deadline", "10s"], cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=1)
-            break
-        except Exception:
-            time.sleep(0.05)
+    proc, url = start_keel(["--data-dir", data, "serve", "--no-auth",
+                            "--openai-base-url", f"http://127.0.0.1:{upstream.server_port}/v1",
+                            "--model", "tiny-model", "--deadline", "10s"])
     yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    stop_keel(proc)
     upstream.shutdown()
 
 
@@ -94,6 +83,13 @@ def test_plain_completion_passes_through_with_retry(proxy_url):
     assert c.choices[0].message.content == "Hello from upstream"
     assert c.usage.total_tokens == 8
     assert len(SEEN) - before == 2
+    # The request's trace: both attempts, the provider's usage, the messages.
+    t = stored_trace(proxy_url, r.headers["x-keel-trace-id"])
+    assert t["route"] == "gateway" and t["status"] == "ok"
+    provider = next(s for s in t["spans"] if s["name"] == "provider")
+    assert provider["attrs"]["calls"] == 2
+    assert t["output"]["usage"]["prompt_tokens"] == 5
+    assert t["input"]["messages"] == [{"role": "user", "content": "hi"}]
 
 
 def test_streaming_passes_through_chunk_by_chunk(proxy_url):

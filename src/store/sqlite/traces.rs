@@ -13,33 +13,35 @@ fn parse_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<
 
 #[async_trait]
 impl TraceStore for SqliteStore {
-    async fn put_trace(&self, t: &Trace) -> Result<(), StoreError> {
+    async fn put_traces(&self, traces: &[Trace]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM traces WHERE id = ?").bind(&t.id).execute(&mut *tx).await?;
-        sqlx::query(
-            "INSERT INTO traces (id, created_at, route, status, duration_us, input, output) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&t.id)
-        .bind(t.created_at_ms)
-        .bind(&t.route)
-        .bind(&t.status)
-        .bind(t.duration_us as i64)
-        .bind(t.input.to_string())
-        .bind(t.output.to_string())
-        .execute(&mut *tx)
-        .await?;
-        for (seq, s) in t.spans.iter().enumerate() {
+        for t in traces {
+            sqlx::query("DELETE FROM traces WHERE id = ?").bind(&t.id).execute(&mut *tx).await?;
             sqlx::query(
-                "INSERT INTO spans (trace_id, seq, name, start_us, duration_us, attrs) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO traces (id, created_at, route, status, duration_us, input, output) VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&t.id)
-            .bind(seq as i64)
-            .bind(&s.name)
-            .bind(s.start_us as i64)
-            .bind(s.duration_us as i64)
-            .bind(serde_json::Value::Object(s.attrs.clone()).to_string())
+            .bind(t.created_at_ms)
+            .bind(&t.route)
+            .bind(&t.status)
+            .bind(t.duration_us as i64)
+            .bind(t.input.to_string())
+            .bind(t.output.to_string())
             .execute(&mut *tx)
             .await?;
+            for (seq, s) in t.spans.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO spans (trace_id, seq, name, start_us, duration_us, attrs) VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&t.id)
+                .bind(seq as i64)
+                .bind(&s.name)
+                .bind(s.start_us as i64)
+                .bind(s.duration_us as i64)
+                .bind(serde_json::Value::Object(s.attrs.clone()).to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
