@@ -90,8 +90,35 @@ pub fn features(text: &str, bits: u8, out: &mut Vec<u32>) {
             }
         }
     }
-    out.sort_unstable();
-    out.dedup();
+    sort_dedup(out, bits);
+}
+
+/// Sort and de-duplicate bucket indices below `2^bits`. Long texts have thousands of features
+/// (a jailbreak prompt ≈ 5,000): marking them in a bitmap and reading it back in order is
+/// linear and gives the same vector as `sort_unstable` + `dedup` (which took half of the
+/// classifier's time on such texts); short texts keep the comparison sort.
+fn sort_dedup(out: &mut Vec<u32>, bits: u8) {
+    const BITMAP_FROM: usize = 1024;
+    if out.len() < BITMAP_FROM || bits > 20 {
+        out.sort_unstable();
+        out.dedup();
+        return;
+    }
+    let mut map = vec![0u64; (1usize << bits).div_ceil(64)];
+    for &h in out.iter() {
+        if let Some(w) = map.get_mut((h >> 6) as usize) {
+            *w |= 1u64 << (h & 63);
+        }
+    }
+    out.clear();
+    for (i, &w) in map.iter().enumerate() {
+        let mut w = w;
+        while w != 0 {
+            let b = w.trailing_zeros();
+            out.push(((i as u32) << 6) | b);
+            w &= w - 1;
+        }
+    }
 }
 
 fn sigmoid(z: f32) -> f32 {
@@ -320,6 +347,17 @@ mod tests {
 
     fn p(c: &Classifier, text: &str) -> f32 {
         c.score(&normalize(text).detect)
+    }
+
+    #[test]
+    fn bitmap_dedup_equals_sort() {
+        let mut a: Vec<u32> = (0..5000u32).map(|i| i.wrapping_mul(2_654_435_761) & 0x3ffff).collect();
+        a.extend_from_slice(&a.clone()[..100]);
+        let mut b = a.clone();
+        sort_dedup(&mut a, 18);
+        b.sort_unstable();
+        b.dedup();
+        assert_eq!(a, b);
     }
 
     #[test]

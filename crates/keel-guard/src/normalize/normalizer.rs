@@ -1,7 +1,7 @@
 //! NFKC plus removal of invisible and control characters, with a count of what was removed.
 
 use serde::Serialize;
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 
 use super::homoglyph::fold_homoglyphs;
 
@@ -63,7 +63,12 @@ pub fn normalize(input: &str) -> Normalized {
     let mut stripped = Stripped::default();
     let mut hidden_tags = String::new();
     let mut text = String::with_capacity(input.len());
-    for c in input.nfkc() {
+    // NFKC leaves ASCII and any text its quick check calls normalised unchanged; skipping the
+    // decompose/recompose pass there saves most of this function's time on long prompts.
+    let already = input.is_ascii() || is_nfkc_quick(input.chars()) == IsNormalized::Yes;
+    let chars: Box<dyn Iterator<Item = char> + '_> =
+        if already { Box::new(input.chars()) } else { Box::new(input.nfkc()) };
+    for c in chars {
         if is_zero_width(c) {
             stripped.zero_width += 1;
         } else if is_bidi(c) {
@@ -86,7 +91,7 @@ pub fn normalize(input: &str) -> Normalized {
         }
     }
     let (folded, homoglyphs) = fold_homoglyphs(&text);
-    let detect = folded.to_lowercase();
+    let detect = if folded.is_ascii() { folded.to_ascii_lowercase() } else { folded.to_lowercase() };
     Normalized { text, detect, hidden_tags, stripped, homoglyphs }
 }
 
