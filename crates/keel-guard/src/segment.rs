@@ -26,14 +26,15 @@ pub fn segments(text: &str) -> Vec<&str> {
 
 fn push_sentence<'a>(s: &'a str, out: &mut Vec<&'a str>) {
     let s = s.trim();
-    if s.chars().filter(|c| c.is_alphanumeric()).count() < 3 {
+    if s.chars().filter(|c| c.is_alphanumeric()).take(3).count() < 3 {
         return;
     }
-    let words: Vec<(usize, usize)> = word_spans(s);
-    if words.len() <= MAX_WORDS {
+    // Most sentences are short: count words (stopping past the limit) before listing spans.
+    if s.split_whitespace().take(MAX_WORDS + 1).count() <= MAX_WORDS {
         out.push(s);
         return;
     }
+    let words: Vec<(usize, usize)> = word_spans(s);
     let mut w = 0;
     while w < words.len() {
         let end = (w + WINDOW).min(words.len());

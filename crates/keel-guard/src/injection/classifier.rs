@@ -35,23 +35,27 @@ const FORMAT: u8 = 1;
 /// Flag bit: score = max over the whole text and its segments.
 pub const FLAG_SEGMENTS: u8 = 1;
 
-/// 32-bit FNV-1a over `ns, 0x1f, a, [0x20, b]`.
-fn fnv1a(ns: u8, a: &[u8], b: Option<&[u8]>) -> u32 {
-    const OFFSET: u32 = 0x811c_9dc5;
-    const PRIME: u32 = 0x0100_0193;
-    let mut h = OFFSET;
-    let mut eat = |x: u8| {
+const FNV_OFFSET: u32 = 0x811c_9dc5;
+const FNV_PRIME: u32 = 0x0100_0193;
+
+/// FNV-1a-32 state `h` continued over `bytes`.
+#[inline]
+fn fnv_more(mut h: u32, bytes: &[u8]) -> u32 {
+    for &x in bytes {
         h ^= u32::from(x);
-        h = h.wrapping_mul(PRIME);
-    };
-    eat(ns);
-    eat(0x1f);
-    a.iter().for_each(|&x| eat(x));
-    if let Some(b) = b {
-        eat(0x20);
-        b.iter().for_each(|&x| eat(x));
+        h = h.wrapping_mul(FNV_PRIME);
     }
     h
+}
+
+/// 32-bit FNV-1a over `ns, 0x1f, a, [0x20, b]` (the reference the tests check `features` against).
+#[cfg(test)]
+fn fnv1a(ns: u8, a: &[u8], b: Option<&[u8]>) -> u32 {
+    let h = fnv_more(fnv_more(FNV_OFFSET, &[ns, 0x1f]), a);
+    match b {
+        Some(b) => fnv_more(fnv_more(h, &[0x20]), b),
+        None => h,
+    }
 }
 
 /// The hashed features of `text`: sorted, de-duplicated bucket indices below `2^bits`.
@@ -59,18 +63,30 @@ fn fnv1a(ns: u8, a: &[u8], b: Option<&[u8]>) -> u32 {
 pub fn features(text: &str, bits: u8, out: &mut Vec<u32>) {
     out.clear();
     let mask = if bits >= 32 { u32::MAX } else { (1u32 << bits) - 1 };
+    // Every feature's hash starts with `ns, 0x1f`: hash that prefix once per namespace.
+    let [w0, b0, c3, c4, c5] = [b'w', b'b', b'3', b'4', b'5'].map(|ns| fnv_more(FNV_OFFSET, &[ns, 0x1f]));
+    let cn = [c3, c4, c5];
     let mut prev: Option<&str> = None;
     let mut padded: Vec<u8> = Vec::with_capacity(4 * MAX_WORD_CHARS + 2);
     let mut bounds: Vec<usize> = Vec::with_capacity(MAX_WORD_CHARS + 3);
     for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).take(MAX_WORDS) {
-        out.push(fnv1a(b'w', word.as_bytes(), None) & mask);
+        out.push(fnv_more(w0, word.as_bytes()) & mask);
         if let Some(p) = prev {
-            out.push(fnv1a(b'b', p.as_bytes(), Some(word.as_bytes())) & mask);
+            out.push(fnv_more(fnv_more(fnv_more(b0, p.as_bytes()), &[0x20]), word.as_bytes()) & mask);
         }
         prev = Some(word);
         padded.clear();
-        bounds.clear();
         padded.push(b'<');
+        if word.is_ascii() {
+            // One byte per character: the n-grams are plain byte windows.
+            padded.extend_from_slice(&word.as_bytes()[..word.len().min(MAX_WORD_CHARS)]);
+            padded.push(b'>');
+            for (n, &h0) in (3..=5usize).zip(&cn) {
+                out.extend(padded.windows(n).map(|g| fnv_more(h0, g) & mask));
+            }
+            continue;
+        }
+        bounds.clear();
         bounds.push(0);
         for (i, c) in word.char_indices().take(MAX_WORD_CHARS) {
             bounds.push(padded.len());
@@ -81,12 +97,12 @@ pub fn features(text: &str, bits: u8, out: &mut Vec<u32>) {
         bounds.push(padded.len());
         // bounds[k] is the byte start of padded char k; the last entry is the end.
         let nchars = bounds.len() - 1;
-        for n in 3..=5usize {
+        for (n, &h0) in (3..=5usize).zip(&cn) {
             if nchars < n {
                 break;
             }
             for i in 0..=nchars - n {
-                out.push(fnv1a(b'0' + n as u8, &padded[bounds[i]..bounds[i + n]], None) & mask);
+                out.push(fnv_more(h0, &padded[bounds[i]..bounds[i + n]]) & mask);
             }
         }
     }
