@@ -34,6 +34,23 @@ const MAGIC: &[u8; 4] = b"KGCL";
 const FORMAT: u8 = 1;
 /// Flag bit: score = max over the whole text and its segments.
 pub const FLAG_SEGMENTS: u8 = 1;
+/// Flag bits 1–3: `n` of the cross-word character n-grams (0 = none); see [`cross_flag`].
+const CROSS_SHIFT: u8 = 1;
+/// Characters of the space-joined word sequence used for cross-word n-grams.
+const MAX_CROSS_CHARS: usize = 16 * 1024;
+
+/// The flag bits that turn on cross-word character `n`-grams (`n` in 3..=7; 0 for none).
+pub fn cross_flag(n: u8) -> u8 {
+    if (3..=7).contains(&n) {
+        n << CROSS_SHIFT
+    } else {
+        0
+    }
+}
+
+fn cross_n(flags: u8) -> usize {
+    usize::from((flags >> CROSS_SHIFT) & 7)
+}
 
 const FNV_OFFSET: u32 = 0x811c_9dc5;
 const FNV_PRIME: u32 = 0x0100_0193;
@@ -61,6 +78,13 @@ fn fnv1a(ns: u8, a: &[u8], b: Option<&[u8]>) -> u32 {
 /// The hashed features of `text`: sorted, de-duplicated bucket indices below `2^bits`.
 /// `out` is cleared first; pass the same vector again to avoid allocating.
 pub fn features(text: &str, bits: u8, out: &mut Vec<u32>) {
+    features_with(text, bits, 0, out);
+}
+
+/// [`features`] for a model's `flags`: with [`cross_flag`] bits set, also the character
+/// `n`-grams of the words joined by single spaces (namespace `x`), which span word boundaries
+/// ("vergiss alles", "act as", "now you") and German compounds' parts.
+pub fn features_with(text: &str, bits: u8, flags: u8, out: &mut Vec<u32>) {
     out.clear();
     let mask = if bits >= 32 { u32::MAX } else { (1u32 << bits) - 1 };
     // Every feature's hash starts with `ns, 0x1f`: hash that prefix once per namespace.
@@ -106,7 +130,38 @@ pub fn features(text: &str, bits: u8, out: &mut Vec<u32>) {
             }
         }
     }
+    let n = cross_n(flags);
+    if n > 0 {
+        cross_grams(text, n, mask, out);
+    }
     sort_dedup(out, bits);
+}
+
+/// Character `n`-grams over ` w1 w2 … ` (words as in [`features`], single spaces), hashed in
+/// namespace `x` from the UTF-8 bytes of the `n` characters.
+fn cross_grams(text: &str, n: usize, mask: u32, out: &mut Vec<u32>) {
+    let x0 = fnv_more(FNV_OFFSET, &[b'x', 0x1f]);
+    let mut joined = String::with_capacity(text.len().min(4 * MAX_CROSS_CHARS) + 2);
+    joined.push(' ');
+    for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).take(MAX_WORDS) {
+        joined.push_str(word);
+        joined.push(' ');
+        if joined.len() >= MAX_CROSS_CHARS {
+            break;
+        }
+    }
+    if joined.is_ascii() {
+        out.extend(joined.as_bytes().windows(n).map(|g| fnv_more(x0, g) & mask));
+        return;
+    }
+    let starts: Vec<usize> = joined.char_indices().map(|(i, _)| i).chain(std::iter::once(joined.len())).collect();
+    let nchars = starts.len() - 1;
+    if nchars < n {
+        return;
+    }
+    for i in 0..=nchars - n {
+        out.push(fnv_more(x0, &joined.as_bytes()[starts[i]..starts[i + n]]) & mask);
+    }
 }
 
 /// Sort and de-duplicate bucket indices below `2^bits`. Long texts have thousands of features
@@ -332,7 +387,7 @@ impl Classifier {
 
     /// Logit of one piece of `detect` text; `scratch` is reused between calls.
     pub fn logit(&self, detect: &str, scratch: &mut Vec<u32>) -> f32 {
-        features(detect, self.bits, scratch);
+        features_with(detect, self.bits, self.flags, scratch);
         self.logit_of(scratch)
     }
 
@@ -363,6 +418,18 @@ mod tests {
 
     fn p(c: &Classifier, text: &str) -> f32 {
         c.score(&normalize(text).detect)
+    }
+
+    #[test]
+    fn cross_word_grams_span_boundaries() {
+        let (mut plain, mut cross) = (Vec::new(), Vec::new());
+        features_with("vergiss alles", 18, 0, &mut plain);
+        features_with("vergiss alles", 18, cross_flag(5), &mut cross);
+        let x0 = fnv_more(FNV_OFFSET, b"x\x1f");
+        assert!(cross.contains(&(fnv_more(x0, b"ss al") & 0x3ffff)));
+        assert!(plain.iter().all(|f| cross.contains(f)));
+        assert_eq!(cross_n(cross_flag(5) | FLAG_SEGMENTS), 5);
+        assert_eq!(cross_flag(9), 0);
     }
 
     #[test]
