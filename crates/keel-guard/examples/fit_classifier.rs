@@ -2,14 +2,21 @@
 //! the library's own featurizer, so fit-time and run-time features are identical.
 //!
 //! `cargo run --release -p keel-guard --example fit_classifier -- [--data DIR] [--out FILE]
-//!  [--seed N] [--dry-run]`
+//!  [--seed N] [--dry-run] [--group-jaccard J] [--cross N] [--strip-stacked]`
+//!
+//! The last three are the opt-in "r2" recipe (see the crate README): folds that keep
+//! near-duplicates together (word-set Jaccard ≥ J; `fit_support/groups.rs`), cross-word character
+//! `N`-grams, and stacked attacks trained without the benign texts they contain
+//! (`fit_support/deconfound.rs`). `--group-jaccard 0.5` alone gives honest (grouped) out-of-fold
+//! figures for the shipped recipe.
 //!
 //! 1. Reads the train/dev files listed in [`SOURCES`] (never a test split) and featurizes each
 //!    text's `detect` form, whole and per segment.
 //! 2. Runs the guard without a classifier on every text to know what the other layers already
 //!    flag, and their combined (noisy-OR) score.
 //! 3. Fits logistic models with AdaGrad + L2 (class-balanced, benign sources weighted by
-//!    `n^power`) in K folds (fold = FNV-1a of `file:id`), for a grid of L2 strengths, epochs and
+//!    `n^power`) in K folds (fold = FNV-1a of `file:id`, or of the first `file:id` of its
+//!    near-duplicate group), for a grid of L2 strengths, epochs and
 //!    scoring modes; scores each held-out fold, and simulates the full guard on those
 //!    out-of-fold scores for each flag threshold and noisy-OR weight.
 //! 4. Keeps the setting with the best macro TPR whose simulated guard FPR stays within
@@ -41,8 +48,9 @@ const SOURCES: &[(&str, Group)] = &[
     ("benign/clinc150_dev.jsonl", Group::Easy),
 ];
 
-/// Bumped when the fitting recipe changes (r1: per-text folds, no cross-word n-grams; r2:
-/// near-duplicate-grouped folds, cross-word 5-grams, stacked attacks de-confounded).
+/// Revision of the opt-in recipe (`--group-jaccard`, `--cross`, `--strip-stacked`): r2 =
+/// near-duplicate-grouped folds, cross-word n-grams, stacked attacks de-confounded. Without those
+/// options the fit is the shipped r1 recipe (version `clf-<pkg>-s<seed>`).
 const MODEL_REVISION: u32 = 2;
 const BITS: u8 = 18;
 const LR: f32 = 0.2;
@@ -127,9 +135,9 @@ fn parse_args() -> Result<Args, String> {
         max_added_mixed: 0.02,
         dry_run: false,
         show: 0,
-        group_jaccard: 0.5,
-        cross: 5,
-        strip_stacked: true,
+        group_jaccard: 0.0,
+        cross: 0,
+        strip_stacked: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -145,7 +153,7 @@ fn parse_args() -> Result<Args, String> {
             "--max-added-mixed" => a.max_added_mixed = val()?.parse().map_err(|e| format!("--max-added-mixed: {e}"))?,
             "--dry-run" => a.dry_run = true,
             "--show" => a.show = val()?.parse().map_err(|e| format!("--show: {e}"))?,
-            "--no-strip" => a.strip_stacked = false,
+            "--strip-stacked" => a.strip_stacked = true,
             "--cross" => a.cross = val()?.parse().map_err(|e| format!("--cross: {e}"))?,
             "--group-jaccard" => a.group_jaccard = val()?.parse().map_err(|e| format!("--group-jaccard: {e}"))?,
             other => return Err(format!("unknown argument {other}")),
@@ -540,22 +548,30 @@ fn run() -> Result<(), String> {
     });
     let m = final_model.ok_or("fit produced no model")?;
     let files: Vec<&str> = SOURCES.iter().map(|(f, _)| *f).collect();
+    // The r2 options are opt-in; without them the file is byte-identical to the r1 model.
+    let r2 = args.cross > 0 || args.strip_stacked || args.group_jaccard > 0.0;
+    let r2_note = if r2 {
+        format!(
+            "; r{MODEL_REVISION}: cross-word char n={}, stacked attacks de-confounded={}, folds grouped at word Jaccard {}",
+            args.cross, args.strip_stacked, args.group_jaccard
+        )
+    } else {
+        String::new()
+    };
     let provenance = format!(
         "fit_classifier: files={}; seed={}; folds={}; bits={BITS}; adagrad lr={LR} l2={l2:e} epochs={epochs}; \
-         class-balanced, benign sources weighted n^{}; cross-word char n={}; stacked attacks de-confounded={}; \
-         folds grouped at word Jaccard {}; per_segment={seg}; dev-tuned flag={:.2} block={block:.2} in_combined={:.1}",
+         class-balanced, benign sources weighted n^{}; per_segment={seg}; dev-tuned flag={:.2} block={block:.2} \
+         in_combined={:.1}{r2_note}",
         files.join(","),
         args.seed,
         args.folds,
         args.power,
-        args.cross,
-        args.strip_stacked,
-        args.group_jaccard,
         sim.threshold,
         sim.weight
     );
     let flags = if seg { FLAG_SEGMENTS } else { 0 } | cross_flag(args.cross);
-    let version = format!("clf-{}-r{MODEL_REVISION}-s{}", env!("CARGO_PKG_VERSION"), args.seed);
+    let revision = if r2 { format!("-r{MODEL_REVISION}") } else { String::new() };
+    let version = format!("clf-{}{revision}-s{}", env!("CARGO_PKG_VERSION"), args.seed);
     let clf = Classifier::new(version, provenance, BITS, flags, m.b, m.w).map_err(|e| e.to_string())?;
     let bytes = clf.to_bytes().map_err(|e| e.to_string())?;
     println!("model: {} bytes, version {}", bytes.len(), clf.version());

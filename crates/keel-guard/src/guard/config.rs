@@ -52,7 +52,7 @@ impl Default for GuardConfig {
             signatures: LayerThresholds::new(0.35, 0.7),
             signature_margin: 0.12,
             // Tuned by `examples/fit_classifier.rs` on out-of-fold scores of the train/dev files.
-            classifier: LayerThresholds::new(0.63, 0.9),
+            classifier: LayerThresholds::new(0.76, 0.9),
             classifier_in_combined: 0.0,
             embedding: LayerThresholds::new(0.75, 0.9),
             embedding_margin: 0.05,
