@@ -2,14 +2,21 @@
 //! the library's own featurizer, so fit-time and run-time features are identical.
 //!
 //! `cargo run --release -p keel-guard --example fit_classifier -- [--data DIR] [--out FILE]
-//!  [--seed N] [--dry-run]`
+//!  [--seed N] [--dry-run] [--group-jaccard J] [--cross N] [--strip-stacked]`
+//!
+//! The last three are the opt-in "r2" recipe (see the crate README): folds that keep
+//! near-duplicates together (word-set Jaccard ≥ J; `fit_support/groups.rs`), cross-word character
+//! `N`-grams, and stacked attacks trained without the benign texts they contain
+//! (`fit_support/deconfound.rs`). `--group-jaccard 0.5` alone gives honest (grouped) out-of-fold
+//! figures for the shipped recipe.
 //!
 //! 1. Reads the train/dev files listed in [`SOURCES`] (never a test split) and featurizes each
 //!    text's `detect` form, whole and per segment.
 //! 2. Runs the guard without a classifier on every text to know what the other layers already
 //!    flag, and their combined (noisy-OR) score.
 //! 3. Fits logistic models with AdaGrad + L2 (class-balanced, benign sources weighted by
-//!    `n^power`) in K folds (fold = FNV-1a of `file:id`), for a grid of L2 strengths, epochs and
+//!    `n^power`) in K folds (fold = FNV-1a of `file:id`, or of the first `file:id` of its
+//!    near-duplicate group), for a grid of L2 strengths, epochs and
 //!    scoring modes; scores each held-out fold, and simulates the full guard on those
 //!    out-of-fold scores for each flag threshold and noisy-OR weight.
 //! 4. Keeps the setting with the best macro TPR whose simulated guard FPR stays within
@@ -18,11 +25,16 @@
 //!    `--max-added-mixed` on the deepset/jackhhao benign texts; refits on all the data with it and
 //!    writes the model. Deterministic for a given seed.
 
+#[path = "fit_support/deconfound.rs"]
+mod deconfound;
+#[path = "fit_support/groups.rs"]
+mod groups;
+
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use keel_guard::eval::{read_records, Record};
-use keel_guard::injection::classifier::{features, FLAG_SEGMENTS};
+use keel_guard::injection::classifier::{cross_flag, features_with, FLAG_SEGMENTS};
 use keel_guard::normalize::normalize;
 use keel_guard::{segments, Action, Classifier, GuardConfig, InputGuard};
 
@@ -36,6 +48,10 @@ const SOURCES: &[(&str, Group)] = &[
     ("benign/clinc150_dev.jsonl", Group::Easy),
 ];
 
+/// Revision of the opt-in recipe (`--group-jaccard`, `--cross`, `--strip-stacked`): r2 =
+/// near-duplicate-grouped folds, cross-word n-grams, stacked attacks de-confounded. Without those
+/// options the fit is the shipped r1 recipe (version `clf-<pkg>-s<seed>`).
+const MODEL_REVISION: u32 = 2;
 const BITS: u8 = 18;
 const LR: f32 = 0.2;
 const L2S: &[f32] = &[1e-6, 1e-5, 1e-4];
@@ -63,6 +79,12 @@ struct Args {
     max_added_mixed: f64,
     dry_run: bool,
     show: usize,
+    /// Jaccard similarity of word sets from which two texts share a fold (0 = every text alone).
+    group_jaccard: f64,
+    /// `n` of the cross-word character n-grams (0 = none).
+    cross: u8,
+    /// Train stacked attacks without the benign texts they contain (see `deconfound`).
+    strip_stacked: bool,
 }
 
 struct Doc {
@@ -71,6 +93,9 @@ struct Doc {
     fold: usize,
     text: String,
     whole: Vec<u32>,
+    /// Features the model is fitted on (`whole`, or the de-confounded text's; see
+    /// `deconfound`).
+    train: Vec<u32>,
     /// Segment features (only when the text has more than one segment).
     segs: Vec<Vec<u32>>,
     base_detected: bool,
@@ -110,6 +135,9 @@ fn parse_args() -> Result<Args, String> {
         max_added_mixed: 0.02,
         dry_run: false,
         show: 0,
+        group_jaccard: 0.0,
+        cross: 0,
+        strip_stacked: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -125,6 +153,9 @@ fn parse_args() -> Result<Args, String> {
             "--max-added-mixed" => a.max_added_mixed = val()?.parse().map_err(|e| format!("--max-added-mixed: {e}"))?,
             "--dry-run" => a.dry_run = true,
             "--show" => a.show = val()?.parse().map_err(|e| format!("--show: {e}"))?,
+            "--strip-stacked" => a.strip_stacked = true,
+            "--cross" => a.cross = val()?.parse().map_err(|e| format!("--cross: {e}"))?,
+            "--group-jaccard" => a.group_jaccard = val()?.parse().map_err(|e| format!("--group-jaccard: {e}"))?,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -136,6 +167,9 @@ fn parse_args() -> Result<Args, String> {
 
 fn load(args: &Args, base: &InputGuard) -> Result<Vec<Doc>, String> {
     let mut docs = Vec::new();
+    let mut keys = Vec::new();
+    let mut sets = Vec::new();
+    let mut detects = Vec::new();
     for (si, (file, _)) in SOURCES.iter().enumerate() {
         let path = format!("{}/{file}", args.data);
         let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
@@ -143,14 +177,14 @@ fn load(args: &Args, base: &InputGuard) -> Result<Vec<Doc>, String> {
         for r in recs {
             let detect = normalize(&r.text).detect;
             let mut whole = Vec::new();
-            features(&detect, BITS, &mut whole);
+            features_with(&detect, BITS, cross_flag(args.cross), &mut whole);
             let segs_text = segments(&detect);
             let segs = if segs_text.len() > 1 {
                 segs_text
                     .iter()
                     .map(|s| {
                         let mut f = Vec::new();
-                        features(s, BITS, &mut f);
+                        features_with(s, BITS, cross_flag(args.cross), &mut f);
                         f
                     })
                     .collect()
@@ -159,12 +193,16 @@ fn load(args: &Args, base: &InputGuard) -> Result<Vec<Doc>, String> {
             };
             let v = base.check(&r.text).verdict;
             let base_combined = v.layers.iter().find(|l| l.layer == "combined").map_or(0.0, |l| l.score);
-            let key = format!("{file}:{}", r.id);
+            keys.push(format!("{file}:{}", r.id));
+            let grouped = args.group_jaccard > 0.0 && SOURCES[si].1 != Group::Easy;
+            sets.push(grouped.then(|| groups::word_set(&detect)));
+            detects.push(detect.clone());
             docs.push(Doc {
                 source: si,
                 attack: r.label.is_attack(),
-                fold: (fnv(key.as_bytes()) % args.folds as u64) as usize,
+                fold: 0,
                 text: if args.show > 0 { r.text.chars().take(160).collect() } else { String::new() },
+                train: whole.clone(),
                 whole,
                 segs,
                 base_detected: v.action != Action::Allow,
@@ -172,6 +210,34 @@ fn load(args: &Args, base: &InputGuard) -> Result<Vec<Doc>, String> {
             });
         }
     }
+    if args.strip_stacked {
+        let sources: Vec<usize> = docs.iter().map(|d| d.source).collect();
+        let attack: Vec<bool> = docs.iter().map(|d| d.attack).collect();
+        let stripped = deconfound::strip_stacked(&detects, &sources, &attack, 15);
+        let mut n = 0;
+        for (d, s) in docs.iter_mut().zip(&stripped) {
+            if let Some(s) = s {
+                features_with(s, BITS, cross_flag(args.cross), &mut d.train);
+                n += 1;
+            }
+        }
+        println!("{n} attack texts trained without the benign texts of their file they contain");
+    }
+    // Folds by near-duplicate group (a group takes its first text's key).
+    let roots = groups::groups(&sets, args.group_jaccard);
+    let mut sizes: BTreeMap<usize, usize> = BTreeMap::new();
+    for (d, &r) in docs.iter_mut().zip(&roots) {
+        d.fold = (fnv(keys[r].as_bytes()) % args.folds as u64) as usize;
+        *sizes.entry(r).or_default() += 1;
+    }
+    let multi: Vec<usize> = sizes.values().copied().filter(|&n| n > 1).collect();
+    println!(
+        "near-duplicate groups (word Jaccard >= {}): {} groups of 2+ texts holding {} texts, largest {}",
+        args.group_jaccard,
+        multi.len(),
+        multi.iter().sum::<usize>(),
+        multi.iter().max().copied().unwrap_or(0)
+    );
     Ok(docs)
 }
 
@@ -243,7 +309,7 @@ fn fit(
         rng.shuffle(&mut order);
         for &i in &order {
             let d = &docs[i];
-            let x = &d.whole;
+            let x = &d.train;
             let v = if x.is_empty() { 0.0 } else { 1.0 / (x.len() as f32).sqrt() };
             let z = m.logit(x);
             let p = 1.0 / (1.0 + (-z).exp());
@@ -456,6 +522,10 @@ fn run() -> Result<(), String> {
     }
     let (l2, epochs, seg, sim, probs) = best.ok_or("no setting meets the FPR limits")?;
     report(&format!("CHOSEN l2={l2:e} epochs={epochs} segments={seg}"), &sim);
+    for k in (1..=5).rev() {
+        let t = sim.threshold - 0.04 * k as f32;
+        report(&format!("  (lower threshold {t:.2})"), &simulate(&docs, &probs, t, sim.weight, cfg.combined.flag));
+    }
     let alone = simulate_alone(&docs, &probs, sim.threshold);
     report("  classifier alone at that threshold", &alone);
     show_errors(&docs, &probs, sim.threshold, args.show);
@@ -478,10 +548,20 @@ fn run() -> Result<(), String> {
     });
     let m = final_model.ok_or("fit produced no model")?;
     let files: Vec<&str> = SOURCES.iter().map(|(f, _)| *f).collect();
+    // The r2 options are opt-in; without them the file is byte-identical to the r1 model.
+    let r2 = args.cross > 0 || args.strip_stacked || args.group_jaccard > 0.0;
+    let r2_note = if r2 {
+        format!(
+            "; r{MODEL_REVISION}: cross-word char n={}, stacked attacks de-confounded={}, folds grouped at word Jaccard {}",
+            args.cross, args.strip_stacked, args.group_jaccard
+        )
+    } else {
+        String::new()
+    };
     let provenance = format!(
         "fit_classifier: files={}; seed={}; folds={}; bits={BITS}; adagrad lr={LR} l2={l2:e} epochs={epochs}; \
          class-balanced, benign sources weighted n^{}; per_segment={seg}; dev-tuned flag={:.2} block={block:.2} \
-         in_combined={:.1}",
+         in_combined={:.1}{r2_note}",
         files.join(","),
         args.seed,
         args.folds,
@@ -489,8 +569,9 @@ fn run() -> Result<(), String> {
         sim.threshold,
         sim.weight
     );
-    let flags = if seg { FLAG_SEGMENTS } else { 0 };
-    let version = format!("clf-{}-s{}", env!("CARGO_PKG_VERSION"), args.seed);
+    let flags = if seg { FLAG_SEGMENTS } else { 0 } | cross_flag(args.cross);
+    let revision = if r2 { format!("-r{MODEL_REVISION}") } else { String::new() };
+    let version = format!("clf-{}{revision}-s{}", env!("CARGO_PKG_VERSION"), args.seed);
     let clf = Classifier::new(version, provenance, BITS, flags, m.b, m.w).map_err(|e| e.to_string())?;
     let bytes = clf.to_bytes().map_err(|e| e.to_string())?;
     println!("model: {} bytes, version {}", bytes.len(), clf.version());

@@ -33,7 +33,7 @@ impl InputGuard {
             detect.push_str(&norm.hidden_tags.to_lowercase());
         }
         let mut best = DocumentVerdict { flagged: false, score: 0.0, reasons: vec![], evidence: vec![], segment: None };
-        let mut scratch = Vec::new();
+        let mut scratch = crate::injection::signatures::MatchScratch::default();
         for seg in segments(&detect) {
             let h = self.heuristics.scan(seg, Scope::Document);
             let hit = self.matcher.nearest(seg, &mut scratch);

@@ -5,7 +5,9 @@ use serde::Serialize;
 use super::config::{GuardConfig, LayerThresholds};
 use crate::decode::decode_payloads;
 use crate::error::GuardError;
-use crate::injection::signatures::{NgramMatcher, SignatureEmbeddings, SignatureHit, Signatures};
+use crate::injection::signatures::{
+    MatchScratch, Nearest, NgramMatcher, SignatureEmbeddings, SignatureHit, Signatures,
+};
 use crate::injection::{Classifier, EmbeddingClassifier, Family, HeuristicScores, Heuristics, Scope};
 use crate::normalize::{normalize, Stripped};
 use crate::pii::{apply_pii_policy, PiiFinding};
@@ -147,16 +149,20 @@ impl InputGuard {
 
     /// Best signature score over the segments of `detect`, with the hit that produced it.
     pub(super) fn signature_layer(&self, detect: &str) -> (f32, SignatureHit) {
-        let mut scratch = Vec::new();
-        let mut best = (0.0f32, SignatureHit::default());
+        let mut scratch = MatchScratch::default();
+        let mut best = (0.0f32, Nearest::default());
         for seg in segments(detect) {
-            let hit = self.matcher.nearest(seg, &mut scratch);
+            let hit = self.matcher.nearest_idx(seg, &mut scratch);
             let s = hit.score(self.config.signature_margin);
             if s > best.0 {
                 best = (s, hit);
             }
         }
-        best
+        if best.0 > 0.0 {
+            (best.0, self.matcher.hit(&best.1))
+        } else {
+            (0.0, SignatureHit::default())
+        }
     }
 
     /// Check an input without an embedding.

@@ -34,43 +34,83 @@ const MAGIC: &[u8; 4] = b"KGCL";
 const FORMAT: u8 = 1;
 /// Flag bit: score = max over the whole text and its segments.
 pub const FLAG_SEGMENTS: u8 = 1;
+/// Flag bits 1–3: `n` of the cross-word character n-grams (0 = none); see [`cross_flag`].
+const CROSS_SHIFT: u8 = 1;
+/// Characters of the space-joined word sequence used for cross-word n-grams.
+const MAX_CROSS_CHARS: usize = 16 * 1024;
 
-/// 32-bit FNV-1a over `ns, 0x1f, a, [0x20, b]`.
-fn fnv1a(ns: u8, a: &[u8], b: Option<&[u8]>) -> u32 {
-    const OFFSET: u32 = 0x811c_9dc5;
-    const PRIME: u32 = 0x0100_0193;
-    let mut h = OFFSET;
-    let mut eat = |x: u8| {
+/// The flag bits that turn on cross-word character `n`-grams (`n` in 3..=7; 0 for none).
+pub fn cross_flag(n: u8) -> u8 {
+    if (3..=7).contains(&n) {
+        n << CROSS_SHIFT
+    } else {
+        0
+    }
+}
+
+fn cross_n(flags: u8) -> usize {
+    usize::from((flags >> CROSS_SHIFT) & 7)
+}
+
+const FNV_OFFSET: u32 = 0x811c_9dc5;
+const FNV_PRIME: u32 = 0x0100_0193;
+
+/// FNV-1a-32 state `h` continued over `bytes`.
+#[inline]
+fn fnv_more(mut h: u32, bytes: &[u8]) -> u32 {
+    for &x in bytes {
         h ^= u32::from(x);
-        h = h.wrapping_mul(PRIME);
-    };
-    eat(ns);
-    eat(0x1f);
-    a.iter().for_each(|&x| eat(x));
-    if let Some(b) = b {
-        eat(0x20);
-        b.iter().for_each(|&x| eat(x));
+        h = h.wrapping_mul(FNV_PRIME);
     }
     h
+}
+
+/// 32-bit FNV-1a over `ns, 0x1f, a, [0x20, b]` (the reference the tests check `features` against).
+#[cfg(test)]
+fn fnv1a(ns: u8, a: &[u8], b: Option<&[u8]>) -> u32 {
+    let h = fnv_more(fnv_more(FNV_OFFSET, &[ns, 0x1f]), a);
+    match b {
+        Some(b) => fnv_more(fnv_more(h, &[0x20]), b),
+        None => h,
+    }
 }
 
 /// The hashed features of `text`: sorted, de-duplicated bucket indices below `2^bits`.
 /// `out` is cleared first; pass the same vector again to avoid allocating.
 pub fn features(text: &str, bits: u8, out: &mut Vec<u32>) {
+    features_with(text, bits, 0, out);
+}
+
+/// [`features`] for a model's `flags`: with [`cross_flag`] bits set, also the character
+/// `n`-grams of the words joined by single spaces (namespace `x`), which span word boundaries
+/// ("vergiss alles", "act as", "now you") and German compounds' parts.
+pub fn features_with(text: &str, bits: u8, flags: u8, out: &mut Vec<u32>) {
     out.clear();
     let mask = if bits >= 32 { u32::MAX } else { (1u32 << bits) - 1 };
+    // Every feature's hash starts with `ns, 0x1f`: hash that prefix once per namespace.
+    let [w0, b0, c3, c4, c5] = [b'w', b'b', b'3', b'4', b'5'].map(|ns| fnv_more(FNV_OFFSET, &[ns, 0x1f]));
+    let cn = [c3, c4, c5];
     let mut prev: Option<&str> = None;
     let mut padded: Vec<u8> = Vec::with_capacity(4 * MAX_WORD_CHARS + 2);
     let mut bounds: Vec<usize> = Vec::with_capacity(MAX_WORD_CHARS + 3);
     for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).take(MAX_WORDS) {
-        out.push(fnv1a(b'w', word.as_bytes(), None) & mask);
+        out.push(fnv_more(w0, word.as_bytes()) & mask);
         if let Some(p) = prev {
-            out.push(fnv1a(b'b', p.as_bytes(), Some(word.as_bytes())) & mask);
+            out.push(fnv_more(fnv_more(fnv_more(b0, p.as_bytes()), &[0x20]), word.as_bytes()) & mask);
         }
         prev = Some(word);
         padded.clear();
-        bounds.clear();
         padded.push(b'<');
+        if word.is_ascii() {
+            // One byte per character: the n-grams are plain byte windows.
+            padded.extend_from_slice(&word.as_bytes()[..word.len().min(MAX_WORD_CHARS)]);
+            padded.push(b'>');
+            for (n, &h0) in (3..=5usize).zip(&cn) {
+                out.extend(padded.windows(n).map(|g| fnv_more(h0, g) & mask));
+            }
+            continue;
+        }
+        bounds.clear();
         bounds.push(0);
         for (i, c) in word.char_indices().take(MAX_WORD_CHARS) {
             bounds.push(padded.len());
@@ -81,17 +121,75 @@ pub fn features(text: &str, bits: u8, out: &mut Vec<u32>) {
         bounds.push(padded.len());
         // bounds[k] is the byte start of padded char k; the last entry is the end.
         let nchars = bounds.len() - 1;
-        for n in 3..=5usize {
+        for (n, &h0) in (3..=5usize).zip(&cn) {
             if nchars < n {
                 break;
             }
             for i in 0..=nchars - n {
-                out.push(fnv1a(b'0' + n as u8, &padded[bounds[i]..bounds[i + n]], None) & mask);
+                out.push(fnv_more(h0, &padded[bounds[i]..bounds[i + n]]) & mask);
             }
         }
     }
-    out.sort_unstable();
-    out.dedup();
+    let n = cross_n(flags);
+    if n > 0 {
+        cross_grams(text, n, mask, out);
+    }
+    sort_dedup(out, bits);
+}
+
+/// Character `n`-grams over ` w1 w2 … ` (words as in [`features`], single spaces), hashed in
+/// namespace `x` from the UTF-8 bytes of the `n` characters.
+fn cross_grams(text: &str, n: usize, mask: u32, out: &mut Vec<u32>) {
+    let x0 = fnv_more(FNV_OFFSET, &[b'x', 0x1f]);
+    let mut joined = String::with_capacity(text.len().min(4 * MAX_CROSS_CHARS) + 2);
+    joined.push(' ');
+    for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).take(MAX_WORDS) {
+        joined.push_str(word);
+        joined.push(' ');
+        if joined.len() >= MAX_CROSS_CHARS {
+            break;
+        }
+    }
+    if joined.is_ascii() {
+        out.extend(joined.as_bytes().windows(n).map(|g| fnv_more(x0, g) & mask));
+        return;
+    }
+    let starts: Vec<usize> = joined.char_indices().map(|(i, _)| i).chain(std::iter::once(joined.len())).collect();
+    let nchars = starts.len() - 1;
+    if nchars < n {
+        return;
+    }
+    for i in 0..=nchars - n {
+        out.push(fnv_more(x0, &joined.as_bytes()[starts[i]..starts[i + n]]) & mask);
+    }
+}
+
+/// Sort and de-duplicate bucket indices below `2^bits`. Long texts have thousands of features
+/// (a jailbreak prompt ≈ 5,000): marking them in a bitmap and reading it back in order is
+/// linear and gives the same vector as `sort_unstable` + `dedup` (which took half of the
+/// classifier's time on such texts); short texts keep the comparison sort.
+fn sort_dedup(out: &mut Vec<u32>, bits: u8) {
+    const BITMAP_FROM: usize = 1024;
+    if out.len() < BITMAP_FROM || bits > 20 {
+        out.sort_unstable();
+        out.dedup();
+        return;
+    }
+    let mut map = vec![0u64; (1usize << bits).div_ceil(64)];
+    for &h in out.iter() {
+        if let Some(w) = map.get_mut((h >> 6) as usize) {
+            *w |= 1u64 << (h & 63);
+        }
+    }
+    out.clear();
+    for (i, &w) in map.iter().enumerate() {
+        let mut w = w;
+        while w != 0 {
+            let b = w.trailing_zeros();
+            out.push(((i as u32) << 6) | b);
+            w &= w - 1;
+        }
+    }
 }
 
 fn sigmoid(z: f32) -> f32 {
@@ -289,7 +387,7 @@ impl Classifier {
 
     /// Logit of one piece of `detect` text; `scratch` is reused between calls.
     pub fn logit(&self, detect: &str, scratch: &mut Vec<u32>) -> f32 {
-        features(detect, self.bits, scratch);
+        features_with(detect, self.bits, self.flags, scratch);
         self.logit_of(scratch)
     }
 
@@ -320,6 +418,29 @@ mod tests {
 
     fn p(c: &Classifier, text: &str) -> f32 {
         c.score(&normalize(text).detect)
+    }
+
+    #[test]
+    fn cross_word_grams_span_boundaries() {
+        let (mut plain, mut cross) = (Vec::new(), Vec::new());
+        features_with("vergiss alles", 18, 0, &mut plain);
+        features_with("vergiss alles", 18, cross_flag(5), &mut cross);
+        let x0 = fnv_more(FNV_OFFSET, b"x\x1f");
+        assert!(cross.contains(&(fnv_more(x0, b"ss al") & 0x3ffff)));
+        assert!(plain.iter().all(|f| cross.contains(f)));
+        assert_eq!(cross_n(cross_flag(5) | FLAG_SEGMENTS), 5);
+        assert_eq!(cross_flag(9), 0);
+    }
+
+    #[test]
+    fn bitmap_dedup_equals_sort() {
+        let mut a: Vec<u32> = (0..5000u32).map(|i| i.wrapping_mul(2_654_435_761) & 0x3ffff).collect();
+        a.extend_from_slice(&a.clone()[..100]);
+        let mut b = a.clone();
+        sort_dedup(&mut a, 18);
+        b.sort_unstable();
+        b.dedup();
+        assert_eq!(a, b);
     }
 
     #[test]

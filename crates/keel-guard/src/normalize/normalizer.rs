@@ -1,7 +1,7 @@
 //! NFKC plus removal of invisible and control characters, with a count of what was removed.
 
 use serde::Serialize;
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 
 use super::homoglyph::fold_homoglyphs;
 
@@ -60,34 +60,59 @@ fn is_tag(c: char) -> bool {
 /// Normalise `input`: NFKC, strip zero-width/bidi/tag/control characters (keeping `\n` and
 /// `\t`), and build the homoglyph-folded lower-case detection form.
 pub fn normalize(input: &str) -> Normalized {
-    let mut stripped = Stripped::default();
-    let mut hidden_tags = String::new();
-    let mut text = String::with_capacity(input.len());
-    for c in input.nfkc() {
-        if is_zero_width(c) {
-            stripped.zero_width += 1;
-        } else if is_bidi(c) {
-            stripped.bidi += 1;
-        } else if is_tag(c) {
-            stripped.tag += 1;
-            // Tag characters mirror ASCII at U+E0000 + code point.
-            let ascii = (c as u32) - 0xE0000;
-            if let Some(a) = char::from_u32(ascii).filter(|a| a.is_ascii_graphic() || *a == ' ') {
-                hidden_tags.push(a);
+    let mut out = Stripping { text: String::with_capacity(input.len()), ..Stripping::default() };
+    // NFKC leaves ASCII and any text its quick check calls normalised unchanged; skipping the
+    // decompose/recompose pass there saves most of this function's time on long prompts.
+    if input.is_ascii() || is_nfkc_quick(input.chars()) == IsNormalized::Yes {
+        out.strip(input.chars());
+    } else {
+        out.strip(input.nfkc());
+    }
+    let Stripping { text, hidden_tags, stripped } = out;
+    let (folded, homoglyphs) = fold_homoglyphs(&text);
+    let detect = if folded.is_ascii() { folded.to_ascii_lowercase() } else { folded.to_lowercase() };
+    Normalized { text, detect, hidden_tags, stripped, homoglyphs }
+}
+
+#[derive(Default)]
+struct Stripping {
+    text: String,
+    hidden_tags: String,
+    stripped: Stripped,
+}
+
+impl Stripping {
+    /// Strip invisible and control characters from NFKC `chars` (generic, so each source of
+    /// characters gets its own loop without dynamic dispatch).
+    fn strip(&mut self, chars: impl Iterator<Item = char>) {
+        let (text, stripped) = (&mut self.text, &mut self.stripped);
+        for c in chars {
+            if c.is_ascii() && c != '\r' && (!c.is_ascii_control() || c == '\n' || c == '\t') {
+                // Printable ASCII, `\n` and `\t` are kept as they are (the checks below all
+                // concern other characters).
+                text.push(c);
+            } else if is_zero_width(c) {
+                stripped.zero_width += 1;
+            } else if is_bidi(c) {
+                stripped.bidi += 1;
+            } else if is_tag(c) {
+                stripped.tag += 1;
+                // Tag characters mirror ASCII at U+E0000 + code point.
+                let ascii = (c as u32) - 0xE0000;
+                if let Some(a) = char::from_u32(ascii).filter(|a| a.is_ascii_graphic() || *a == ' ') {
+                    self.hidden_tags.push(a);
+                }
+            } else if c == '\r' {
+                text.push('\n');
+            } else if c.is_control() && c != '\n' && c != '\t' {
+                stripped.control += 1;
+            } else if c.is_whitespace() && c != '\n' && c != '\t' {
+                text.push(' ');
+            } else {
+                text.push(c);
             }
-        } else if c == '\r' {
-            text.push('\n');
-        } else if c.is_control() && c != '\n' && c != '\t' {
-            stripped.control += 1;
-        } else if c.is_whitespace() && c != '\n' && c != '\t' {
-            text.push(' ');
-        } else {
-            text.push(c);
         }
     }
-    let (folded, homoglyphs) = fold_homoglyphs(&text);
-    let detect = folded.to_lowercase();
-    Normalized { text, detect, hidden_tags, stripped, homoglyphs }
 }
 
 #[cfg(test)]

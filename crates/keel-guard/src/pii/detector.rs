@@ -130,14 +130,8 @@ fn phone_valid(text: &str, start: usize, s: &str) -> bool {
     }
 }
 
-/// Find personal data in `text` (use the normalised text). Overlaps are resolved by kind
-/// priority (e-mail, IBAN, card, SSN, IPv6, IPv4, phone); findings are sorted by start.
-pub fn detect_pii(text: &str) -> Vec<PiiFinding> {
-    let mut raw: Vec<PiiFinding> = Vec::new();
-    let mut push = |kind, start, end| raw.push(PiiFinding { kind, start, end });
-    for (s, e, _) in candidates(&EMAIL, text) {
-        push(PiiKind::Email, s, e);
-    }
+/// Candidates of the kinds that contain digits (all but e-mail), validated.
+fn digit_candidates(text: &str, push: &mut impl FnMut(PiiKind, usize, usize)) {
     for (s, e, m) in candidates(&IBAN, text) {
         if iban_valid(m) {
             push(PiiKind::Iban, s, e);
@@ -167,6 +161,26 @@ pub fn detect_pii(text: &str) -> Vec<PiiFinding> {
         if phone_valid(text, s, m) {
             push(PiiKind::Phone, s, e);
         }
+    }
+}
+
+/// Find personal data in `text` (use the normalised text). Overlaps are resolved by kind
+/// priority (e-mail, IBAN, card, SSN, IPv6, IPv4, phone); findings are sorted by start.
+pub fn detect_pii(text: &str) -> Vec<PiiFinding> {
+    let mut raw: Vec<PiiFinding> = Vec::new();
+    let mut push = |kind, start, end| raw.push(PiiFinding { kind, start, end });
+    // Every pattern but the e-mail one needs a digit (`\d` is Unicode: any numeric character
+    // is a superset; IPv6 candidates without an ASCII digit are rejected below), and the
+    // e-mail one needs an `@`. Skipping the scans that cannot match keeps long prompts cheap.
+    if text.contains('@') {
+        for (s, e, _) in candidates(&EMAIL, text) {
+            push(PiiKind::Email, s, e);
+        }
+    }
+    let has_digit =
+        if text.is_ascii() { text.bytes().any(|b| b.is_ascii_digit()) } else { text.chars().any(char::is_numeric) };
+    if has_digit {
+        digit_candidates(text, &mut push);
     }
     let mut kept: Vec<PiiFinding> = Vec::new();
     for kind in PiiKind::ALL {

@@ -5,5 +5,6 @@ mod matcher;
 mod store;
 
 pub use embedding::SignatureEmbeddings;
-pub use matcher::{NgramMatcher, SignatureHit};
+pub(crate) use matcher::Nearest;
+pub use matcher::{MatchScratch, NgramMatcher, SignatureHit};
 pub use store::{Signature, SignatureKind, SignatureStatus, Signatures, BUILTIN_SIGNATURES};
