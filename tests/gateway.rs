@@ -401,7 +401,7 @@ async fn routing_rules_pick_a_chain_by_intent_size_and_tenant() {
 }
 
 /// A server like `start_keel` whose gateway requests are traced into a store in `dir`.
-async fn start_traced(cfg: &Config, dir: &std::path::Path, capture: TraceCapture) -> SocketAddr {
+async fn start_traced(cfg: &Config, dir: &std::path::Path, capture: TraceCapture, sample: f64) -> SocketAddr {
     let gateway = Arc::new(Gateway::new(&cfg.gateway, &Default::default()).unwrap());
     let store = keel::store::Store::open_embedded(dir).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -409,6 +409,7 @@ async fn start_traced(cfg: &Config, dir: &std::path::Path, capture: TraceCapture
     let state = ServerState::proxy_only(1 << 20, gateway).with_traces(
         keel::pipeline::TraceSink::spawn(store),
         capture,
+        sample,
         &cfg.guard.pii,
     );
     tokio::spawn(async move { keel::http::serve(listener, state, std::future::pending()).await.unwrap() });
@@ -438,7 +439,7 @@ async fn gateway_requests_leave_a_trace_with_attempts_usage_and_redacted_text() 
     let (fa, a) = start_fake().await;
     let (_fb, b) = start_fake().await;
     let dir = tempfile::tempdir().unwrap();
-    let keel = start_traced(&config(&a, &b), dir.path(), TraceCapture::Messages).await;
+    let keel = start_traced(&config(&a, &b), dir.path(), TraceCapture::Messages, 1.0).await;
     let client = reqwest::Client::new();
     let url = format!("http://{keel}/v1/chat/completions");
 
@@ -493,7 +494,7 @@ async fn metadata_traces_keep_no_text_and_off_writes_none() {
     let (_fa, a) = start_fake().await;
     let (_fb, b) = start_fake().await;
     let dir = tempfile::tempdir().unwrap();
-    let keel = start_traced(&config(&a, &b), dir.path(), TraceCapture::Metadata).await;
+    let keel = start_traced(&config(&a, &b), dir.path(), TraceCapture::Metadata, 1.0).await;
     let (status, headers, _) = chat(keel, "chain", false).await;
     assert_eq!(status, 200);
     let t = stored_trace(keel, &headers).await;
@@ -502,8 +503,33 @@ async fn metadata_traces_keep_no_text_and_off_writes_none() {
     assert!(t["output"]["target"].as_str().unwrap().contains("a-model"), "{t}");
 
     let dir = tempfile::tempdir().unwrap();
-    let keel = start_traced(&config(&a, &b), dir.path(), TraceCapture::Off).await;
+    let keel = start_traced(&config(&a, &b), dir.path(), TraceCapture::Off, 1.0).await;
     let (status, headers, _) = chat(keel, "chain", false).await;
     assert_eq!(status, 200);
     assert!(headers.get("x-keel-trace-id").is_none());
+}
+
+#[tokio::test]
+async fn sampled_traces_keep_a_share_of_successes_and_every_failure() {
+    let (fa, a) = start_fake().await;
+    let (_fb, b) = start_fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let keel = start_traced(&config(&a, &b), dir.path(), TraceCapture::Metadata, 0.25).await;
+    let mut kept = 0;
+    for _ in 0..200 {
+        let (status, headers, _) = chat(keel, "solo", false).await;
+        assert_eq!(status, 200);
+        if headers.get("x-keel-trace-id").is_some() {
+            stored_trace(keel, &headers).await;
+            kept += 1;
+        }
+    }
+    // 200 draws at 0.25: 50 expected; outside 25..=80 is a broken sampler, not bad luck.
+    assert!((25..=80).contains(&kept), "{kept} of 200 kept");
+    for _ in 0..10 {
+        fa.push(&[Play::Status(400, None)]);
+        let (status, headers, _) = chat(keel, "solo", false).await;
+        assert_eq!(status, 400);
+        assert_eq!(stored_trace(keel, &headers).await["status"], "error");
+    }
 }

@@ -390,6 +390,7 @@ pub async fn serve(
     let state = guard(ServerState::loading(config.server.max_body_bytes, gateway), keys, &config).await?.with_traces(
         TraceSink::spawn(store.clone()),
         config.gateway.trace,
+        config.gateway.trace_sample,
         &config.guard.pii,
     );
     let loader_state = state.clone();
@@ -475,7 +476,12 @@ async fn serve_proxy(
     let keys = if require_keys { store.clone() } else { None };
     let mut state = guard(ServerState::proxy_only(config.server.max_body_bytes, gateway), keys, &config).await?;
     if let Some(store) = store.filter(|_| traced) {
-        state = state.with_traces(TraceSink::spawn(store), config.gateway.trace, &config.guard.pii);
+        state = state.with_traces(
+            TraceSink::spawn(store),
+            config.gateway.trace,
+            config.gateway.trace_sample,
+            &config.guard.pii,
+        );
     }
     http::serve(listener, state, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

@@ -29,6 +29,8 @@ pub struct RawGateway {
     pub retry_storm_ratio: Option<f64>,
     /// What a gateway request's trace keeps: "messages", "metadata" or "off".
     pub trace: Option<String>,
+    /// Share of successful gateway requests whose trace is kept (failures always are).
+    pub trace_sample: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,6 +170,8 @@ pub struct GatewayConfig {
     pub retry_storm_ratio: f64,
     /// What the trace of a gateway request keeps.
     pub trace: TraceCapture,
+    /// Share of successful gateway requests whose trace is kept (failures always are).
+    pub trace_sample: f64,
     pub providers: Vec<ProviderConfig>,
     pub routes: Vec<RouteConfig>,
     /// Default per-key limits and the completion reserve.
@@ -254,6 +258,10 @@ pub fn validate(parts: RawGatewayParts, file: &str) -> Result<GatewayConfig, Con
     let ratio = raw.breaker_error_ratio.unwrap_or(0.5);
     if !(ratio > 0.0 && ratio <= 1.0) {
         return Err(invalid("gateway.breaker_error_ratio", format!("{ratio} is outside (0, 1]")));
+    }
+    let trace_sample = raw.trace_sample.unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&trace_sample) {
+        return Err(invalid("gateway.trace_sample", format!("{trace_sample} is outside [0, 1]")));
     }
     let mut names = HashSet::new();
     let mut out_providers = Vec::new();
@@ -367,6 +375,7 @@ pub fn validate(parts: RawGatewayParts, file: &str) -> Result<GatewayConfig, Con
                 ))
             }
         },
+        trace_sample,
         providers: out_providers,
         routes: out_routes,
         limits: super::limits::limits(limits, file)?,
@@ -426,5 +435,16 @@ mod tests {
         };
         let e = validate(parts, "keel.toml").unwrap_err().to_string();
         assert!(e.contains("gateway.max_attempts") && e.contains("capped at 5"), "{e}");
+    }
+
+    #[test]
+    fn trace_settings_are_checked() {
+        let c =
+            crate::config::Config::parse("[gateway]\ntrace = \"metadata\"\ntrace_sample = 0.1\n", "k.toml").unwrap();
+        assert_eq!((c.gateway.trace, c.gateway.trace_sample), (TraceCapture::Metadata, 0.1));
+        let e = crate::config::Config::parse("[gateway]\ntrace = \"all\"\n", "k.toml").unwrap_err().to_string();
+        assert!(e.contains("k.toml") && e.contains("gateway.trace") && e.contains("`all`"), "{e}");
+        let e = crate::config::Config::parse("[gateway]\ntrace_sample = 1.5\n", "k.toml").unwrap_err().to_string();
+        assert!(e.contains("gateway.trace_sample") && e.contains("1.5"), "{e}");
     }
 }

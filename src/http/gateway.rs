@@ -339,7 +339,7 @@ pub async fn stream(state: &ServerState, caller: &Caller, model: &str, mut body:
     meter.served_by(gateway, report.attempts.last().map(|a| a.target.as_str()));
     let watch = state.output.clone().filter(|g| g.watches_text()).map(|g| OutputWatch::new(g, system_prompt(&body)));
     let mut res = Response::new(Body::empty());
-    trace.stamp(&mut res);
+    trace.stamp_sampled(&mut res);
     let watcher = StreamMeter::new(meter, body, trace);
     *res.body_mut() = Body::from_stream(relay(open.first, open.rest, gateway.idle_timeout(), watcher, watch));
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

@@ -26,13 +26,15 @@ const MAX_REPLY_CHARS: usize = 16_384;
 pub struct GatewayTraces {
     pub sink: TraceSink,
     capture: TraceCapture,
+    /// Share of successful requests whose trace is kept.
+    sample: f64,
     /// `[guard.pii]` for storage: every kind not allowed is redacted (a kind that blocks
     /// requests is still redacted here, whatever the route did).
     pii: Arc<PiiPolicy>,
 }
 
 impl GatewayTraces {
-    pub fn new(sink: TraceSink, capture: TraceCapture, pii: &PiiPolicy) -> Self {
+    pub fn new(sink: TraceSink, capture: TraceCapture, sample: f64, pii: &PiiPolicy) -> Self {
         let redact = |a: PiiAction| if a == PiiAction::Allow { PiiAction::Allow } else { PiiAction::Redact };
         let pii = PiiPolicy {
             email: redact(pii.email),
@@ -43,7 +45,7 @@ impl GatewayTraces {
             ipv4: redact(pii.ipv4),
             ipv6: redact(pii.ipv6),
         };
-        Self { sink, capture, pii: Arc::new(pii) }
+        Self { sink, capture, sample, pii: Arc::new(pii) }
     }
 
     /// Opens the trace of one request (a no-op trace when traces are off).
@@ -57,7 +59,8 @@ impl GatewayTraces {
             "stream": stream,
         });
         let builder = TraceBuilder::new("gateway", input);
-        GatewayTrace(Some(Box::new(Open { builder, traces: t.clone(), mark: 0, output: Map::new() })))
+        let sampled = t.sample >= 1.0 || sample_point(builder.id()) < t.sample;
+        GatewayTrace(Some(Box::new(Open { builder, traces: t.clone(), mark: 0, output: Map::new(), sampled })))
     }
 }
 
@@ -67,6 +70,14 @@ struct Open {
     /// Where the next span starts (µs from the start of the request).
     mark: u64,
     output: Map<String, Value>,
+    /// Kept even if the request succeeds (a failure is always kept).
+    sampled: bool,
+}
+
+/// Where a trace id falls in `[0, 1)`, from its last (random) hex digits.
+fn sample_point(id: &str) -> f64 {
+    let tail = id.get(id.len().saturating_sub(8)..).unwrap_or("");
+    u32::from_str_radix(tail, 16).map_or(0.0, |n| f64::from(n) / (f64::from(u32::MAX) + 1.0))
 }
 
 impl Open {
@@ -174,10 +185,18 @@ impl GatewayTrace {
         o.output.insert("reply".into(), json!(t));
     }
 
-    /// Puts the trace id on a response.
+    /// Puts the trace id on a failed response (its trace is always kept).
     pub fn stamp(&self, res: &mut Response) {
         if let Some(v) = self.id().and_then(|id| HeaderValue::from_str(id).ok()) {
             res.headers_mut().insert("x-keel-trace-id", v);
+        }
+    }
+
+    /// Puts the trace id on a response whose outcome is not known yet (a stream), when the
+    /// trace is kept whatever the outcome.
+    pub fn stamp_sampled(&self, res: &mut Response) {
+        if self.0.as_ref().is_some_and(|o| o.sampled) {
+            self.stamp(res);
         }
     }
 
@@ -185,7 +204,10 @@ impl GatewayTrace {
     /// `http` the status code the client got; `error` its error code.
     pub fn finish(&mut self, status: &str, http: u16, error: Option<&str>) {
         let Some(o) = self.0.take() else { return };
-        let Open { builder, traces, mut output, .. } = *o;
+        let Open { builder, traces, mut output, sampled, .. } = *o;
+        if !sampled && status == "ok" {
+            return;
+        }
         output.insert("http_status".into(), json!(http));
         if let Some(e) = error {
             output.insert("error".into(), json!(e));
@@ -195,7 +217,6 @@ impl GatewayTrace {
 
     /// Ends the trace from the response the client gets.
     pub fn finish_with(&mut self, res: &mut Response) {
-        self.stamp(res);
         let http = res.status();
         let (status, error) = if http.is_success() {
             ("ok", None)
@@ -204,6 +225,11 @@ impl GatewayTrace {
         } else {
             ("error", None)
         };
+        if status == "ok" {
+            self.stamp_sampled(res);
+        } else {
+            self.stamp(res);
+        }
         self.finish(status, http.as_u16(), error);
     }
 }

@@ -85,6 +85,7 @@ impl ServerState {
         let s = Self::loading(app.config.server.max_body_bytes, gateway).with_traces(
             app.sink.clone(),
             app.config.gateway.trace,
+            app.config.gateway.trace_sample,
             &app.config.guard.pii,
         );
         s.set_ready(app);
@@ -112,14 +113,16 @@ impl ServerState {
         self
     }
 
-    /// Traces gateway requests into `sink` (what they keep: `capture`; text redacted per `pii`).
+    /// Traces gateway requests into `sink` (what they keep: `capture`; the share of successful
+    /// requests kept: `sample`; text redacted per `pii`).
     pub fn with_traces(
         mut self,
         sink: crate::pipeline::TraceSink,
         capture: crate::config::gateway::TraceCapture,
+        sample: f64,
         pii: &keel_guard::pii::PiiPolicy,
     ) -> Self {
-        self.traces = Some(gateway_trace::GatewayTraces::new(sink, capture, pii));
+        self.traces = Some(gateway_trace::GatewayTraces::new(sink, capture, sample, pii));
         self
     }
 

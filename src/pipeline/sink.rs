@@ -9,11 +9,11 @@ use crate::trace::Trace;
 /// requests down.
 const QUEUE: usize = 4096;
 
-/// Traces written per transaction at most (under load, one commit carries many traces).
+/// Messages taken from the queue at once before the writer looks at them.
 const BATCH: usize = 256;
 
-/// How long the writer waits for more traces before it commits a batch (a flush commits at
-/// once): at a steady trickle of requests, one commit per this much time instead of one each.
+/// How long the writer lets traces gather before it commits them (a flush commits at once):
+/// under steady traffic, one commit per this much time instead of one per request.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(50);
 
 enum Msg {
@@ -28,40 +28,23 @@ pub struct TraceSink {
 }
 
 impl TraceSink {
-    /// Starts the writer task on the current runtime.
+    /// Starts the writer on its own thread (with its own small runtime), so serialising and
+    /// committing a batch never holds up a request on the server's threads.
     pub fn spawn(store: Store) -> Self {
-        let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
-        let writer = store.clone();
-        tokio::spawn(async move {
-            let mut msgs = Vec::with_capacity(BATCH);
-            while rx.recv_many(&mut msgs, BATCH).await > 0 {
-                let deadline = tokio::time::Instant::now() + LINGER;
-                while msgs.len() < BATCH && !msgs.iter().any(|m| matches!(m, Msg::Flush(_))) {
-                    let room = BATCH - msgs.len();
-                    match tokio::time::timeout_at(deadline, rx.recv_many(&mut msgs, room)).await {
-                        Ok(n) if n > 0 => {}
-                        _ => break,
-                    }
-                }
-                let mut traces = Vec::with_capacity(msgs.len());
-                let mut flushes = Vec::new();
-                for m in msgs.drain(..) {
-                    match m {
-                        Msg::Trace(t) => traces.push(*t),
-                        Msg::Flush(done) => flushes.push(done),
-                    }
-                }
-                if !traces.is_empty() {
-                    if let Err(e) = writer.traces.put_traces(&traces).await {
-                        tracing::warn!(traces = traces.len(), error = %e, "traces not written");
-                    }
-                }
-                // A flush is answered after every trace received before it is written.
-                for done in flushes {
-                    let _ = done.send(());
-                }
-            }
-        });
+        let (tx, rx) = mpsc::channel::<Msg>(QUEUE);
+        let writer = write_batches(rx, store.clone());
+        let started =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string()).and_then(
+                |rt| {
+                    std::thread::Builder::new()
+                        .name("keel-traces".into())
+                        .spawn(move || rt.block_on(writer))
+                        .map_err(|e| e.to_string())
+                },
+            );
+        if let Err(e) = started {
+            tracing::error!(error = %e, "the trace writer could not start; traces will be dropped");
+        }
         Self { tx, store }
     }
 
@@ -89,5 +72,39 @@ impl TraceSink {
     pub async fn get(&self, id: &str) -> Result<Option<Trace>, StoreError> {
         self.flush().await;
         self.store.traces.get_trace(id).await
+    }
+}
+
+/// The writer: one transaction for what arrived within `LINGER` of the first trace (a flush
+/// is answered once everything before it is written). It sleeps through the linger instead of
+/// waiting on the queue, so a request that records a trace never wakes this thread.
+async fn write_batches(mut rx: mpsc::Receiver<Msg>, store: Store) {
+    let mut msgs = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut msgs, BATCH).await > 0 {
+        if !msgs.iter().any(|m| matches!(m, Msg::Flush(_))) {
+            tokio::time::sleep(LINGER).await;
+        }
+        while msgs.len() < QUEUE {
+            match rx.try_recv() {
+                Ok(m) => msgs.push(m),
+                Err(_) => break,
+            }
+        }
+        let mut traces = Vec::with_capacity(msgs.len());
+        let mut flushes = Vec::new();
+        for m in msgs.drain(..) {
+            match m {
+                Msg::Trace(t) => traces.push(*t),
+                Msg::Flush(done) => flushes.push(done),
+            }
+        }
+        if !traces.is_empty() {
+            if let Err(e) = store.traces.put_traces(&traces).await {
+                tracing::warn!(traces = traces.len(), error = %e, "traces not written");
+            }
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
     }
 }

@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../../migrations/sqlite/0004_limits.sql")),
     (5, include_str!("../../../migrations/sqlite/0005_snapshots.sql")),
     (6, include_str!("../../../migrations/sqlite/0006_chunk_reviews.sql")),
+    (7, include_str!("../../../migrations/sqlite/0007_trace_spans_inline.sql")),
 ];
 
 pub struct SqliteStore {

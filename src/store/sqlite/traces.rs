@@ -11,52 +11,65 @@ fn parse_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
+/// Traces per INSERT statement (8 bound values each; well under SQLite's variable limit).
+const ROWS_PER_INSERT: usize = 64;
+
 #[async_trait]
 impl TraceStore for SqliteStore {
     async fn put_traces(&self, traces: &[Trace]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for t in traces {
-            sqlx::query("DELETE FROM traces WHERE id = ?").bind(&t.id).execute(&mut *tx).await?;
-            sqlx::query(
-                "INSERT INTO traces (id, created_at, route, status, duration_us, input, output) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&t.id)
-            .bind(t.created_at_ms)
-            .bind(&t.route)
-            .bind(&t.status)
-            .bind(t.duration_us as i64)
-            .bind(t.input.to_string())
-            .bind(t.output.to_string())
-            .execute(&mut *tx)
-            .await?;
-            for (seq, s) in t.spans.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO spans (trace_id, seq, name, start_us, duration_us, attrs) VALUES (?, ?, ?, ?, ?, ?)",
-                )
-                .bind(&t.id)
-                .bind(seq as i64)
-                .bind(&s.name)
-                .bind(s.start_us as i64)
-                .bind(s.duration_us as i64)
-                .bind(serde_json::Value::Object(s.attrs.clone()).to_string())
-                .execute(&mut *tx)
-                .await?;
-            }
+        // Many rows per statement: each statement is a round trip to SQLite's worker thread.
+        for rows in traces.chunks(ROWS_PER_INSERT) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT OR REPLACE INTO traces (id, created_at, route, status, duration_us, input, output, spans) ",
+            );
+            q.push_values(rows, |mut b, t| {
+                b.push_bind(&t.id)
+                    .push_bind(t.created_at_ms)
+                    .push_bind(&t.route)
+                    .push_bind(&t.status)
+                    .push_bind(t.duration_us as i64)
+                    .push_bind(t.input.to_string())
+                    .push_bind(t.output.to_string())
+                    .push_bind(serde_json::to_string(&t.spans).unwrap_or_else(|_| "[]".into()));
+            });
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
     async fn get_trace(&self, id: &str) -> Result<Option<Trace>, StoreError> {
-        let Some(r) =
-            sqlx::query("SELECT id, created_at, route, status, duration_us, input, output FROM traces WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?
+        let Some(r) = sqlx::query(
+            "SELECT id, created_at, route, status, duration_us, input, output, spans FROM traces WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
         else {
             return Ok(None);
         };
-        let spans = sqlx::query("SELECT name, start_us, duration_us, attrs FROM spans WHERE trace_id = ? ORDER BY seq")
+        let spans = match r.get::<Option<&str>, _>(7) {
+            Some(inline) => parse_json("trace spans", inline)?,
+            None => self.legacy_spans(id).await?,
+        };
+        Ok(Some(Trace {
+            id: r.get(0),
+            created_at_ms: r.get(1),
+            route: r.get(2),
+            status: r.get(3),
+            duration_us: r.get::<i64, _>(4) as u64,
+            input: parse_json("trace input", r.get::<&str, _>(5))?,
+            output: parse_json("trace output", r.get::<&str, _>(6))?,
+            spans,
+        }))
+    }
+}
+
+impl SqliteStore {
+    /// The spans of a trace written before they were kept in its row (migration 0007).
+    async fn legacy_spans(&self, id: &str) -> Result<Vec<Span>, StoreError> {
+        sqlx::query("SELECT name, start_us, duration_us, attrs FROM spans WHERE trace_id = ? ORDER BY seq")
             .bind(id)
             .fetch_all(&self.pool)
             .await?
@@ -69,16 +82,6 @@ impl TraceStore for SqliteStore {
                     attrs: parse_json("span attrs", s.get::<&str, _>(3))?,
                 })
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Some(Trace {
-            id: r.get(0),
-            created_at_ms: r.get(1),
-            route: r.get(2),
-            status: r.get(3),
-            duration_us: r.get::<i64, _>(4) as u64,
-            input: parse_json("trace input", r.get::<&str, _>(5))?,
-            output: parse_json("trace output", r.get::<&str, _>(6))?,
-            spans,
-        }))
+            .collect::<Result<Vec<_>, StoreError>>()
     }
 }
