@@ -530,6 +530,8 @@ async fn sampled_traces_keep_a_share_of_successes_and_every_failure() {
         fa.push(&[Play::Status(400, None)]);
         let (status, headers, _) = chat(keel, "solo", false).await;
         assert_eq!(status, 400);
-        assert_eq!(stored_trace(keel, &headers).await["status"], "error");
+        let t = stored_trace(keel, &headers).await;
+        assert_eq!(t["status"], "error");
+        assert_eq!(span(&t, "provider")["attrs"]["calls"], 1, "{t}");
     }
 }

@@ -190,8 +190,7 @@ pub async fn complete(
             let e = ApiError::from(e);
             let code = e.code;
             let mut res = e.into_response();
-            trace.stamp(&mut res);
-            trace.finish("error", res.status().as_u16(), Some(code));
+            trace.fail(&mut res, "error", code);
             res
         }
     };
@@ -247,8 +246,8 @@ fn guard_request(
         trace.messages(body);
         let msg = format!("The request was refused by the input guard ({})", v.refused.join(", "));
         let e = ApiError::new(StatusCode::BAD_REQUEST, "guard_block", msg);
-        trace.finish("blocked", 400, Some("guard_block"));
-        return Err(e.trace_id(trace.id()));
+        let id = trace.fail_id("blocked", 400, "guard_block");
+        return Err(e.trace_id(id.as_deref()));
     }
     let mut parts = Vec::new();
     if !v.flagged.is_empty() {
@@ -294,8 +293,7 @@ fn withheld(
     let mut res = ApiError::new(StatusCode::BAD_GATEWAY, block.reason_code(), block.to_string()).into_response();
     stamp_usage(&mut res, usage, capped);
     stamp(&mut res, report, started);
-    trace.stamp(&mut res);
-    trace.finish("blocked", res.status().as_u16(), Some(block.reason_code()));
+    trace.fail(&mut res, "blocked", block.reason_code());
     res
 }
 
@@ -331,8 +329,7 @@ pub async fn stream(state: &ServerState, caller: &Caller, model: &str, mut body:
             let code = e.code;
             let mut res = e.into_response();
             stamp(&mut res, &report, started);
-            trace.stamp(&mut res);
-            trace.finish("error", res.status().as_u16(), Some(code));
+            trace.fail(&mut res, "error", code);
             return Ok(res);
         }
     };

@@ -51,6 +51,19 @@ impl GatewayTraces {
     /// Opens the trace of one request (a no-op trace when traces are off).
     pub fn start(this: Option<&Self>, caller: &Caller, requested: &str, route: &str, stream: bool) -> GatewayTrace {
         let Some(t) = this.filter(|t| t.capture != TraceCapture::Off) else { return GatewayTrace::off() };
+        if t.sample < 1.0 && rand_unit() >= t.sample {
+            // Not sampled: only what a failure's trace needs is kept, at almost no cost.
+            return GatewayTrace(State::Lite(Box::new(Lite {
+                traces: t.clone(),
+                started: std::time::Instant::now(),
+                created_at_ms: crate::trace::now_ms(),
+                requested: requested.to_string(),
+                route: route.to_string(),
+                tenant: caller.tenant.clone(),
+                stream,
+                attempts: None,
+            })));
+        }
         let input = json!({
             "model": requested,
             "route": route,
@@ -59,8 +72,7 @@ impl GatewayTraces {
             "stream": stream,
         });
         let builder = TraceBuilder::new("gateway", input);
-        let sampled = t.sample >= 1.0 || sample_point(builder.id()) < t.sample;
-        GatewayTrace(Some(Box::new(Open { builder, traces: t.clone(), mark: 0, output: Map::new(), sampled })))
+        GatewayTrace(State::Full(Box::new(Open { builder, traces: t.clone(), mark: 0, output: Map::new() })))
     }
 }
 
@@ -70,14 +82,54 @@ struct Open {
     /// Where the next span starts (µs from the start of the request).
     mark: u64,
     output: Map<String, Value>,
-    /// Kept even if the request succeeds (a failure is always kept).
-    sampled: bool,
 }
 
-/// Where a trace id falls in `[0, 1)`, from its last (random) hex digits.
-fn sample_point(id: &str) -> f64 {
-    let tail = id.get(id.len().saturating_sub(8)..).unwrap_or("");
-    u32::from_str_radix(tail, 16).map_or(0.0, |n| f64::from(n) / (f64::from(u32::MAX) + 1.0))
+/// A request outside the sample: its trace is written only if it fails.
+struct Lite {
+    traces: GatewayTraces,
+    started: std::time::Instant,
+    created_at_ms: i64,
+    requested: String,
+    route: String,
+    tenant: String,
+    stream: bool,
+    /// The provider span's attributes, once the provider was called.
+    attempts: Option<Value>,
+}
+
+impl Lite {
+    fn into_trace(self, id: String, status: &str, output: Value) -> crate::trace::Trace {
+        let spans = self
+            .attempts
+            .map(|a| {
+                let Value::Object(attrs) = a else { return Vec::new() };
+                vec![crate::trace::Span { name: "provider".into(), start_us: 0, duration_us: 0, attrs }]
+            })
+            .unwrap_or_default();
+        crate::trace::Trace {
+            id,
+            created_at_ms: self.created_at_ms,
+            route: "gateway".into(),
+            status: status.to_string(),
+            duration_us: self.started.elapsed().as_micros() as u64,
+            input: json!({ "model": self.requested, "route": self.route, "tenant": self.tenant,
+                           "stream": self.stream, "sampled": false }),
+            output,
+            spans,
+        }
+    }
+}
+
+enum State {
+    Off,
+    /// Sampled: everything is recorded.
+    Full(Box<Open>),
+    Lite(Box<Lite>),
+}
+
+/// A number in `[0, 1)` for the sampling draw.
+fn rand_unit() -> f64 {
+    crate::gateway::retry::jitter_unit()
 }
 
 impl Open {
@@ -86,22 +138,26 @@ impl Open {
     }
 }
 
-/// One request's trace while it runs; every method is a no-op when traces are off.
-pub struct GatewayTrace(Option<Box<Open>>);
+/// One request's trace while it runs; every method is a no-op when traces are off (and most
+/// are when the request is outside the sample).
+pub struct GatewayTrace(State);
 
 impl GatewayTrace {
     /// A trace that records nothing.
     pub fn off() -> Self {
-        Self(None)
+        Self(State::Off)
     }
 
-    pub fn id(&self) -> Option<&str> {
-        self.0.as_ref().map(|o| o.builder.id())
+    fn open(&mut self) -> Option<&mut Open> {
+        match &mut self.0 {
+            State::Full(o) => Some(o),
+            _ => None,
+        }
     }
 
     /// Closes a span from the end of the previous one to now, with `attrs`.
     pub fn span(&mut self, name: &str, attrs: &[(&str, Value)]) {
-        let Some(o) = self.0.as_mut() else { return };
+        let Some(o) = self.open() else { return };
         for (k, v) in attrs {
             o.builder.attr(k, v.clone());
         }
@@ -112,7 +168,7 @@ impl GatewayTrace {
 
     /// Moves the start of the next span to now (time spent elsewhere is not a span).
     pub fn skip(&mut self) {
-        if let Some(o) = self.0.as_mut() {
+        if let Some(o) = self.open() {
             o.mark = o.builder.elapsed_us();
         }
     }
@@ -120,7 +176,7 @@ impl GatewayTrace {
     /// The request's messages as the provider gets them (after the route's guard), redacted;
     /// with `metadata` capture, only their count.
     pub fn messages(&mut self, body: &Value) {
-        let Some(o) = self.0.as_mut() else { return };
+        let Some(o) = self.open() else { return };
         let messages = body.get("messages").and_then(Value::as_array);
         o.builder.set_input("messages_count", messages.map_or(0, Vec::len));
         if let Some(cap) = ["max_completion_tokens", "max_tokens"].iter().find_map(|f| body.get(*f)) {
@@ -154,29 +210,42 @@ impl GatewayTrace {
 
     /// The provider calls: every attempt (target, outcome, ms), calls made, time waited.
     pub fn provider(&mut self, report: &CallReport) {
-        let attempts = serde_json::to_value(&report.attempts).unwrap_or(Value::Null);
-        self.span(
-            "provider",
-            &[
-                ("attempts", attempts),
-                ("calls", json!(report.calls)),
-                ("provider_ms", json!(report.provider_wait.as_secs_f64() * 1000.0)),
-            ],
-        );
-        if let (Some(o), Some(a)) = (self.0.as_mut(), report.attempts.last()) {
-            o.output.insert("target".into(), json!(a.target));
+        let attrs = || {
+            json!({
+                "attempts": serde_json::to_value(&report.attempts).unwrap_or(Value::Null),
+                "calls": report.calls,
+                "provider_ms": report.provider_wait.as_secs_f64() * 1000.0,
+            })
+        };
+        match &mut self.0 {
+            State::Off => {}
+            // Only a failure's trace is written: the attempts are read when it fails.
+            State::Lite(l) => l.attempts = Some(attrs()),
+            State::Full(o) => {
+                if let Value::Object(m) = attrs() {
+                    for (k, v) in m {
+                        o.builder.attr(&k, v);
+                    }
+                }
+                let start = o.mark;
+                o.builder.close_span("provider", start);
+                o.mark = o.builder.elapsed_us();
+                if let Some(a) = report.attempts.last() {
+                    o.output.insert("target".into(), json!(a.target));
+                }
+            }
         }
     }
 
     pub fn usage(&mut self, u: &Usage) {
-        if let Some(o) = self.0.as_mut() {
+        if let Some(o) = self.open() {
             o.output.insert("usage".into(), serde_json::to_value(u).unwrap_or(Value::Null));
         }
     }
 
     /// The reply's text (with `messages` capture; redacted, at most 16 k characters).
     pub fn reply(&mut self, text: impl FnOnce() -> String) {
-        let Some(o) = self.0.as_mut().filter(|o| o.traces.capture == TraceCapture::Messages) else { return };
+        let Some(o) = self.open().filter(|o| o.traces.capture == TraceCapture::Messages) else { return };
         let mut t = o.redact(&text());
         if let Some((cut, _)) = t.char_indices().nth(MAX_REPLY_CHARS) {
             t.truncate(cut);
@@ -185,37 +254,36 @@ impl GatewayTrace {
         o.output.insert("reply".into(), json!(t));
     }
 
-    /// Puts the trace id on a failed response (its trace is always kept).
-    pub fn stamp(&self, res: &mut Response) {
-        if let Some(v) = self.id().and_then(|id| HeaderValue::from_str(id).ok()) {
-            res.headers_mut().insert("x-keel-trace-id", v);
+    /// Puts the id of a trace that will be kept on a response whose outcome is not known yet
+    /// (a stream): only a sampled request's.
+    pub fn stamp_sampled(&mut self, res: &mut Response) {
+        if let Some(o) = self.open() {
+            if let Ok(v) = HeaderValue::from_str(o.builder.id()) {
+                res.headers_mut().insert("x-keel-trace-id", v);
+            }
         }
     }
 
-    /// Puts the trace id on a response whose outcome is not known yet (a stream), when the
-    /// trace is kept whatever the outcome.
-    pub fn stamp_sampled(&self, res: &mut Response) {
-        if self.0.as_ref().is_some_and(|o| o.sampled) {
-            self.stamp(res);
+    /// Ends a failed request's trace (always kept) and returns its id.
+    pub fn fail_id(&mut self, status: &str, http: u16, error: &str) -> Option<String> {
+        self.end(status, http, Some(error))
+    }
+
+    /// Ends a failed request's trace (always kept) and names it on `res`.
+    pub fn fail(&mut self, res: &mut Response, status: &str, error: &str) {
+        let http = res.status().as_u16();
+        if let Some(v) = self.end(status, http, Some(error)).and_then(|id| HeaderValue::from_str(&id).ok()) {
+            res.headers_mut().insert("x-keel-trace-id", v);
         }
     }
 
     /// Ends the trace: `status` is `ok`, `error`, `blocked` (a guard) or `refused` (limits);
     /// `http` the status code the client got; `error` its error code.
     pub fn finish(&mut self, status: &str, http: u16, error: Option<&str>) {
-        let Some(o) = self.0.take() else { return };
-        let Open { builder, traces, mut output, sampled, .. } = *o;
-        if !sampled && status == "ok" {
-            return;
-        }
-        output.insert("http_status".into(), json!(http));
-        if let Some(e) = error {
-            output.insert("error".into(), json!(e));
-        }
-        traces.sink.record(builder.finish(status, Value::Object(output)));
+        self.end(status, http, error);
     }
 
-    /// Ends the trace from the response the client gets.
+    /// Ends the trace from the response the client gets (and names it there when kept).
     pub fn finish_with(&mut self, res: &mut Response) {
         let http = res.status();
         let (status, error) = if http.is_success() {
@@ -225,18 +293,44 @@ impl GatewayTrace {
         } else {
             ("error", None)
         };
-        if status == "ok" {
-            self.stamp_sampled(res);
-        } else {
-            self.stamp(res);
+        if let Some(v) = self.end(status, http.as_u16(), error).and_then(|id| HeaderValue::from_str(&id).ok()) {
+            res.headers_mut().insert("x-keel-trace-id", v);
         }
-        self.finish(status, http.as_u16(), error);
+    }
+
+    /// Records the trace (a request outside the sample only when it failed); its id if kept.
+    fn end(&mut self, status: &str, http: u16, error: Option<&str>) -> Option<String> {
+        let mut output = Map::new();
+        output.insert("http_status".into(), json!(http));
+        if let Some(e) = error {
+            output.insert("error".into(), json!(e));
+        }
+        match std::mem::replace(&mut self.0, State::Off) {
+            State::Off => None,
+            State::Lite(l) if status == "ok" => {
+                drop(l);
+                None
+            }
+            State::Lite(l) => {
+                let id = crate::trace::new_trace_id();
+                let sink = l.traces.sink.clone();
+                sink.record(l.into_trace(id.clone(), status, Value::Object(output)));
+                Some(id)
+            }
+            State::Full(o) => {
+                let Open { builder, traces, output: mut out, .. } = *o;
+                out.extend(output);
+                let id = builder.id().to_string();
+                traces.sink.record(builder.finish(status, Value::Object(out)));
+                Some(id)
+            }
+        }
     }
 }
 
 impl Drop for GatewayTrace {
     /// A request abandoned half-way (the client went away) still leaves its trace.
     fn drop(&mut self) {
-        self.finish("error", 499, Some("client_closed_request"));
+        self.end("error", 499, Some("client_closed_request"));
     }
 }
