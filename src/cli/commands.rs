@@ -334,9 +334,9 @@ async fn guard(state: ServerState, store: Option<Store>, config: &Config) -> any
     let output = crate::guardrails::output::OutputGuard::new(&config.guard.output)
         .context("[guard.output] in the configuration")?;
     let state = state.with_output_guard(Arc::new(output));
-    // The server's own input guard serves routes with a `guard` policy and the review of
-    // flagged chunks; a quick proxy without either does not load it.
-    let needs_guard = state.grounded() || config.gateway.routes.iter().any(|r| r.guard.is_some());
+    // The server's own input guard serves routes with a `guard` policy (the grounded pipeline
+    // builds its own, which also reviews flagged chunks); without such a route it is not loaded.
+    let needs_guard = config.gateway.routes.iter().any(|r| r.guard.is_some());
     let guard = if needs_guard { crate::guardrails::build_guard(config, None)? } else { None };
     let state = match guard {
         Some(g) => state.with_input_guard(g),
@@ -393,6 +393,7 @@ pub async fn serve(
         config.gateway.trace_sample,
         &config.guard.pii,
     );
+    let traces = state.traces.clone();
     let loader_state = state.clone();
     let app_gateway = state.gateway.clone();
     let loader = tokio::spawn(async move {
@@ -426,6 +427,7 @@ pub async fn serve(
     tokio::select! {
         r = &mut server => {
             r?;
+            flush_traces(&traces).await;
             return Ok(ExitCode::SUCCESS);
         }
         loaded = loader => match loaded {
@@ -436,6 +438,7 @@ pub async fn serve(
     }
     // Loaded: serve until shutdown.
     server.await?;
+    flush_traces(&traces).await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -483,8 +486,17 @@ async fn serve_proxy(
             &config.guard.pii,
         );
     }
+    let traces = state.traces.clone();
     http::serve(listener, state, shutdown_signal()).await?;
+    flush_traces(&traces).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// On shutdown, the gateway traces still lingering in the writer's queue are written.
+async fn flush_traces(traces: &Option<crate::http::GatewayTraces>) {
+    if let Some(t) = traces {
+        t.sink.flush().await;
+    }
 }
 
 async fn shutdown_signal() {

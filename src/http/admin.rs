@@ -270,7 +270,7 @@ pub async fn answer_history(
 /// a person approved them.
 pub async fn flagged_chunks(State(state): State<ServerState>) -> Result<Response, ApiError> {
     let app = state.app()?;
-    let Some(guard) = state.input_guard.as_ref().filter(|_| app.config.guard.scan_documents) else {
+    let Some(guard) = app.pipeline.document_scanner() else {
         return Ok(Json(json!({ "data": [], "scanning": false })).into_response());
     };
     let flagged = crate::guardrails::review::scan_flagged(guard, &app.store, None).await?;

@@ -11,6 +11,7 @@ mod error;
 mod extract;
 mod gateway;
 mod gateway_trace;
+pub use gateway_trace::GatewayTraces;
 mod metering;
 mod native;
 mod openai;

@@ -151,6 +151,8 @@ pub struct Pipeline {
     sink: TraceSink,
     record: record::Recorder,
     reviews: Arc<ChunkReviews>,
+    /// The input guard as the document scanner (`[guard] scan_documents`), if on.
+    scanner: Option<Arc<InputGuard>>,
 }
 
 /// What answers: the answerer's model, prompt and sampling (part of snapshot and cache keys).
@@ -182,6 +184,7 @@ impl Pipeline {
         let gov = &config.governance;
         let ans = &config.answer;
         let scanner = guard.clone().filter(|_| config.guard.scan_documents);
+        let scanner_handle = scanner.clone();
         let reviews = Arc::new(ChunkReviews::default());
         let generate: Box<dyn Stage> = match &ans.generator {
             Generator::Extractive => Box::new(generate::ExtractiveStage { max_sentences: ans.max_sentences }),
@@ -263,7 +266,20 @@ impl Pipeline {
             );
         }
         let record = record::Recorder { store, escalate_on_no_evidence: gov.escalate_on_no_evidence, semantic };
-        Ok(Self { stages, index, default_top_k: config.retrieval.top_k, sink, record, reviews })
+        Ok(Self {
+            stages,
+            index,
+            default_top_k: config.retrieval.top_k,
+            sink,
+            record,
+            reviews,
+            scanner: scanner_handle,
+        })
+    }
+
+    /// The document scanner the retrieve stage uses (`None`: `[guard] scan_documents` off).
+    pub fn document_scanner(&self) -> Option<&Arc<InputGuard>> {
+        self.scanner.as_ref()
     }
 
     /// The flagged chunks people approved (refreshed by `App::reload_approved`).
