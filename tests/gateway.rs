@@ -487,6 +487,28 @@ async fn gateway_requests_leave_a_trace_with_attempts_usage_and_redacted_text() 
     let t = stored_trace(keel, &headers).await;
     assert_eq!(t["status"], "ok");
     assert_eq!(t["output"]["reply"], "default more");
+    let newest = headers["x-keel-trace-id"].to_str().unwrap().to_string();
+
+    // The list: newest first, filtered by status, paged with `before`.
+    let list = |q: &str| {
+        let url = format!("http://{keel}/v1/traces?{q}");
+        async move { reqwest::get(url).await.unwrap() }
+    };
+    let all: Value = list("route=gateway").await.json().await.unwrap();
+    let ids: Vec<&str> = all["data"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 4, "{all}");
+    assert_eq!(ids[0], newest);
+    assert_eq!(all["data"][3]["model"], "solo");
+    assert_eq!(all["data"][3]["status"], "ok");
+    let errors: Value = list("status=error").await.json().await.unwrap();
+    let codes: Vec<&str> = errors["data"].as_array().unwrap().iter().map(|t| t["error"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["stream_interrupted", "upstream_rejected"]);
+    let page: Value = list("limit=2").await.json().await.unwrap();
+    assert_eq!(page["data"].as_array().unwrap().len(), 2);
+    let rest: Value = list(&format!("limit=2&before={}", page["next"].as_str().unwrap())).await.json().await.unwrap();
+    assert_eq!(rest["data"][0]["id"], ids[2]);
+    assert_eq!(list("limit=0").await.status(), 400);
+    assert_eq!(list("colour=red").await.status(), 400);
 }
 
 #[tokio::test]

@@ -181,6 +181,31 @@ pub async fn trace(config: Config, id: &str, json_out: bool) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
+pub async fn traces(config: Config, filter: crate::store::TraceFilter, json_out: bool) -> anyhow::Result<ExitCode> {
+    let store = Store::open_embedded(&config.data_dir).await?;
+    let list = store.traces.list_traces(&filter).await?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for t in &list {
+        let cost = t.cost_nanodollars.map(|c| format!(" ${:.6}", c as f64 / 1e9)).unwrap_or_default();
+        let error = t.error.as_deref().map(|e| format!(" {e}")).unwrap_or_default();
+        let what: String = t.model.as_deref().unwrap_or("-").chars().take(60).collect();
+        println!(
+            "{}  {:<8} {:<20} {:>9.2} ms  {}{}{}",
+            t.id,
+            t.status,
+            t.route,
+            t.duration_us as f64 / 1000.0,
+            what,
+            error,
+            cost
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn models_fetch(config: &Config, python: &str) -> anyhow::Result<ExitCode> {
     let dir = App::model_dir(config);
     if embedding::fetch(&dir, python)? {

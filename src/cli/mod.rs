@@ -74,9 +74,25 @@ pub enum Command {
         #[arg(long, env = "KEEL_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
         workers: Option<u16>,
     },
-    /// Show a request's trace (one span per pipeline stage).
+    /// Show a request's trace (one span per pipeline stage, or per gateway step).
     Trace {
         id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List traces, newest first (e.g. `keel traces --route gateway --status error`).
+    Traces {
+        /// `gateway`, or a grounded face such as `/v1/answer`.
+        #[arg(long)]
+        route: Option<String>,
+        /// `ok`, `error`, `blocked`, `refused`, `escalated`.
+        #[arg(long)]
+        status: Option<String>,
+        /// Page back from this trace id.
+        #[arg(long)]
+        before: Option<String>,
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: u32,
         #[arg(long)]
         json: bool,
     },
@@ -394,6 +410,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Escalations { action } => governance::escalations(config, action).await,
         Command::Status { url, key } => commands::status(&url, key.as_deref()).await,
         Command::Trace { id, json } => commands::trace(config, &id, json).await,
+        Command::Traces { route, status, before, limit, json } => {
+            commands::traces(config, crate::store::TraceFilter { route, status, before, limit }, json).await
+        }
         Command::Models { action: ModelsAction::Fetch { python } } => commands::models_fetch(&config, &python),
         Command::Models { action: ModelsAction::Path } => {
             println!("{}", crate::app::App::model_dir(&config).display());

@@ -148,6 +148,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/answer", post(native::answer))
+        .route("/v1/traces", get(native::list_traces))
         .route("/v1/traces/{id}", get(native::trace))
         .route("/v1/admin/breakers", get(breakers))
         .route("/v1/admin/usage", get(usage))

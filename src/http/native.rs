@@ -1,18 +1,20 @@
 //! Keel's native API: the full answer structure (citations, verdicts, versions, escalation)
 //! and traces.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
 use serde::Deserialize;
+use serde_json::json;
 
 use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::JsonBody;
 use super::ServerState;
-use crate::pipeline::Question;
+use crate::pipeline::{Question, TraceSink};
+use crate::store::TraceFilter;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,21 +71,52 @@ pub async fn answer(
     Ok(res)
 }
 
-pub async fn trace(State(state): State<ServerState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    // A gateway trace may be written by the server's own sink, a pipeline trace by the app's.
+/// The sink that reads traces back, after flushing the other one: gateway traces are written
+/// by the server's own sink, pipeline traces by the app's (both into the same store).
+async fn trace_reader(state: &ServerState) -> Result<&TraceSink, ApiError> {
     let app = state.app();
-    let found = match (&state.traces, &app) {
+    match (&state.traces, app) {
         (Some(t), Ok(app)) => {
             app.sink.flush().await;
-            t.sink.get(&id).await
+            Ok(&t.sink)
         }
-        (Some(t), Err(_)) => t.sink.get(&id).await,
-        (None, Ok(app)) => app.sink.get(&id).await,
-        (None, Err(_)) => return Err(ApiError::not_ready()),
-    };
-    match found {
+        (Some(t), Err(_)) => Ok(&t.sink),
+        (None, Ok(app)) => Ok(&app.sink),
+        (None, Err(e)) => Err(e),
+    }
+}
+
+pub async fn trace(State(state): State<ServerState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    match trace_reader(&state).await?.get(&id).await {
         Ok(Some(t)) => Ok(Json(t).into_response()),
         Ok(None) => Err(ApiError::new(StatusCode::NOT_FOUND, "trace_not_found", format!("no trace `{id}`"))),
         Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e.to_string())),
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceQuery {
+    route: Option<String>,
+    status: Option<String>,
+    before: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/traces?route=gateway&status=error&limit=50&before=ID`: the newest traces first;
+/// `next` pages back (pass it as `before`).
+pub async fn list_traces(State(state): State<ServerState>, Query(q): Query<TraceQuery>) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_value",
+            format!("limit {limit} is outside 1..=500"),
+        )
+        .param("limit"));
+    }
+    let filter = TraceFilter { route: q.route, status: q.status, before: q.before, limit };
+    let list = trace_reader(&state).await?.list(&filter).await?;
+    let next = (list.len() == limit as usize).then(|| list.last().map(|t| t.id.clone())).flatten();
+    Ok(Json(json!({ "data": list, "next": next })).into_response())
 }

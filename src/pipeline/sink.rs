@@ -2,7 +2,7 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, TraceFilter, TraceSummary};
 use crate::trace::Trace;
 
 /// Traces waiting to be written beyond this are dropped (and counted) rather than slowing
@@ -66,6 +66,12 @@ impl TraceSink {
         if self.tx.send(Msg::Flush(done)).await.is_ok() {
             let _ = wait.await;
         }
+    }
+
+    /// Stored traces, newest first, once every trace recorded before this call is written.
+    pub async fn list(&self, filter: &TraceFilter) -> Result<Vec<TraceSummary>, StoreError> {
+        self.flush().await;
+        self.store.traces.list_traces(filter).await
     }
 
     /// A stored trace, once every trace recorded before this call is written.

@@ -115,6 +115,33 @@ pub trait TraceStore: Send + Sync {
         self.put_traces(std::slice::from_ref(trace)).await
     }
     async fn get_trace(&self, id: &str) -> Result<Option<Trace>, StoreError>;
+    /// The newest traces first, filtered; `before` (a trace id) pages back from that trace.
+    async fn list_traces(&self, filter: &TraceFilter) -> Result<Vec<TraceSummary>, StoreError>;
+}
+
+/// Which traces `list_traces` returns.
+#[derive(Debug, Clone, Default)]
+pub struct TraceFilter {
+    pub route: Option<String>,
+    pub status: Option<String>,
+    /// Only traces written before this one (paging).
+    pub before: Option<String>,
+    pub limit: u32,
+}
+
+/// One line of a trace list: what a person scans for (model, error, cost) without the spans.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceSummary {
+    pub id: String,
+    pub created_at_ms: i64,
+    pub route: String,
+    pub status: String,
+    pub duration_us: u64,
+    /// The model asked for (gateway), or the question (grounded pipeline).
+    pub model: Option<String>,
+    pub tenant: Option<String>,
+    pub error: Option<String>,
+    pub cost_nanodollars: Option<i64>,
 }
 
 /// An API key as stored (the key itself never is: only its SHA-256).

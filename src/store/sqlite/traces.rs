@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::SqliteStore;
-use crate::store::{StoreError, TraceStore};
+use crate::store::{StoreError, TraceFilter, TraceStore, TraceSummary};
 use crate::trace::{Span, Trace};
 
 fn parse_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, StoreError> {
@@ -63,6 +63,40 @@ impl TraceStore for SqliteStore {
             output: parse_json("trace output", r.get::<&str, _>(6))?,
             spans,
         }))
+    }
+
+    async fn list_traces(&self, f: &TraceFilter) -> Result<Vec<TraceSummary>, StoreError> {
+        // Newest first by insertion order (rowid), so no index beyond the primary key is kept.
+        let rows = sqlx::query(
+            "SELECT id, created_at, route, status, duration_us, \
+                    COALESCE(json_extract(input, '$.model'), json_extract(input, '$.question')), \
+                    json_extract(input, '$.tenant'), json_extract(output, '$.error'), \
+                    json_extract(output, '$.usage.cost_nanodollars') \
+             FROM traces \
+             WHERE (?1 IS NULL OR route = ?1) AND (?2 IS NULL OR status = ?2) \
+               AND (?3 IS NULL OR rowid < (SELECT rowid FROM traces WHERE id = ?3)) \
+             ORDER BY rowid DESC LIMIT ?4",
+        )
+        .bind(&f.route)
+        .bind(&f.status)
+        .bind(&f.before)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| TraceSummary {
+                id: r.get(0),
+                created_at_ms: r.get(1),
+                route: r.get(2),
+                status: r.get(3),
+                duration_us: r.get::<i64, _>(4) as u64,
+                model: r.try_get(5).ok().flatten(),
+                tenant: r.try_get(6).ok().flatten(),
+                error: r.try_get(7).ok().flatten(),
+                cost_nanodollars: r.try_get(8).ok().flatten(),
+            })
+            .collect())
     }
 }
 
