@@ -37,7 +37,7 @@ pub fn backoff(attempt: u32, base: Duration, max: Duration, unit: f64) -> Durati
     exp.min(max).mul_f64(unit.clamp(0.0, 1.0))
 }
 
-/// A random number in `[0, 1)` (jitter only; not for anything secret).
+/// A random number in `[0, 1)` (backoff jitter, trace sampling; not for anything secret).
 pub fn jitter_unit() -> f64 {
     (uuid::Uuid::new_v4().as_u128() >> 75) as f64 / (1u64 << 53) as f64
 }

@@ -101,13 +101,13 @@ pub async fn complete(
     let mut meter = match metering::begin(gateway, state.limiter.as_ref(), caller, model, &mut body).await {
         Ok(m) => m,
         Err(mut refused) => {
-            trace.span("limits", &[("outcome", json!("refused"))]);
+            trace.span("limits", [("outcome", json!("refused"))]);
             trace.finish_with(&mut refused);
             return Ok(refused);
         }
     };
     let capped = meter.capped;
-    trace.span("limits", &[("outcome", json!("reserved")), ("capped", json!(capped))]);
+    trace.span("limits", [("outcome", json!("reserved")), ("capped", json!(capped))]);
     let mode = CacheMode::from_header(headers.get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok()));
     let cache = gateway.cache();
     let key = cache.map(|_| ResponseCache::key(&caller.tenant, gateway.route_version(model), &body));
@@ -116,7 +116,7 @@ pub async fn complete(
         let hit = if mode == CacheMode::Normal { c.get(k) } else { None };
         if let Some(entry) = hit {
             count_cache("hit");
-            trace.span("cache", &[("cache", json!("hit"))]);
+            trace.span("cache", [("cache", json!("hit"))]);
             let usage = Usage { cost_nanodollars: 0, ..entry.usage };
             meter.finish(Some(usage), true).await;
             trace.usage(&usage);
@@ -135,7 +135,7 @@ pub async fn complete(
         }
         let label = if mode == CacheMode::Normal { "miss" } else { "bypass" };
         count_cache(label);
-        trace.span("cache", &[("cache", json!(label))]);
+        trace.span("cache", [("cache", json!(label))]);
         cache_label = Some(label);
     }
     let mut report = CallReport::default();
@@ -234,7 +234,7 @@ fn guard_request(
     );
     trace.span(
         "guard",
-        &[
+        [
             ("outcome", json!(outcome)),
             ("refused", json!(v.refused)),
             ("flagged", json!(v.flagged)),
@@ -273,7 +273,7 @@ fn check_output(
     let reason = verdict.as_ref().err().map(|b| b.reason_code());
     trace.span(
         "output_guard",
-        &[("outcome", json!(if reason.is_some() { "blocked" } else { "passed" })), ("reason", json!(reason))],
+        [("outcome", json!(if reason.is_some() { "blocked" } else { "passed" })), ("reason", json!(reason))],
     );
     let block = verdict.err()?;
     block.count();
@@ -311,13 +311,13 @@ pub async fn stream(state: &ServerState, caller: &Caller, model: &str, mut body:
     let mut meter = match metering::begin(gateway, state.limiter.as_ref(), caller, model, &mut body).await {
         Ok(m) => m,
         Err(mut refused) => {
-            trace.span("limits", &[("outcome", json!("refused"))]);
+            trace.span("limits", [("outcome", json!("refused"))]);
             trace.finish_with(&mut refused);
             return Ok(refused);
         }
     };
     let capped = meter.capped;
-    trace.span("limits", &[("outcome", json!("reserved")), ("capped", json!(capped))]);
+    trace.span("limits", [("outcome", json!("reserved")), ("capped", json!(capped))]);
     let mut report = CallReport::default();
     let opened = gateway.stream(model, &mut body, &mut report).await;
     trace.provider(&report);

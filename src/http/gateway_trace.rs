@@ -51,10 +51,10 @@ impl GatewayTraces {
     /// Opens the trace of one request (a no-op trace when traces are off).
     pub fn start(this: Option<&Self>, caller: &Caller, requested: &str, route: &str, stream: bool) -> GatewayTrace {
         let Some(t) = this.filter(|t| t.capture != TraceCapture::Off) else { return GatewayTrace::off() };
-        if t.sample < 1.0 && rand_unit() >= t.sample {
+        if t.sample < 1.0 && crate::gateway::retry::jitter_unit() >= t.sample {
             // Not sampled: only what a failure's trace needs is kept, at almost no cost.
             return GatewayTrace(State::Lite(Box::new(Lite {
-                traces: t.clone(),
+                sink: t.sink.clone(),
                 started: std::time::Instant::now(),
                 created_at_ms: crate::trace::now_ms(),
                 requested: requested.to_string(),
@@ -86,7 +86,7 @@ struct Open {
 
 /// A request outside the sample: its trace is written only if it fails.
 struct Lite {
-    traces: GatewayTraces,
+    sink: TraceSink,
     started: std::time::Instant,
     created_at_ms: i64,
     requested: String,
@@ -127,14 +127,26 @@ enum State {
     Lite(Box<Lite>),
 }
 
-/// A number in `[0, 1)` for the sampling draw.
-fn rand_unit() -> f64 {
-    crate::gateway::retry::jitter_unit()
-}
-
 impl Open {
     fn redact(&self, text: &str) -> String {
         apply_pii_policy(text, &self.traces.pii).redacted
+    }
+
+    /// Closes a span from the end of the previous one to now, with `attrs`.
+    fn close(&mut self, name: &str, attrs: impl IntoIterator<Item = (String, Value)>) {
+        for (k, v) in attrs {
+            self.builder.attr(&k, v);
+        }
+        let start = self.mark;
+        self.builder.close_span(name, start);
+        self.mark = self.builder.elapsed_us();
+    }
+}
+
+/// Names a kept trace on the response the client gets.
+fn name_on(res: &mut Response, id: &str) {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        res.headers_mut().insert("x-keel-trace-id", v);
     }
 }
 
@@ -156,14 +168,10 @@ impl GatewayTrace {
     }
 
     /// Closes a span from the end of the previous one to now, with `attrs`.
-    pub fn span(&mut self, name: &str, attrs: &[(&str, Value)]) {
-        let Some(o) = self.open() else { return };
-        for (k, v) in attrs {
-            o.builder.attr(k, v.clone());
+    pub fn span<const N: usize>(&mut self, name: &str, attrs: [(&str, Value); N]) {
+        if let Some(o) = self.open() {
+            o.close(name, attrs.map(|(k, v)| (k.to_string(), v)));
         }
-        let start = o.mark;
-        o.builder.close_span(name, start);
-        o.mark = o.builder.elapsed_us();
     }
 
     /// Moves the start of the next span to now (time spent elsewhere is not a span).
@@ -223,13 +231,8 @@ impl GatewayTrace {
             State::Lite(l) => l.attempts = Some(attrs()),
             State::Full(o) => {
                 if let Value::Object(m) = attrs() {
-                    for (k, v) in m {
-                        o.builder.attr(&k, v);
-                    }
+                    o.close("provider", m);
                 }
-                let start = o.mark;
-                o.builder.close_span("provider", start);
-                o.mark = o.builder.elapsed_us();
                 if let Some(a) = report.attempts.last() {
                     o.output.insert("target".into(), json!(a.target));
                 }
@@ -258,9 +261,7 @@ impl GatewayTrace {
     /// (a stream): only a sampled request's.
     pub fn stamp_sampled(&mut self, res: &mut Response) {
         if let Some(o) = self.open() {
-            if let Ok(v) = HeaderValue::from_str(o.builder.id()) {
-                res.headers_mut().insert("x-keel-trace-id", v);
-            }
+            name_on(res, o.builder.id());
         }
     }
 
@@ -271,9 +272,8 @@ impl GatewayTrace {
 
     /// Ends a failed request's trace (always kept) and names it on `res`.
     pub fn fail(&mut self, res: &mut Response, status: &str, error: &str) {
-        let http = res.status().as_u16();
-        if let Some(v) = self.end(status, http, Some(error)).and_then(|id| HeaderValue::from_str(&id).ok()) {
-            res.headers_mut().insert("x-keel-trace-id", v);
+        if let Some(id) = self.end(status, res.status().as_u16(), Some(error)) {
+            name_on(res, &id);
         }
     }
 
@@ -293,35 +293,33 @@ impl GatewayTrace {
         } else {
             ("error", None)
         };
-        if let Some(v) = self.end(status, http.as_u16(), error).and_then(|id| HeaderValue::from_str(&id).ok()) {
-            res.headers_mut().insert("x-keel-trace-id", v);
+        if let Some(id) = self.end(status, http.as_u16(), error) {
+            name_on(res, &id);
         }
     }
 
     /// Records the trace (a request outside the sample only when it failed); its id if kept.
     fn end(&mut self, status: &str, http: u16, error: Option<&str>) -> Option<String> {
-        let mut output = Map::new();
-        output.insert("http_status".into(), json!(http));
-        if let Some(e) = error {
-            output.insert("error".into(), json!(e));
-        }
+        let outcome = |mut output: Map<String, Value>| {
+            output.insert("http_status".into(), json!(http));
+            if let Some(e) = error {
+                output.insert("error".into(), json!(e));
+            }
+            Value::Object(output)
+        };
         match std::mem::replace(&mut self.0, State::Off) {
             State::Off => None,
-            State::Lite(l) if status == "ok" => {
-                drop(l);
-                None
-            }
+            State::Lite(_) if status == "ok" => None,
             State::Lite(l) => {
                 let id = crate::trace::new_trace_id();
-                let sink = l.traces.sink.clone();
-                sink.record(l.into_trace(id.clone(), status, Value::Object(output)));
+                let sink = l.sink.clone();
+                sink.record(l.into_trace(id.clone(), status, outcome(Map::new())));
                 Some(id)
             }
             State::Full(o) => {
-                let Open { builder, traces, output: mut out, .. } = *o;
-                out.extend(output);
+                let Open { builder, traces, output, .. } = *o;
                 let id = builder.id().to_string();
-                traces.sink.record(builder.finish(status, Value::Object(out)));
+                traces.sink.record(builder.finish(status, outcome(output)));
                 Some(id)
             }
         }

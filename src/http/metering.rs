@@ -226,8 +226,7 @@ impl Drop for StreamMeter {
         let Some(meter) = self.meter.take() else { return };
         let u = meter.price(self.usage(&meter.model));
         self.trace.skip();
-        self.trace
-            .span("stream", &[("chars", json!(self.text.chars().count())), ("done", json!(self.ended.is_none()))]);
+        self.trace.span("stream", [("chars", json!(self.text.chars().count())), ("done", json!(self.ended.is_none()))]);
         self.trace.usage(&u);
         let text = &self.text;
         self.trace.reply(|| text.clone());
