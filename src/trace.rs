@@ -32,6 +32,41 @@ pub struct Trace {
     pub spans: Vec<Span>,
 }
 
+/// A trace as the store writes it: input, output and spans already JSON text, serialised on the
+/// trace writer's thread rather than a request's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceRow {
+    pub id: String,
+    pub created_at_ms: i64,
+    pub route: String,
+    pub status: String,
+    pub duration_us: u64,
+    pub input: String,
+    pub output: String,
+    pub spans: String,
+}
+
+/// What the trace writer turns into a row: a pipeline's [`Trace`], or a lighter record a
+/// request filled in without building JSON trees (the gateway's).
+pub trait Recordable: Send {
+    fn into_row(self: Box<Self>) -> TraceRow;
+}
+
+impl Recordable for Trace {
+    fn into_row(self: Box<Self>) -> TraceRow {
+        TraceRow {
+            input: self.input.to_string(),
+            output: self.output.to_string(),
+            spans: serde_json::to_string(&self.spans).unwrap_or_else(|_| "[]".into()),
+            id: self.id,
+            created_at_ms: self.created_at_ms,
+            route: self.route,
+            status: self.status,
+            duration_us: self.duration_us,
+        }
+    }
+}
+
 /// Builds a trace while a request runs.
 #[derive(Debug)]
 pub struct TraceBuilder {

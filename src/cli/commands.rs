@@ -520,7 +520,7 @@ async fn serve_proxy(
 /// On shutdown, the gateway traces still lingering in the writer's queue are written.
 async fn flush_traces(traces: &Option<crate::http::GatewayTraces>) {
     if let Some(t) = traces {
-        t.sink.flush().await;
+        t.sink().flush().await;
     }
 }
 

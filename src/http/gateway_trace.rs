@@ -9,28 +9,31 @@ use std::sync::Arc;
 use axum::http::HeaderValue;
 use axum::response::Response;
 use keel_guard::pii::{apply_pii_policy, PiiAction, PiiPolicy};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::auth::Caller;
 use crate::config::gateway::TraceCapture;
 use crate::gateway::usage::Usage;
-use crate::gateway::CallReport;
+use crate::gateway::{Attempt, CallReport};
 use crate::pipeline::TraceSink;
-use crate::trace::TraceBuilder;
+use crate::trace::{Recordable, TraceRow};
 
 /// A stored reply keeps at most this many characters.
 const MAX_REPLY_CHARS: usize = 16_384;
 
-/// Where gateway traces go and what they keep (one per server).
+/// Where gateway traces go and what they keep (one per server, shared by its requests).
 #[derive(Clone)]
-pub struct GatewayTraces {
-    pub sink: TraceSink,
+pub struct GatewayTraces(Arc<Shared>);
+
+struct Shared {
+    sink: TraceSink,
     capture: TraceCapture,
     /// Share of successful requests whose trace is kept.
     sample: f64,
     /// `[guard.pii]` for storage: every kind not allowed is redacted (a kind that blocks
     /// requests is still redacted here, whatever the route did).
-    pii: Arc<PiiPolicy>,
+    pii: PiiPolicy,
 }
 
 impl GatewayTraces {
@@ -45,16 +48,21 @@ impl GatewayTraces {
             ipv4: redact(pii.ipv4),
             ipv6: redact(pii.ipv6),
         };
-        Self { sink, capture, sample, pii: Arc::new(pii) }
+        Self(Arc::new(Shared { sink, capture, sample, pii }))
+    }
+
+    /// The sink gateway traces are written through.
+    pub fn sink(&self) -> &TraceSink {
+        &self.0.sink
     }
 
     /// Opens the trace of one request (a no-op trace when traces are off).
     pub fn start(this: Option<&Self>, caller: &Caller, requested: &str, route: &str, stream: bool) -> GatewayTrace {
-        let Some(t) = this.filter(|t| t.capture != TraceCapture::Off) else { return GatewayTrace::off() };
-        if t.sample < 1.0 && crate::gateway::retry::jitter_unit() >= t.sample {
+        let Some(t) = this.filter(|t| t.0.capture != TraceCapture::Off) else { return GatewayTrace::off() };
+        if t.0.sample < 1.0 && crate::gateway::retry::jitter_unit() >= t.0.sample {
             // Not sampled: only what a failure's trace needs is kept, at almost no cost.
             return GatewayTrace(State::Lite(Box::new(Lite {
-                sink: t.sink.clone(),
+                shared: t.0.clone(),
                 started: std::time::Instant::now(),
                 created_at_ms: crate::trace::now_ms(),
                 requested: requested.to_string(),
@@ -64,29 +72,111 @@ impl GatewayTraces {
                 attempts: None,
             })));
         }
-        let input = json!({
-            "model": requested,
-            "route": route,
-            "tenant": caller.tenant,
-            "key_id": caller.key_id,
-            "stream": stream,
-        });
-        let builder = TraceBuilder::new("gateway", input);
-        GatewayTrace(State::Full(Box::new(Open { builder, traces: t.clone(), mark: 0, output: Map::new() })))
+        GatewayTrace(State::Full(Box::new(Open {
+            shared: t.0.clone(),
+            id: crate::trace::new_trace_id(),
+            started: std::time::Instant::now(),
+            created_at_ms: crate::trace::now_ms(),
+            mark: 0,
+            requested: requested.to_string(),
+            route: route.to_string(),
+            tenant: caller.tenant.clone(),
+            key_id: caller.key_id.clone(),
+            stream,
+            messages_count: 0,
+            max_tokens: None,
+            messages: None,
+            spans: Vec::new(),
+            target: None,
+            usage: None,
+            reply: None,
+        })))
     }
 }
 
+/// A sampled request's trace while it runs: plain fields, no JSON trees. Redacting and
+/// serialising happen on the trace writer's thread ([`Recordable`]), not the request's.
 struct Open {
-    builder: TraceBuilder,
-    traces: GatewayTraces,
+    shared: Arc<Shared>,
+    id: String,
+    started: std::time::Instant,
+    created_at_ms: i64,
     /// Where the next span starts (µs from the start of the request).
     mark: u64,
-    output: Map<String, Value>,
+    requested: String,
+    route: String,
+    tenant: String,
+    key_id: Option<String>,
+    stream: bool,
+    messages_count: usize,
+    max_tokens: Option<Value>,
+    /// Role and text of each message as the provider got them, not yet redacted (`messages`
+    /// capture only).
+    messages: Option<Vec<(Value, Option<String>)>>,
+    spans: Vec<SpanRec>,
+    target: Option<String>,
+    usage: Option<Usage>,
+    /// The reply's text, not yet redacted or cut (`messages` capture only).
+    reply: Option<String>,
+}
+
+struct SpanRec {
+    name: &'static str,
+    start_us: u64,
+    duration_us: u64,
+    attrs: Attrs,
+}
+
+enum Attrs {
+    Pairs(Vec<(&'static str, Value)>),
+    Provider(ProviderAttrs),
+}
+
+#[derive(Serialize)]
+struct ProviderAttrs {
+    attempts: Vec<Attempt>,
+    calls: u32,
+    provider_ms: f64,
+}
+
+impl ProviderAttrs {
+    fn of(report: &CallReport) -> Self {
+        Self {
+            attempts: report.attempts.clone(),
+            calls: report.calls,
+            provider_ms: report.provider_wait.as_secs_f64() * 1000.0,
+        }
+    }
+}
+
+impl Serialize for SpanRec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeStruct};
+        struct Pairs<'a>(&'a [(&'static str, Value)]);
+        impl Serialize for Pairs<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(self.0.len()))?;
+                for (k, v) in self.0 {
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
+        }
+        let mut st = s.serialize_struct("Span", 4)?;
+        st.serialize_field("name", self.name)?;
+        st.serialize_field("start_us", &self.start_us)?;
+        st.serialize_field("duration_us", &self.duration_us)?;
+        match &self.attrs {
+            Attrs::Pairs(p) => st.serialize_field("attrs", &Pairs(p))?,
+            Attrs::Provider(p) => st.serialize_field("attrs", p)?,
+        }
+        st.end()
+    }
 }
 
 /// A request outside the sample: its trace is written only if it fails.
 struct Lite {
-    sink: TraceSink,
+    shared: Arc<Shared>,
     started: std::time::Instant,
     created_at_ms: i64,
     requested: String,
@@ -94,16 +184,18 @@ struct Lite {
     tenant: String,
     stream: bool,
     /// The provider span's attributes, once the provider was called.
-    attempts: Option<Value>,
+    attempts: Option<ProviderAttrs>,
 }
 
 impl Lite {
     fn into_trace(self, id: String, status: &str, output: Value) -> crate::trace::Trace {
         let spans = self
             .attempts
-            .map(|a| {
-                let Value::Object(attrs) = a else { return Vec::new() };
-                vec![crate::trace::Span { name: "provider".into(), start_us: 0, duration_us: 0, attrs }]
+            .and_then(|a| match serde_json::to_value(a) {
+                Ok(Value::Object(attrs)) => {
+                    Some(vec![crate::trace::Span { name: "provider".into(), start_us: 0, duration_us: 0, attrs }])
+                }
+                _ => None,
             })
             .unwrap_or_default();
         crate::trace::Trace {
@@ -128,18 +220,111 @@ enum State {
 }
 
 impl Open {
-    fn redact(&self, text: &str) -> String {
-        apply_pii_policy(text, &self.traces.pii).redacted
+    fn elapsed_us(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
     }
 
     /// Closes a span from the end of the previous one to now, with `attrs`.
-    fn close(&mut self, name: &str, attrs: impl IntoIterator<Item = (String, Value)>) {
-        for (k, v) in attrs {
-            self.builder.attr(&k, v);
+    fn close(&mut self, name: &'static str, attrs: Attrs) {
+        let now = self.elapsed_us();
+        self.spans.push(SpanRec { name, start_us: self.mark, duration_us: now.saturating_sub(self.mark), attrs });
+        self.mark = now;
+    }
+}
+
+/// A finished sampled trace on its way to the writer.
+struct Finished {
+    open: Open,
+    status: String,
+    http: u16,
+    error: Option<String>,
+    duration_us: u64,
+}
+
+#[derive(Serialize)]
+struct InputRow<'a> {
+    model: &'a str,
+    route: &'a str,
+    tenant: &'a str,
+    key_id: Option<&'a str>,
+    stream: bool,
+    messages_count: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<Vec<MessageRow<'a>>>,
+}
+
+#[derive(Serialize)]
+struct MessageRow<'a> {
+    role: &'a Value,
+    content: Option<String>,
+}
+
+#[derive(Serialize)]
+struct OutputRow<'a> {
+    http_status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<&'a Usage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    reply_truncated: bool,
+}
+
+fn to_json<T: Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+impl Recordable for Finished {
+    fn into_row(self: Box<Self>) -> TraceRow {
+        let o = &self.open;
+        let pii = &o.shared.pii;
+        let redact = |t: &str| apply_pii_policy(t, pii).redacted;
+        let messages = o.messages.as_ref().map(|ms| {
+            ms.iter().map(|(role, text)| MessageRow { role, content: text.as_deref().map(redact) }).collect()
+        });
+        let input = InputRow {
+            model: &o.requested,
+            route: &o.route,
+            tenant: &o.tenant,
+            key_id: o.key_id.as_deref(),
+            stream: o.stream,
+            messages_count: o.messages_count,
+            max_tokens: o.max_tokens.as_ref(),
+            messages,
+        };
+        let mut reply_truncated = false;
+        let reply = o.reply.as_deref().map(|text| {
+            let mut t = redact(text);
+            if let Some((cut, _)) = t.char_indices().nth(MAX_REPLY_CHARS) {
+                t.truncate(cut);
+                reply_truncated = true;
+            }
+            t
+        });
+        let output = OutputRow {
+            http_status: self.http,
+            error: self.error.as_deref(),
+            target: o.target.as_deref(),
+            usage: o.usage.as_ref(),
+            reply,
+            reply_truncated,
+        };
+        TraceRow {
+            input: to_json(&input),
+            output: to_json(&output),
+            spans: to_json(&o.spans),
+            id: o.id.clone(),
+            created_at_ms: o.created_at_ms,
+            route: "gateway".into(),
+            status: self.status.clone(),
+            duration_us: self.duration_us,
         }
-        let start = self.mark;
-        self.builder.close_span(name, start);
-        self.mark = self.builder.elapsed_us();
     }
 }
 
@@ -168,100 +353,82 @@ impl GatewayTrace {
     }
 
     /// Closes a span from the end of the previous one to now, with `attrs`.
-    pub fn span<const N: usize>(&mut self, name: &str, attrs: [(&str, Value); N]) {
+    pub fn span<const N: usize>(&mut self, name: &'static str, attrs: [(&'static str, Value); N]) {
         if let Some(o) = self.open() {
-            o.close(name, attrs.map(|(k, v)| (k.to_string(), v)));
+            o.close(name, Attrs::Pairs(attrs.into()));
         }
     }
 
     /// Moves the start of the next span to now (time spent elsewhere is not a span).
     pub fn skip(&mut self) {
         if let Some(o) = self.open() {
-            o.mark = o.builder.elapsed_us();
+            o.mark = o.elapsed_us();
         }
     }
 
-    /// The request's messages as the provider gets them (after the route's guard), redacted;
-    /// with `metadata` capture, only their count.
+    /// The request's messages as the provider gets them (after the route's guard; redacted
+    /// when written); with `metadata` capture, only their count.
     pub fn messages(&mut self, body: &Value) {
         let Some(o) = self.open() else { return };
         let messages = body.get("messages").and_then(Value::as_array);
-        o.builder.set_input("messages_count", messages.map_or(0, Vec::len));
-        if let Some(cap) = ["max_completion_tokens", "max_tokens"].iter().find_map(|f| body.get(*f)) {
-            o.builder.set_input("max_tokens", cap.clone());
-        }
-        if o.traces.capture != TraceCapture::Messages {
+        o.messages_count = messages.map_or(0, Vec::len);
+        o.max_tokens = ["max_completion_tokens", "max_tokens"].iter().find_map(|f| body.get(*f)).cloned();
+        if o.shared.capture != TraceCapture::Messages {
             return;
         }
-        let kept: Vec<Value> = messages
+        let kept = messages
             .into_iter()
             .flatten()
             .map(|m| {
                 let role = m.get("role").cloned().unwrap_or(Value::Null);
                 let content = match m.get("content") {
-                    Some(Value::String(s)) => Value::String(o.redact(s)),
-                    Some(Value::Array(parts)) => Value::String(
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(Value::Array(parts)) => Some(
                         parts
                             .iter()
                             .filter_map(|p| p.get("text").and_then(Value::as_str))
-                            .map(|t| o.redact(t))
                             .collect::<Vec<_>>()
                             .join("\n"),
                     ),
-                    _ => Value::Null,
+                    _ => None,
                 };
-                json!({ "role": role, "content": content })
+                (role, content)
             })
             .collect();
-        o.builder.set_input("messages", kept);
+        o.messages = Some(kept);
     }
 
     /// The provider calls: every attempt (target, outcome, ms), calls made, time waited.
     pub fn provider(&mut self, report: &CallReport) {
-        let attrs = || {
-            json!({
-                "attempts": serde_json::to_value(&report.attempts).unwrap_or(Value::Null),
-                "calls": report.calls,
-                "provider_ms": report.provider_wait.as_secs_f64() * 1000.0,
-            })
-        };
         match &mut self.0 {
             State::Off => {}
             // Only a failure's trace is written: the attempts are read when it fails.
-            State::Lite(l) => l.attempts = Some(attrs()),
+            State::Lite(l) => l.attempts = Some(ProviderAttrs::of(report)),
             State::Full(o) => {
-                if let Value::Object(m) = attrs() {
-                    o.close("provider", m);
-                }
-                if let Some(a) = report.attempts.last() {
-                    o.output.insert("target".into(), json!(a.target));
-                }
+                o.close("provider", Attrs::Provider(ProviderAttrs::of(report)));
+                o.target = report.attempts.last().map(|a| a.target.clone());
             }
         }
     }
 
     pub fn usage(&mut self, u: &Usage) {
         if let Some(o) = self.open() {
-            o.output.insert("usage".into(), serde_json::to_value(u).unwrap_or(Value::Null));
+            o.usage = Some(*u);
         }
     }
 
-    /// The reply's text (with `messages` capture; redacted, at most 16 k characters).
+    /// The reply's text (with `messages` capture; redacted and cut to 16 k characters when
+    /// written).
     pub fn reply(&mut self, text: impl FnOnce() -> String) {
-        let Some(o) = self.open().filter(|o| o.traces.capture == TraceCapture::Messages) else { return };
-        let mut t = o.redact(&text());
-        if let Some((cut, _)) = t.char_indices().nth(MAX_REPLY_CHARS) {
-            t.truncate(cut);
-            o.output.insert("reply_truncated".into(), json!(true));
-        }
-        o.output.insert("reply".into(), json!(t));
+        let Some(o) = self.open().filter(|o| o.shared.capture == TraceCapture::Messages) else { return };
+        o.reply = Some(text());
     }
 
     /// Puts the id of a trace that will be kept on a response whose outcome is not known yet
     /// (a stream): only a sampled request's.
     pub fn stamp_sampled(&mut self, res: &mut Response) {
         if let Some(o) = self.open() {
-            name_on(res, o.builder.id());
+            name_on(res, &o.id);
         }
     }
 
@@ -300,26 +467,31 @@ impl GatewayTrace {
 
     /// Records the trace (a request outside the sample only when it failed); its id if kept.
     fn end(&mut self, status: &str, http: u16, error: Option<&str>) -> Option<String> {
-        let outcome = |mut output: Map<String, Value>| {
-            output.insert("http_status".into(), json!(http));
-            if let Some(e) = error {
-                output.insert("error".into(), json!(e));
-            }
-            Value::Object(output)
-        };
         match std::mem::replace(&mut self.0, State::Off) {
             State::Off => None,
             State::Lite(_) if status == "ok" => None,
             State::Lite(l) => {
                 let id = crate::trace::new_trace_id();
-                let sink = l.sink.clone();
-                sink.record(l.into_trace(id.clone(), status, outcome(Map::new())));
+                let mut output = Map::new();
+                output.insert("http_status".into(), json!(http));
+                if let Some(e) = error {
+                    output.insert("error".into(), json!(e));
+                }
+                let shared = l.shared.clone();
+                shared.sink.record(l.into_trace(id.clone(), status, Value::Object(output)));
                 Some(id)
             }
             State::Full(o) => {
-                let Open { builder, traces, output, .. } = *o;
-                let id = builder.id().to_string();
-                traces.sink.record(builder.finish(status, outcome(output)));
+                let id = o.id.clone();
+                let shared = o.shared.clone();
+                let duration_us = o.elapsed_us();
+                shared.sink.record(Finished {
+                    open: *o,
+                    status: status.to_string(),
+                    http,
+                    error: error.map(str::to_string),
+                    duration_us,
+                });
                 Some(id)
             }
         }

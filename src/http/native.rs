@@ -78,9 +78,9 @@ async fn trace_reader(state: &ServerState) -> Result<&TraceSink, ApiError> {
     match (&state.traces, app) {
         (Some(t), Ok(app)) => {
             app.sink.flush().await;
-            Ok(&t.sink)
+            Ok(t.sink())
         }
-        (Some(t), Err(_)) => Ok(&t.sink),
+        (Some(t), Err(_)) => Ok(t.sink()),
         (None, Ok(app)) => Ok(&app.sink),
         (None, Err(e)) => Err(e),
     }

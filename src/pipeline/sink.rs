@@ -3,7 +3,7 @@
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{Store, StoreError, TraceFilter, TraceSummary};
-use crate::trace::Trace;
+use crate::trace::{Recordable, Trace};
 
 /// Traces waiting to be written beyond this are dropped (and counted) rather than slowing
 /// requests down.
@@ -17,7 +17,7 @@ const BATCH: usize = 256;
 const LINGER: std::time::Duration = std::time::Duration::from_millis(50);
 
 enum Msg {
-    Trace(Box<Trace>),
+    Trace(Box<dyn Recordable>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -48,7 +48,8 @@ impl TraceSink {
         Self { tx, store }
     }
 
-    pub fn record(&self, trace: Trace) {
+    /// Queues a trace (a pipeline's [`Trace`] or another [`Recordable`]) for the writer.
+    pub fn record(&self, trace: impl Recordable + 'static) {
         if self.tx.try_send(Msg::Trace(Box::new(trace))).is_err() {
             crate::metrics::global().inc(
                 "keel_traces_dropped_total",
@@ -100,7 +101,8 @@ async fn write_batches(mut rx: mpsc::Receiver<Msg>, store: Store) {
         let mut flushes = Vec::new();
         for m in msgs.drain(..) {
             match m {
-                Msg::Trace(t) => traces.push(*t),
+                // Serialised here, on the writer's thread, not on a request's.
+                Msg::Trace(t) => traces.push(t.into_row()),
                 Msg::Flush(done) => flushes.push(done),
             }
         }

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::config::limits::KeyLimits;
 use crate::governance::{ApprovedAnswer, Conversation, Correction, Escalation, Snapshot, Turn, TurnStart};
 use crate::limits::{Denial, Reservation, UsageRecord, UsageTotal};
-use crate::trace::Trace;
+use crate::trace::{Trace, TraceRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -110,10 +110,7 @@ pub struct ChunkApproval {
 #[async_trait]
 pub trait TraceStore: Send + Sync {
     /// Writes traces in one transaction (a trace already stored under the same id is replaced).
-    async fn put_traces(&self, traces: &[Trace]) -> Result<(), StoreError>;
-    async fn put_trace(&self, trace: &Trace) -> Result<(), StoreError> {
-        self.put_traces(std::slice::from_ref(trace)).await
-    }
+    async fn put_traces(&self, traces: &[TraceRow]) -> Result<(), StoreError>;
     async fn get_trace(&self, id: &str) -> Result<Option<Trace>, StoreError>;
     /// The newest traces first, filtered; `before` (a trace id) pages back from that trace.
     async fn list_traces(&self, filter: &TraceFilter) -> Result<Vec<TraceSummary>, StoreError>;

@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::SqliteStore;
 use crate::store::{StoreError, TraceFilter, TraceStore, TraceSummary};
-use crate::trace::{Span, Trace};
+use crate::trace::{Span, Trace, TraceRow};
 
 fn parse_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
@@ -16,7 +16,7 @@ const ROWS_PER_INSERT: usize = 64;
 
 #[async_trait]
 impl TraceStore for SqliteStore {
-    async fn put_traces(&self, traces: &[Trace]) -> Result<(), StoreError> {
+    async fn put_traces(&self, traces: &[TraceRow]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         // Many rows per statement: each statement is a round trip to SQLite's worker thread.
         for rows in traces.chunks(ROWS_PER_INSERT) {
@@ -29,9 +29,9 @@ impl TraceStore for SqliteStore {
                     .push_bind(&t.route)
                     .push_bind(&t.status)
                     .push_bind(t.duration_us as i64)
-                    .push_bind(t.input.to_string())
-                    .push_bind(t.output.to_string())
-                    .push_bind(serde_json::to_string(&t.spans).unwrap_or_else(|_| "[]".into()));
+                    .push_bind(&t.input)
+                    .push_bind(&t.output)
+                    .push_bind(&t.spans);
             });
             q.build().execute(&mut *tx).await?;
         }
