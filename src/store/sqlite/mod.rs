@@ -31,6 +31,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection for trace batches, committed without waiting for the disk
+    /// (`synchronous = NORMAL`, per connection under WAL): traces are written after their
+    /// response, so no acknowledged write depends on them, and a process crash still keeps
+    /// every committed batch.
+    traces: SqlitePool,
     /// Serialises this process's ledger writes (other processes wait on `BEGIN IMMEDIATE`).
     ledger: tokio::sync::Mutex<()>,
 }
@@ -51,10 +56,16 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await
             .map_err(|e| open_err(e.to_string()))?;
-        let store = Self { pool, ledger: tokio::sync::Mutex::new(()) };
+        let store = Self {
+            pool,
+            traces: SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_lazy_with(opts.synchronous(SqliteSynchronous::Normal)),
+            ledger: tokio::sync::Mutex::new(()),
+        };
         store.migrate().await?;
         Ok(store)
     }

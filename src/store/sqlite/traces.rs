@@ -17,7 +17,7 @@ const ROWS_PER_INSERT: usize = 64;
 #[async_trait]
 impl TraceStore for SqliteStore {
     async fn put_traces(&self, traces: &[TraceRow]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.traces.begin().await?;
         // Many rows per statement: each statement is a round trip to SQLite's worker thread.
         for rows in traces.chunks(ROWS_PER_INSERT) {
             let mut q = sqlx::QueryBuilder::new(
