@@ -507,6 +507,19 @@ async fn gateway_requests_leave_a_trace_with_attempts_usage_and_redacted_text() 
     assert_eq!(page["data"].as_array().unwrap().len(), 2);
     let rest: Value = list(&format!("limit=2&before={}", page["next"].as_str().unwrap())).await.json().await.unwrap();
     assert_eq!(rest["data"][0]["id"], ids[2]);
+    // By model, tenant and time.
+    let count = |v: Value| v["data"].as_array().unwrap().len();
+    assert_eq!(count(list("model=solo").await.json().await.unwrap()), 4);
+    assert_eq!(count(list("model=chain").await.json().await.unwrap()), 0);
+    let tenant = all["data"][0]["tenant"].as_str().unwrap().to_string();
+    assert_eq!(count(list(&format!("tenant={tenant}")).await.json().await.unwrap()), 4);
+    assert_eq!(count(list("tenant=someone-else").await.json().await.unwrap()), 0);
+    let created = all["data"][3]["created_at_ms"].as_i64().unwrap();
+    let newest_ms = all["data"][0]["created_at_ms"].as_i64().unwrap();
+    assert_eq!(count(list(&format!("since={created}")).await.json().await.unwrap()), 4);
+    assert_eq!(count(list(&format!("since={}", newest_ms + 1)).await.json().await.unwrap()), 0);
+    assert_eq!(count(list(&format!("until={created}")).await.json().await.unwrap()), 0);
+    assert_eq!(list("since=yesterday").await.status(), 400);
     assert_eq!(list("limit=0").await.status(), 400);
     assert_eq!(list("colour=red").await.status(), 400);
 }

@@ -88,6 +88,15 @@ pub enum Command {
         /// `ok`, `error`, `blocked`, `refused`, `escalated`.
         #[arg(long)]
         status: Option<String>,
+        /// The tenant of the request's key.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The model a gateway request asked for.
+        #[arg(long)]
+        model: Option<String>,
+        /// Only traces from the last DURATION (e.g. `90s`, `15m`, `2h`, `1d`).
+        #[arg(long, value_parser = parse_age)]
+        since: Option<std::time::Duration>,
         /// Page back from this trace id.
         #[arg(long)]
         before: Option<String>,
@@ -410,8 +419,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Escalations { action } => governance::escalations(config, action).await,
         Command::Status { url, key } => commands::status(&url, key.as_deref()).await,
         Command::Trace { id, json } => commands::trace(config, &id, json).await,
-        Command::Traces { route, status, before, limit, json } => {
-            commands::traces(config, crate::store::TraceFilter { route, status, before, limit }, json).await
+        Command::Traces { route, status, tenant, model, since, before, limit, json } => {
+            let since_ms = since.map(|d| crate::trace::now_ms() - d.as_millis() as i64);
+            let filter =
+                crate::store::TraceFilter { route, status, tenant, model, since_ms, until_ms: None, before, limit };
+            commands::traces(config, filter, json).await
         }
         Command::Models { action: ModelsAction::Fetch { python } } => commands::models_fetch(&config, &python),
         Command::Models { action: ModelsAction::Path } => {
@@ -430,4 +442,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Quickstart { kb, listen } => commands::quickstart(config, kb, listen).await,
     }
+}
+
+/// A duration such as `90s`, `15m`, `2h` (for `--since`).
+fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::gateway::parse_duration(s)
+        .ok_or_else(|| format!("`{s}` is not a duration such as 90s, 15m, 2h or 1d"))
 }

@@ -191,7 +191,7 @@ pub enum TraceCapture {
     Messages,
 }
 
-/// Parses `250ms`, `30s`, `2m`, `1h`.
+/// Parses `250ms`, `30s`, `2m`, `1h`, `1d`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.')?);
@@ -201,6 +201,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "s" => v,
         "m" => v * 60.0,
         "h" => v * 3600.0,
+        "d" => v * 86_400.0,
         _ => return None,
     };
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))

@@ -99,12 +99,19 @@ pub async fn trace(State(state): State<ServerState>, Path(id): Path<String>) -> 
 pub struct TraceQuery {
     route: Option<String>,
     status: Option<String>,
+    tenant: Option<String>,
+    model: Option<String>,
+    /// ms since the epoch
+    since: Option<i64>,
+    /// ms since the epoch
+    until: Option<i64>,
     before: Option<String>,
     limit: Option<u32>,
 }
 
-/// `GET /v1/traces?route=gateway&status=error&limit=50&before=ID`: the newest traces first;
-/// `next` pages back (pass it as `before`).
+/// `GET /v1/traces?route=gateway&status=error&tenant=T&model=M&since=MS&until=MS&limit=50&before=ID`:
+/// the newest traces first (`since`/`until`: ms since the epoch); `next` pages back (pass it as
+/// `before`).
 pub async fn list_traces(State(state): State<ServerState>, Query(q): Query<TraceQuery>) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -115,7 +122,16 @@ pub async fn list_traces(State(state): State<ServerState>, Query(q): Query<Trace
         )
         .param("limit"));
     }
-    let filter = TraceFilter { route: q.route, status: q.status, before: q.before, limit };
+    let filter = TraceFilter {
+        route: q.route,
+        status: q.status,
+        tenant: q.tenant,
+        model: q.model,
+        since_ms: q.since,
+        until_ms: q.until,
+        before: q.before,
+        limit,
+    };
     let list = trace_reader(&state).await?.list(&filter).await?;
     let next = (list.len() == limit as usize).then(|| list.last().map(|t| t.id.clone())).flatten();
     Ok(Json(json!({ "data": list, "next": next })).into_response())

@@ -121,6 +121,14 @@ pub trait TraceStore: Send + Sync {
 pub struct TraceFilter {
     pub route: Option<String>,
     pub status: Option<String>,
+    /// The tenant a gateway request's key belongs to.
+    pub tenant: Option<String>,
+    /// The model a gateway request asked for.
+    pub model: Option<String>,
+    /// Only traces created at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Only traces created before this time (ms since the epoch).
+    pub until_ms: Option<i64>,
     /// Only traces written before this one (paging).
     pub before: Option<String>,
     pub limit: u32,

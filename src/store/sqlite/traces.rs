@@ -75,12 +75,19 @@ impl TraceStore for SqliteStore {
              FROM traces \
              WHERE (?1 IS NULL OR route = ?1) AND (?2 IS NULL OR status = ?2) \
                AND (?3 IS NULL OR rowid < (SELECT rowid FROM traces WHERE id = ?3)) \
+               AND (?5 IS NULL OR json_extract(input, '$.tenant') = ?5) \
+               AND (?6 IS NULL OR json_extract(input, '$.model') = ?6) \
+               AND (?7 IS NULL OR created_at >= ?7) AND (?8 IS NULL OR created_at < ?8) \
              ORDER BY rowid DESC LIMIT ?4",
         )
         .bind(&f.route)
         .bind(&f.status)
         .bind(&f.before)
         .bind(i64::from(f.limit))
+        .bind(&f.tenant)
+        .bind(&f.model)
+        .bind(f.since_ms)
+        .bind(f.until_ms)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
