@@ -152,8 +152,11 @@ pub async fn complete(
         let usage = meter.price(p.usage);
         meter.finish(Some(usage), false).await;
         trace.usage(&usage);
-        trace.reply(|| p.text());
-        if let Some(block) = check_output(state, &body, || p.text(), &mut trace) {
+        // The reply's text is extracted once, only if the trace or the output guard reads it.
+        let text = std::cell::OnceCell::new();
+        let reply = || text.get_or_init(|| p.text()).as_str();
+        trace.reply(|| reply().to_owned());
+        if let Some(block) = check_output(state, &body, reply, &mut trace) {
             return Ok(withheld(&block, &usage, capped, &report, started, &mut trace));
         }
         let mut res = p.respond(&metering::extension(&usage, cache_label));
@@ -171,8 +174,10 @@ pub async fn complete(
             let usage = meter.price(crate::gateway::usage::of_response(model, &body, &v));
             meter.finish(Some(usage), false).await;
             trace.usage(&usage);
-            trace.reply(|| chat::reply_text(&v).unwrap_or_default());
-            if let Some(block) = check_output(state, &body, || chat::reply_text(&v).unwrap_or_default(), &mut trace) {
+            let text = std::cell::OnceCell::new();
+            let reply = || text.get_or_init(|| chat::reply_text(&v).unwrap_or_default()).as_str();
+            trace.reply(|| reply().to_owned());
+            if let Some(block) = check_output(state, &body, reply, &mut trace) {
                 return Ok(withheld(&block, &usage, capped, &report, started, &mut trace));
             }
             if let (Some(c), Some(k)) = (cache, key) {
@@ -261,15 +266,15 @@ fn guard_request(
 
 /// The output guard's verdict on a whole reply (`None`: it may be served); `text` is only
 /// read when a check applies to this request.
-fn check_output(
+fn check_output<'t>(
     state: &ServerState,
     request: &Value,
-    text: impl FnOnce() -> String,
+    text: impl FnOnce() -> &'t str,
     trace: &mut GatewayTrace,
 ) -> Option<OutputBlock> {
     let guard = state.output.as_ref().filter(|g| g.applies_to(request))?;
     trace.skip();
-    let verdict = guard.check(&text(), system_prompt(request).as_deref(), &Format::of_request(request));
+    let verdict = guard.check(text(), system_prompt(request).as_deref(), &Format::of_request(request));
     let reason = verdict.as_ref().err().map(|b| b.reason_code());
     trace.span(
         "output_guard",

@@ -59,30 +59,24 @@ impl GatewayTraces {
     /// Opens the trace of one request (a no-op trace when traces are off).
     pub fn start(this: Option<&Self>, caller: &Caller, requested: &str, route: &str, stream: bool) -> GatewayTrace {
         let Some(t) = this.filter(|t| t.0.capture != TraceCapture::Off) else { return GatewayTrace::off() };
-        if t.0.sample < 1.0 && crate::gateway::retry::jitter_unit() >= t.0.sample {
-            // Not sampled: only what a failure's trace needs is kept, at almost no cost.
-            return GatewayTrace(State::Lite(Box::new(Lite {
-                shared: t.0.clone(),
-                started: std::time::Instant::now(),
-                created_at_ms: crate::trace::now_ms(),
-                requested: requested.to_string(),
-                route: route.to_string(),
-                tenant: caller.tenant.clone(),
-                stream,
-                attempts: None,
-            })));
-        }
-        GatewayTrace(State::Full(Box::new(Open {
+        let head = Head {
             shared: t.0.clone(),
-            id: crate::trace::new_trace_id(),
             started: std::time::Instant::now(),
             created_at_ms: crate::trace::now_ms(),
-            mark: 0,
             requested: requested.to_string(),
             route: route.to_string(),
             tenant: caller.tenant.clone(),
-            key_id: caller.key_id.clone(),
             stream,
+        };
+        if t.0.sample < 1.0 && crate::gateway::retry::jitter_unit() >= t.0.sample {
+            // Not sampled: only what a failure's trace needs is kept, at almost no cost.
+            return GatewayTrace(State::Lite(Box::new(Lite { head, attempts: None })));
+        }
+        GatewayTrace(State::Full(Box::new(Open {
+            head,
+            id: crate::trace::new_trace_id(),
+            mark: 0,
+            key_id: caller.key_id.clone(),
             messages_count: 0,
             max_tokens: None,
             messages: None,
@@ -97,17 +91,11 @@ impl GatewayTraces {
 /// A sampled request's trace while it runs: plain fields, no JSON trees. Redacting and
 /// serialising happen on the trace writer's thread ([`Recordable`]), not the request's.
 struct Open {
-    shared: Arc<Shared>,
+    head: Head,
     id: String,
-    started: std::time::Instant,
-    created_at_ms: i64,
     /// Where the next span starts (µs from the start of the request).
     mark: u64,
-    requested: String,
-    route: String,
-    tenant: String,
     key_id: Option<String>,
-    stream: bool,
     messages_count: usize,
     max_tokens: Option<Value>,
     /// Role and text of each message as the provider got them, not yet redacted (`messages`
@@ -174,8 +162,8 @@ impl Serialize for SpanRec {
     }
 }
 
-/// A request outside the sample: its trace is written only if it fails.
-struct Lite {
+/// What a request's trace starts with, sampled or not.
+struct Head {
     shared: Arc<Shared>,
     started: std::time::Instant,
     created_at_ms: i64,
@@ -183,6 +171,11 @@ struct Lite {
     route: String,
     tenant: String,
     stream: bool,
+}
+
+/// A request outside the sample: its trace is written only if it fails.
+struct Lite {
+    head: Head,
     /// The provider span's attributes, once the provider was called.
     attempts: Option<ProviderAttrs>,
 }
@@ -198,14 +191,15 @@ impl Lite {
                 _ => None,
             })
             .unwrap_or_default();
+        let h = self.head;
         crate::trace::Trace {
             id,
-            created_at_ms: self.created_at_ms,
+            created_at_ms: h.created_at_ms,
             route: "gateway".into(),
             status: status.to_string(),
-            duration_us: self.started.elapsed().as_micros() as u64,
-            input: json!({ "model": self.requested, "route": self.route, "tenant": self.tenant,
-                           "stream": self.stream, "sampled": false }),
+            duration_us: h.started.elapsed().as_micros() as u64,
+            input: json!({ "model": h.requested, "route": h.route, "tenant": h.tenant,
+                           "stream": h.stream, "sampled": false }),
             output,
             spans,
         }
@@ -221,7 +215,7 @@ enum State {
 
 impl Open {
     fn elapsed_us(&self) -> u64 {
-        self.started.elapsed().as_micros() as u64
+        self.head.started.elapsed().as_micros() as u64
     }
 
     /// Closes a span from the end of the previous one to now, with `attrs`.
@@ -283,17 +277,17 @@ fn to_json<T: Serialize + ?Sized>(v: &T) -> String {
 impl Recordable for Finished {
     fn into_row(self: Box<Self>) -> TraceRow {
         let o = &self.open;
-        let pii = &o.shared.pii;
+        let pii = &o.head.shared.pii;
         let redact = |t: &str| apply_pii_policy(t, pii).redacted;
         let messages = o.messages.as_ref().map(|ms| {
             ms.iter().map(|(role, text)| MessageRow { role, content: text.as_deref().map(redact) }).collect()
         });
         let input = InputRow {
-            model: &o.requested,
-            route: &o.route,
-            tenant: &o.tenant,
+            model: &o.head.requested,
+            route: &o.head.route,
+            tenant: &o.head.tenant,
             key_id: o.key_id.as_deref(),
-            stream: o.stream,
+            stream: o.head.stream,
             messages_count: o.messages_count,
             max_tokens: o.max_tokens.as_ref(),
             messages,
@@ -320,7 +314,7 @@ impl Recordable for Finished {
             output: to_json(&output),
             spans: to_json(&o.spans),
             id: o.id.clone(),
-            created_at_ms: o.created_at_ms,
+            created_at_ms: o.head.created_at_ms,
             route: "gateway".into(),
             status: self.status.clone(),
             duration_us: self.duration_us,
@@ -373,7 +367,7 @@ impl GatewayTrace {
         let messages = body.get("messages").and_then(Value::as_array);
         o.messages_count = messages.map_or(0, Vec::len);
         o.max_tokens = ["max_completion_tokens", "max_tokens"].iter().find_map(|f| body.get(*f)).cloned();
-        if o.shared.capture != TraceCapture::Messages {
+        if o.head.shared.capture != TraceCapture::Messages {
             return;
         }
         let kept = messages
@@ -420,7 +414,7 @@ impl GatewayTrace {
     /// The reply's text (with `messages` capture; redacted and cut to 16 k characters when
     /// written).
     pub fn reply(&mut self, text: impl FnOnce() -> String) {
-        let Some(o) = self.open().filter(|o| o.shared.capture == TraceCapture::Messages) else { return };
+        let Some(o) = self.open().filter(|o| o.head.shared.capture == TraceCapture::Messages) else { return };
         o.reply = Some(text());
     }
 
@@ -477,13 +471,13 @@ impl GatewayTrace {
                 if let Some(e) = error {
                     output.insert("error".into(), json!(e));
                 }
-                let shared = l.shared.clone();
+                let shared = l.head.shared.clone();
                 shared.sink.record(l.into_trace(id.clone(), status, Value::Object(output)));
                 Some(id)
             }
             State::Full(o) => {
                 let id = o.id.clone();
-                let shared = o.shared.clone();
+                let shared = o.head.shared.clone();
                 let duration_us = o.elapsed_us();
                 shared.sink.record(Finished {
                     open: *o,
