@@ -111,6 +111,7 @@ async fn start_keel(upstream: &str) -> SocketAddr {
         kind: ProviderKind::Anthropic,
         base_url: upstream.into(),
         api_key_env: None,
+        stream_usage: true,
     }];
     g.routes = vec![RouteConfig {
         model: "sonnet".into(),
@@ -171,6 +172,12 @@ async fn the_anthropic_provider_translates_requests_replies_and_streams() {
     assert_eq!(status, 200);
     assert!(body.contains("\"content\":\"Hello\"") && body.contains(" from claude"), "{body}");
     assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
+    // Anthropic's usage is metered but its chunk reaches only a client that asked for it.
+    assert!(!body.contains("completion_tokens"), "{body}");
+    let mut asking = streamed.clone();
+    asking["stream_options"] = json!({ "include_usage": true });
+    let (_, body) = send(keel, "/v1/chat/completions", asking).await;
+    assert!(body.contains("\"completion_tokens\":4") && body.trim_end().ends_with("data: [DONE]"), "{body}");
     // … and an error event mid-stream ends it with an error, never [DONE].
     fake.script.lock().unwrap().extend([Play::StreamError]);
     let (_, body) = send(keel, "/v1/chat/completions", streamed).await;

@@ -120,8 +120,20 @@ fn config(a: &str, b: &str) -> Config {
     g.max_attempts = 3;
     g.breaker_min_requests = 100;
     g.providers = vec![
-        ProviderConfig { name: "a".into(), kind: ProviderKind::OpenAi, base_url: a.into(), api_key_env: None },
-        ProviderConfig { name: "b".into(), kind: ProviderKind::OpenAi, base_url: b.into(), api_key_env: None },
+        ProviderConfig {
+            name: "a".into(),
+            kind: ProviderKind::OpenAi,
+            base_url: a.into(),
+            api_key_env: None,
+            stream_usage: true,
+        },
+        ProviderConfig {
+            name: "b".into(),
+            kind: ProviderKind::OpenAi,
+            base_url: b.into(),
+            api_key_env: None,
+            stream_usage: true,
+        },
     ];
     g.routes = vec![
         RouteConfig {

@@ -164,8 +164,13 @@ async fn the_model_judge_blocks_on_unsafe_flags_when_uncertain_and_never_sees_pi
     common::ingest_paths(&cfg, &embedder, &[common::repo().join("sample-kb")], false).await;
     let (url, seen) =
         start_judge(vec!["{\"verdict\": \"unsafe\", \"confidence\": 0.9}", "I would rather not say.", "SAFE"]).await;
-    cfg.gateway.providers =
-        vec![ProviderConfig { name: "j".into(), kind: ProviderKind::OpenAi, base_url: url, api_key_env: None }];
+    cfg.gateway.providers = vec![ProviderConfig {
+        name: "j".into(),
+        kind: ProviderKind::OpenAi,
+        base_url: url,
+        api_key_env: None,
+        stream_usage: true,
+    }];
     cfg.gateway.routes = vec![RouteConfig {
         model: "judge".into(),
         targets: vec![TargetConfig { provider: "j".into(), model: "judge-model".into(), price: None }],

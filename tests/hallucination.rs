@@ -299,8 +299,13 @@ async fn setup_at(
     common::ingest_paths(&cfg, &embedder, &[common::repo().join("sample-kb")], false).await;
     let (fake, fake_url) = start_fake().await;
     let url = url.map_or(fake_url, str::to_string);
-    cfg.gateway.providers =
-        vec![ProviderConfig { name: "fake".into(), kind: ProviderKind::OpenAi, base_url: url, api_key_env: None }];
+    cfg.gateway.providers = vec![ProviderConfig {
+        name: "fake".into(),
+        kind: ProviderKind::OpenAi,
+        base_url: url,
+        api_key_env: None,
+        stream_usage: true,
+    }];
     cfg.gateway.routes = vec![RouteConfig {
         model: ROUTE.into(),
         targets: vec![TargetConfig { provider: "fake".into(), model: "fake-model".into(), price: None }],

@@ -28,6 +28,8 @@ use serde_json::{json, Value};
 enum Play {
     Ok(&'static str),
     NoUsage(&'static str),
+    /// A stream that sends its usage chunk when the request asks for one.
+    Stream(&'static str),
     Status(u16),
 }
 
@@ -52,6 +54,7 @@ impl Fake {
 
 async fn fake_handler(State(f): State<Fake>, Json(body): Json<Value>) -> Response {
     let stream = body["stream"].as_bool().unwrap_or(false);
+    let asked = body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
     f.bodies.lock().unwrap().push(body);
     let delay = f.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
@@ -63,12 +66,29 @@ async fn fake_handler(State(f): State<Fake>, Json(body): Json<Value>) -> Respons
         Play::Status(code) => {
             (StatusCode::from_u16(code).unwrap(), Json(json!({ "error": { "message": "scripted" } }))).into_response()
         }
+        Play::Stream(text) if stream => {
+            // Like OpenAI: `usage: null` on every chunk and a final usage-only chunk, only when asked.
+            let mut chunk =
+                json!({ "object": "chat.completion.chunk", "choices": [{ "index": 0, "delta": { "content": text } }] });
+            let mut out = String::new();
+            if asked {
+                chunk["usage"] = Value::Null;
+            }
+            out.push_str(&format!("data: {chunk}\n\n"));
+            if asked {
+                let u = json!({ "object": "chat.completion.chunk", "choices": [],
+                                "usage": { "prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16 } });
+                out.push_str(&format!("data: {u}\n\n"));
+            }
+            out.push_str("data: [DONE]\n\n");
+            ([("content-type", "text/event-stream")], out).into_response()
+        }
         Play::NoUsage(text) if stream => {
             let chunk =
                 json!({ "object": "chat.completion.chunk", "choices": [{ "index": 0, "delta": { "content": text } }] });
             ([("content-type", "text/event-stream")], format!("data: {chunk}\n\ndata: [DONE]\n\n")).into_response()
         }
-        Play::NoUsage(text) => {
+        Play::NoUsage(text) | Play::Stream(text) => {
             Json(json!({ "id": "c", "object": "chat.completion", "choices": message(text) })).into_response()
         }
         Play::Ok(text) => Json(json!({ "id": "c", "object": "chat.completion", "choices": message(text),
@@ -92,8 +112,13 @@ fn config(url: &str, dir: &Path) -> Config {
     let g = &mut c.gateway;
     g.max_attempts = 1;
     g.breaker_min_requests = 1000;
-    g.providers =
-        vec![ProviderConfig { name: "p".into(), kind: ProviderKind::OpenAi, base_url: url.into(), api_key_env: None }];
+    g.providers = vec![ProviderConfig {
+        name: "p".into(),
+        kind: ProviderKind::OpenAi,
+        base_url: url.into(),
+        api_key_env: None,
+        stream_usage: true,
+    }];
     let target = vec![TargetConfig { provider: "p".into(), model: "gpt-4o-mini".into(), price: None }];
     let price = Price { input: 1_000_000_000, output: 2_000_000_000, cached_input: 500_000_000 };
     g.routes = vec![
@@ -279,6 +304,53 @@ async fn usage_and_cost_are_reported_or_estimated() {
     let denied =
         reqwest::Client::new().get(format!("http://{addr}/v1/admin/usage")).bearer_auth(&k).send().await.unwrap();
     assert_eq!(denied.status(), 403, "usage needs the admin scope");
+
+    // A stream whose client did not ask for usage: Keel asks the provider for it, meters the
+    // provider's counts (not an estimate), and the client never sees the usage chunk.
+    let totals_m = |store: Store| async move {
+        store.usage.usage_totals(None).await.unwrap().into_iter().find(|t| t.model == "m").unwrap()
+    };
+    let before = totals_m(store.clone()).await;
+    fake.push(&[Play::Stream("Exact words")]);
+    let res = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .bearer_auth(&k)
+        .json(&json!({ "model": "m", "stream": true, "messages": [{ "role": "user", "content": "hi" }] }))
+        .send()
+        .await
+        .unwrap();
+    let text = res.text().await.unwrap();
+    assert_eq!(fake.last()["stream_options"]["include_usage"], true, "Keel asked the provider for usage");
+    assert!(text.contains("Exact words") && text.contains("[DONE]"), "{text}");
+    assert!(!text.contains("prompt_tokens"), "the usage chunk reached a client that did not ask: {text}");
+    let mut after = totals_m(store.clone()).await;
+    for _ in 0..50 {
+        if after.requests > before.requests {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        after = totals_m(store.clone()).await;
+    }
+    assert_eq!(after.requests, before.requests + 1, "the stream's usage was recorded");
+    assert_eq!(
+        (after.prompt_tokens - before.prompt_tokens, after.completion_tokens - before.completion_tokens),
+        (11, 5),
+        "the provider's counts, not an estimate"
+    );
+    assert_eq!(after.estimated_requests, before.estimated_requests);
+
+    // A client that asks for usage gets the provider's chunk.
+    fake.push(&[Play::Stream("Counted")]);
+    let res = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .bearer_auth(&k)
+        .json(&json!({ "model": "m", "stream": true, "stream_options": { "include_usage": true },
+                       "messages": [{ "role": "user", "content": "hi" }] }))
+        .send()
+        .await
+        .unwrap();
+    let text = res.text().await.unwrap();
+    assert!(text.contains("\"prompt_tokens\":11") && text.contains("[DONE]"), "{text}");
 }
 
 #[tokio::test]

@@ -486,8 +486,13 @@ async fn serve_proxy(
         config.gateway.deadline =
             parse_duration(&d).filter(|d| !d.is_zero()).with_context(|| format!("--deadline `{d}` is not like 30s"))?;
     }
-    config.gateway.providers =
-        vec![ProviderConfig { name: "upstream".into(), kind, base_url: url.trim_end_matches('/').into(), api_key_env }];
+    config.gateway.providers = vec![ProviderConfig {
+        name: "upstream".into(),
+        kind,
+        base_url: url.trim_end_matches('/').into(),
+        api_key_env,
+        stream_usage: true,
+    }];
     config.gateway.routes = vec![RouteConfig {
         model: model.to_string(),
         targets: vec![TargetConfig { provider: "upstream".into(), model: model.to_string(), price: None }],

@@ -40,6 +40,8 @@ pub struct RawProvider {
     pub kind: String,
     pub base_url: String,
     pub api_key_env: Option<String>,
+    /// Ask for the usage chunk of every stream (default true); see `ProviderConfig`.
+    pub stream_usage: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,6 +100,11 @@ pub struct ProviderConfig {
     pub base_url: String,
     /// Name of the environment variable holding the credential (read by the CLI, never stored).
     pub api_key_env: Option<String>,
+    /// OpenAI-compatible streams: ask for the final usage chunk (`stream_options.include_usage`)
+    /// even when the client did not, so a stream's tokens and cost are the provider's, not an
+    /// estimate; the chunk is removed before the client sees it. Off for a server that refuses
+    /// `stream_options`.
+    pub stream_usage: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -285,6 +292,7 @@ pub fn validate(parts: RawGatewayParts, file: &str) -> Result<GatewayConfig, Con
             kind,
             base_url: p.base_url.trim_end_matches('/').to_string(),
             api_key_env: p.api_key_env,
+            stream_usage: p.stream_usage.unwrap_or(true),
         });
     }
     let mut models = HashSet::new();

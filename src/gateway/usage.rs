@@ -23,6 +23,11 @@ pub struct Usage {
     pub cost_nanodollars: u64,
 }
 
+/// Whether a chat request asks for its stream's final usage chunk.
+pub fn asks_usage(body: &Value) -> bool {
+    body.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false)
+}
+
 impl Usage {
     pub fn total_tokens(&self) -> u64 {
         self.prompt_tokens + self.completion_tokens

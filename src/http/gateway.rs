@@ -16,11 +16,11 @@ use super::error::ApiError;
 use super::gateway_trace::{GatewayTrace, GatewayTraces};
 use super::metering::{self, StreamMeter};
 use super::passthrough::Passthrough;
-use super::relay::{relay, OutputWatch};
+use super::relay::{relay, OutputWatch, UsageStrip};
 use super::ServerState;
 use crate::gateway::cache::{count as count_cache, CacheMode, Cached, ResponseCache};
 use crate::gateway::chat;
-use crate::gateway::usage::Usage;
+use crate::gateway::usage::{asks_usage, Usage};
 use crate::gateway::{CallReport, GatewayError, RouteInput};
 use crate::guardrails::output::{system_prompt, Format, OutputBlock};
 use crate::guardrails::request::check_request;
@@ -303,7 +303,8 @@ fn withheld(
 }
 
 /// A stream: reserved like a plain call, never cached; its usage (the provider's final
-/// `usage` chunk when the client asked for one, else an estimate) is settled when it ends.
+/// `usage` chunk, which providers are asked for and which reaches the client only when it asked
+/// too; else an estimate) is settled when it ends.
 pub async fn stream(state: &ServerState, caller: &Caller, model: &str, mut body: Value) -> Result<Response, ApiError> {
     let started = Instant::now();
     let gateway = &state.gateway;
@@ -342,8 +343,9 @@ pub async fn stream(state: &ServerState, caller: &Caller, model: &str, mut body:
     let watch = state.output.clone().filter(|g| g.watches_text()).map(|g| OutputWatch::new(g, system_prompt(&body)));
     let mut res = Response::new(Body::empty());
     trace.stamp_sampled(&mut res);
+    let strip = (!asks_usage(&body)).then(UsageStrip::default);
     let watcher = StreamMeter::new(meter, body, trace);
-    *res.body_mut() = Body::from_stream(relay(open.first, open.rest, gateway.idle_timeout(), watcher, watch));
+    *res.body_mut() = Body::from_stream(relay(open.first, open.rest, gateway.idle_timeout(), watcher, watch, strip));
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if gateway.cache().is_some() {

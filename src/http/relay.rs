@@ -3,7 +3,8 @@
 //! or an end without `[DONE]` becomes an error event (never a clean end). With the output
 //! guard watching (deny-list, system-prompt leak), the last few bytes of text are held back
 //! until enough text follows them, so the start of a phrase the guard then stops never reaches
-//! the client; the stream is then cut with the guard's error event.
+//! the client; the stream is then cut with the guard's error event. When Keel asked the
+//! provider for a usage chunk the client did not ask for, that event is metered and removed.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -66,8 +67,65 @@ impl OutputWatch {
     }
 }
 
+/// Removes the usage-only event (`"choices": []` with a `usage` object) from a stream whose
+/// client did not ask for it. Events pass whole: an incomplete one waits for its end.
+#[derive(Default)]
+pub struct UsageStrip {
+    pending: Vec<u8>,
+}
+
+/// Length of the first complete SSE event of `b`, its blank line included.
+fn event_len(b: &[u8]) -> Option<usize> {
+    let lf = b.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    let crlf = b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn is_usage_only(event: &[u8]) -> bool {
+    if !event.windows(7).any(|w| w == b"\"usage\"") {
+        return false;
+    }
+    event.split(|&c| c == b'\n').filter_map(|l| l.strip_prefix(b"data:")).any(|d| {
+        serde_json::from_slice::<serde_json::Value>(d.trim_ascii()).is_ok_and(|v| {
+            v.get("choices").and_then(|c| c.as_array()).is_some_and(Vec::is_empty)
+                && v.get("usage").is_some_and(serde_json::Value::is_object)
+        })
+    })
+}
+
+impl UsageStrip {
+    /// The complete events so far, without a usage-only one.
+    fn filter(&mut self, chunk: &[u8]) -> Bytes {
+        self.pending.extend_from_slice(chunk);
+        let mut out = BytesMut::new();
+        let mut start = 0;
+        while let Some(n) = event_len(&self.pending[start..]) {
+            let event = &self.pending[start..start + n];
+            if !is_usage_only(event) {
+                out.extend_from_slice(event);
+            }
+            start += n;
+        }
+        self.pending.drain(..start);
+        out.freeze()
+    }
+
+    /// What is left when the stream ends (an event without its blank line).
+    fn rest(&mut self) -> Bytes {
+        let rest = std::mem::take(&mut self.pending);
+        if is_usage_only(&rest) {
+            return Bytes::new();
+        }
+        Bytes::from(rest)
+    }
+}
+
 struct Relay {
     meter: StreamMeter,
+    strip: Option<UsageStrip>,
     watch: Option<OutputWatch>,
     /// The provider's first chunk, not yet looked at.
     first: Option<Bytes>,
@@ -116,9 +174,17 @@ impl Relay {
         out
     }
 
+    /// Queues what the usage filter still holds (the stream is ending).
+    fn flush_strip(&mut self) {
+        if let Some(rest) = self.strip.as_mut().map(UsageStrip::rest).filter(|r| !r.is_empty()) {
+            self.held.push_back((rest, 0));
+        }
+    }
+
     /// The stream ends with an error event after what was held.
     fn failed(&mut self, message: &str) -> Bytes {
         self.finished = true;
+        self.flush_strip();
         self.meter.ended("error", "stream_interrupted");
         let mut out = self.release(true);
         out.extend_from_slice(&error_event(message));
@@ -144,6 +210,10 @@ impl Relay {
                         self.held.clear();
                         return Some(coded_error_event(block.reason_code(), &block.to_string()));
                     }
+                    let chunk = match &mut self.strip {
+                        Some(s) => s.filter(&chunk),
+                        None => chunk,
+                    };
                     self.held.push_back((chunk, self.meter.text().len()));
                     let out = self.release(false);
                     if !out.is_empty() {
@@ -153,6 +223,7 @@ impl Relay {
                 Ok(Some(Err(e))) => return Some(self.failed(&e.to_string())),
                 Ok(None) if self.done_seen => {
                     self.finished = true;
+                    self.flush_strip();
                     let out = self.release(true);
                     return (!out.is_empty()).then(|| out.freeze());
                 }
@@ -173,10 +244,12 @@ pub fn relay(
     idle: Duration,
     meter: StreamMeter,
     watch: Option<OutputWatch>,
+    strip: Option<UsageStrip>,
 ) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
     let hold_back = watch.as_ref().map_or(0, OutputWatch::hold_back);
     let state = Relay {
         meter,
+        strip,
         watch,
         first: Some(first),
         rest,
@@ -188,4 +261,35 @@ pub fn relay(
         finished: false,
     };
     stream::unfold(state, |mut s| async move { s.next().await.map(|b| (Ok(b), s)) }).boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_usage_chunk_the_client_did_not_ask_for_is_removed_whole() {
+        let events = "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\n\
+                      data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":1}}\n\n\
+                      data: [DONE]\n\n";
+        // Split at every size, so events arrive cut anywhere.
+        for size in 1..events.len() {
+            let mut strip = UsageStrip::default();
+            let mut out = Vec::new();
+            for piece in events.as_bytes().chunks(size) {
+                out.extend_from_slice(&strip.filter(piece));
+            }
+            out.extend_from_slice(&strip.rest());
+            let out = String::from_utf8(out).unwrap();
+            assert_eq!(
+                out, "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\ndata: [DONE]\n\n",
+                "pieces of {size}"
+            );
+        }
+        // CRLF framing, and an unterminated last event, are handled too.
+        let mut strip = UsageStrip::default();
+        let a = strip.filter(b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\r\n\r\ndata: [DONE]");
+        assert!(a.is_empty());
+        assert_eq!(&strip.rest()[..], b"data: [DONE]");
+    }
 }

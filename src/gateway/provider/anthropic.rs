@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::{send_error, status_error, OpenStream, ProviderError};
 use crate::gateway::sse::{write_event, SseParser};
+use crate::gateway::usage::asks_usage;
 
 /// The API version this translation follows.
 const API_VERSION: &str = "2023-06-01";
@@ -20,6 +21,9 @@ pub struct AnthropicProvider {
     url: String,
     api_key: Option<String>,
     client: reqwest::Client,
+    /// Translate every stream's usage into a final usage chunk (removed by the relay when
+    /// the client did not ask for it).
+    stream_usage: bool,
 }
 
 /// A request this format cannot carry: the client's error, never retried.
@@ -236,8 +240,8 @@ impl StreamTranslator {
 }
 
 impl AnthropicProvider {
-    pub fn new(base_url: &str, api_key: Option<String>, client: reqwest::Client) -> Self {
-        Self { url: format!("{base_url}/messages"), api_key, client }
+    pub fn new(base_url: &str, api_key: Option<String>, client: reqwest::Client, stream_usage: bool) -> Self {
+        Self { url: format!("{base_url}/messages"), api_key, client, stream_usage }
     }
 
     fn request(&self, body: &Value) -> reqwest::RequestBuilder {
@@ -265,7 +269,7 @@ impl AnthropicProvider {
     pub async fn open_stream(&self, body: &Value, first_token_timeout: Duration) -> Result<OpenStream, ProviderError> {
         let mut req = to_anthropic(body)?;
         req["stream"] = Value::Bool(true);
-        let include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
+        let include_usage = self.stream_usage || asks_usage(body);
         let work = async {
             let res = self.request(&req).send().await.map_err(send_error)?;
             if !res.status().is_success() {

@@ -69,9 +69,11 @@ impl Provider {
     /// Builds a provider; `api_key` was read by the caller from the configured variable.
     pub fn new(cfg: &ProviderConfig, api_key: Option<String>, client: reqwest::Client) -> Self {
         match cfg.kind {
-            ProviderKind::OpenAi => Provider::OpenAi(openai::OpenAiProvider::new(&cfg.base_url, api_key, client)),
+            ProviderKind::OpenAi => {
+                Provider::OpenAi(openai::OpenAiProvider::new(&cfg.base_url, api_key, client, cfg.stream_usage))
+            }
             ProviderKind::Anthropic => {
-                Provider::Anthropic(anthropic::AnthropicProvider::new(&cfg.base_url, api_key, client))
+                Provider::Anthropic(anthropic::AnthropicProvider::new(&cfg.base_url, api_key, client, cfg.stream_usage))
             }
         }
     }

@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::{send_error, status_error, OpenStream, ProviderError};
+use crate::gateway::usage::asks_usage;
 
 pub struct OpenAiProvider {
     url: String,
@@ -14,6 +15,8 @@ pub struct OpenAiProvider {
     parsed: Option<reqwest::Url>,
     api_key: Option<String>,
     client: reqwest::Client,
+    /// Ask every stream for its usage chunk (the relay removes it when the client did not ask).
+    stream_usage: bool,
 }
 
 /// What a chat completion must have; the rest is passed through unread.
@@ -38,9 +41,9 @@ fn check_reply(bytes: &[u8]) -> Result<(), ProviderError> {
 }
 
 impl OpenAiProvider {
-    pub fn new(base_url: &str, api_key: Option<String>, client: reqwest::Client) -> Self {
+    pub fn new(base_url: &str, api_key: Option<String>, client: reqwest::Client, stream_usage: bool) -> Self {
         let url = format!("{base_url}/chat/completions");
-        Self { parsed: reqwest::Url::parse(&url).ok(), url, api_key, client }
+        Self { parsed: reqwest::Url::parse(&url).ok(), url, api_key, client, stream_usage }
     }
 
     fn request(&self, body: &Value) -> reqwest::RequestBuilder {
@@ -70,6 +73,12 @@ impl OpenAiProvider {
     }
 
     pub async fn open_stream(&self, body: &Value, first_token_timeout: Duration) -> Result<OpenStream, ProviderError> {
+        let with_usage = (self.stream_usage && !asks_usage(body)).then(|| {
+            let mut b = body.clone();
+            b["stream_options"]["include_usage"] = Value::Bool(true);
+            b
+        });
+        let body = with_usage.as_ref().unwrap_or(body);
         let work = async {
             let res = self.request(body).send().await.map_err(send_error)?;
             if !res.status().is_success() {
