@@ -351,6 +351,18 @@ async fn usage_and_cost_are_reported_or_estimated() {
         .unwrap();
     let text = res.text().await.unwrap();
     assert!(text.contains("\"prompt_tokens\":11") && text.contains("[DONE]"), "{text}");
+
+    // stream_options of the wrong type is the client's error, named.
+    let res = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .bearer_auth(&k)
+        .json(&json!({ "model": "m", "stream": true, "stream_options": "yes",
+                       "messages": [{ "role": "user", "content": "hi" }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("stream_options"));
 }
 
 #[tokio::test]

@@ -388,16 +388,7 @@ pub async fn serve(
         None => config.server.listen,
     };
     if let Some(((kind, url), model)) = quick.upstream().zip(quick.model.as_deref()) {
-        return serve_proxy(
-            config,
-            addr,
-            (kind, url),
-            model,
-            quick.api_key_env.clone(),
-            quick.deadline.clone(),
-            require_keys,
-        )
-        .await;
+        return serve_proxy(config, addr, &quick, (kind, url), model, require_keys).await;
     }
     if quick.model.is_some() {
         anyhow::bail!("--model needs --openai-base-url or --anthropic-base-url (quick proxy mode)");
@@ -470,10 +461,9 @@ pub async fn serve(
 async fn serve_proxy(
     mut config: Config,
     addr: std::net::SocketAddr,
+    quick: &super::QuickProxy,
     (kind, url): (crate::config::gateway::ProviderKind, &str),
     model: &str,
-    api_key_env: Option<String>,
-    deadline: Option<String>,
     require_keys: bool,
 ) -> anyhow::Result<ExitCode> {
     use crate::config::gateway::{parse_duration, ProviderConfig, ProviderKind, RouteConfig, TargetConfig};
@@ -482,16 +472,16 @@ async fn serve_proxy(
         url.starts_with("http://") || url.starts_with("https://"),
         "{flag} must start with http:// or https://"
     );
-    if let Some(d) = deadline {
+    if let Some(d) = &quick.deadline {
         config.gateway.deadline =
-            parse_duration(&d).filter(|d| !d.is_zero()).with_context(|| format!("--deadline `{d}` is not like 30s"))?;
+            parse_duration(d).filter(|d| !d.is_zero()).with_context(|| format!("--deadline `{d}` is not like 30s"))?;
     }
     config.gateway.providers = vec![ProviderConfig {
         name: "upstream".into(),
         kind,
         base_url: url.trim_end_matches('/').into(),
-        api_key_env,
-        stream_usage: true,
+        api_key_env: quick.api_key_env.clone(),
+        stream_usage: !quick.no_stream_usage,
     }];
     config.gateway.routes = vec![RouteConfig {
         model: model.to_string(),
@@ -564,6 +554,7 @@ pub async fn quickstart(config: Config, kb: PathBuf, listen: Option<String>) -> 
         api_key_env: None,
         model: None,
         deadline: None,
+        no_stream_usage: false,
     };
     serve(config, listen, quick, true).await
 }

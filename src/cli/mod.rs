@@ -211,6 +211,10 @@ pub struct QuickProxy {
     /// Total deadline per request, e.g. 30s.
     #[arg(long, requires = "model")]
     pub deadline: Option<String>,
+    /// Do not ask the upstream for each stream's usage chunk (for a server that refuses
+    /// `stream_options`); streams are then metered with a tokenizer estimate.
+    #[arg(long, requires = "model")]
+    pub no_stream_usage: bool,
 }
 
 impl QuickProxy {

@@ -16,7 +16,7 @@ pub struct SseParser {
 }
 
 /// The end of the first event in `buf`: (length of the event, length of the blank line).
-fn boundary(buf: &[u8]) -> Option<(usize, usize)> {
+pub(crate) fn boundary(buf: &[u8]) -> Option<(usize, usize)> {
     let mut i = 0;
     while i + 1 < buf.len() {
         if buf[i] == b'\n' {

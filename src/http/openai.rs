@@ -26,6 +26,13 @@ use crate::pipeline::Question;
 /// The grounded pipeline's model name.
 pub const GROUNDED_MODEL: &str = "keel";
 
+/// `stream_options`: typed, so a wrong type is a 422 naming the field, never a value the
+/// gateway trips over later. Other (newer) options pass through unread.
+#[derive(Debug, Deserialize)]
+pub struct StreamOptions {
+    include_usage: Option<bool>,
+}
+
 /// OpenAI's request body. Unknown fields are rejected so a typo is an error, not a silent
 /// default; sampling fields are accepted and have no effect on the deterministic pipeline.
 #[derive(Debug, Deserialize)]
@@ -36,7 +43,7 @@ pub struct ChatRequest {
     messages: Vec<ChatMessage>,
     #[serde(default)]
     stream: bool,
-    stream_options: Option<Value>,
+    stream_options: Option<StreamOptions>,
     temperature: Option<f64>,
     top_p: Option<f64>,
     n: Option<u32>,
@@ -246,8 +253,7 @@ pub async fn chat_completions(
     let created = unix_now();
     let trace_header = HeaderValue::from_str(&a.trace_id).ok();
     let mut res = if req.stream {
-        let include_usage =
-            req.stream_options.as_ref().and_then(|o| o.get("include_usage")).and_then(Value::as_bool).unwrap_or(false);
+        let include_usage = req.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false);
         let chunk = |delta: Value, finish: Value| {
             json!({ "id": id, "object": "chat.completion.chunk", "created": created, "model": GROUNDED_MODEL,
                     "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }] })

@@ -16,6 +16,7 @@ use serde_json::json;
 
 use super::metering::StreamMeter;
 use crate::gateway::provider::ProviderError;
+use crate::gateway::sse::boundary;
 use crate::guardrails::output::{OutputBlock, OutputGuard};
 
 /// An SSE event that tells the client the stream failed (never a clean `[DONE]`).
@@ -74,26 +75,39 @@ pub struct UsageStrip {
     pending: Vec<u8>,
 }
 
-/// Length of the first complete SSE event of `b`, its blank line included.
-fn event_len(b: &[u8]) -> Option<usize> {
-    let lf = b.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    let crlf = b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+/// An event this long without a blank line is not framed as the filter expects (or is not one
+/// event): it passes through unfiltered rather than holding the stream back.
+const MAX_PENDING: usize = 64 * 1024;
+
+/// Whether `event` has a `"usage"` key whose value is an object (cheap test before parsing:
+/// once usage is asked for, every chunk carries `"usage":null`).
+fn has_usage_object(event: &[u8]) -> bool {
+    let mut rest = event;
+    while let Some(i) = rest.windows(7).position(|w| w == b"\"usage\"") {
+        rest = &rest[i + 7..];
+        let after = rest.trim_ascii_start();
+        if let Some(v) = after.strip_prefix(b":") {
+            if v.trim_ascii_start().starts_with(b"{") {
+                return true;
+            }
+        }
     }
+    false
 }
 
+/// Every data line of `event` is a chunk with no choices and a usage object.
 fn is_usage_only(event: &[u8]) -> bool {
-    if !event.windows(7).any(|w| w == b"\"usage\"") {
+    if !has_usage_object(event) {
         return false;
     }
-    event.split(|&c| c == b'\n').filter_map(|l| l.strip_prefix(b"data:")).any(|d| {
-        serde_json::from_slice::<serde_json::Value>(d.trim_ascii()).is_ok_and(|v| {
-            v.get("choices").and_then(|c| c.as_array()).is_some_and(Vec::is_empty)
-                && v.get("usage").is_some_and(serde_json::Value::is_object)
+    let mut data = event.split(|&c| c == b'\n').filter_map(|l| l.strip_prefix(b"data:")).peekable();
+    data.peek().is_some()
+        && data.all(|d| {
+            serde_json::from_slice::<serde_json::Value>(d.trim_ascii()).is_ok_and(|v| {
+                v.get("choices").and_then(|c| c.as_array()).is_some_and(Vec::is_empty)
+                    && v.get("usage").is_some_and(serde_json::Value::is_object)
+            })
         })
-    })
 }
 
 impl UsageStrip {
@@ -102,12 +116,16 @@ impl UsageStrip {
         self.pending.extend_from_slice(chunk);
         let mut out = BytesMut::new();
         let mut start = 0;
-        while let Some(n) = event_len(&self.pending[start..]) {
-            let event = &self.pending[start..start + n];
+        while let Some((end, blank)) = boundary(&self.pending[start..]) {
+            let event = &self.pending[start..start + end + blank];
             if !is_usage_only(event) {
                 out.extend_from_slice(event);
             }
-            start += n;
+            start += end + blank;
+        }
+        if self.pending.len() - start > MAX_PENDING {
+            out.extend_from_slice(&self.pending[start..]);
+            start = self.pending.len();
         }
         self.pending.drain(..start);
         out.freeze()
@@ -286,6 +304,23 @@ mod tests {
                 "pieces of {size}"
             );
         }
+        // Content that talks about usage stays; a usage chunk beside content in one event stays.
+        let mut strip = UsageStrip::default();
+        let talk = "data: {\"choices\":[{\"delta\":{\"content\":\"\\\"usage\\\": {\"}}],\"usage\":null}\n\n";
+        assert_eq!(&strip.filter(talk.as_bytes())[..], talk.as_bytes());
+        let both = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\ndata: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}";
+        strip.filter(both.as_bytes());
+        assert_eq!(&strip.rest()[..], both.as_bytes());
+        // Unknown framing (CR only) is passed through once it passes the cap, not held forever.
+        let cr = "data: {\"choices\":[{\"delta\":{\"content\":\"hello\"}}]}\r\r".repeat(2000);
+        let mut strip = UsageStrip::default();
+        let mut out = Vec::new();
+        for piece in cr.as_bytes().chunks(1000) {
+            out.extend_from_slice(&strip.filter(piece));
+        }
+        assert!(out.len() > cr.len() / 2, "held back {} of {}", cr.len() - out.len(), cr.len());
+        out.extend_from_slice(&strip.rest());
+        assert_eq!(out, cr.as_bytes());
         // CRLF framing, and an unterminated last event, are handled too.
         let mut strip = UsageStrip::default();
         let a = strip.filter(b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\r\n\r\ndata: [DONE]");

@@ -40,6 +40,18 @@ fn check_reply(bytes: &[u8]) -> Result<(), ProviderError> {
     Ok(())
 }
 
+/// `body` asking for the stream's usage chunk (`None`: a body whose `stream_options` is not an
+/// object is sent as it is; the client's request validation refuses those anyway).
+fn with_stream_usage(body: &Value) -> Option<Value> {
+    let mut b = body.clone();
+    let options = b.as_object_mut()?.entry("stream_options").or_insert(Value::Null);
+    if options.is_null() {
+        *options = Value::Object(serde_json::Map::new());
+    }
+    options.as_object_mut()?.insert("include_usage".into(), Value::Bool(true));
+    Some(b)
+}
+
 impl OpenAiProvider {
     pub fn new(base_url: &str, api_key: Option<String>, client: reqwest::Client, stream_usage: bool) -> Self {
         let url = format!("{base_url}/chat/completions");
@@ -73,11 +85,7 @@ impl OpenAiProvider {
     }
 
     pub async fn open_stream(&self, body: &Value, first_token_timeout: Duration) -> Result<OpenStream, ProviderError> {
-        let with_usage = (self.stream_usage && !asks_usage(body)).then(|| {
-            let mut b = body.clone();
-            b["stream_options"]["include_usage"] = Value::Bool(true);
-            b
-        });
+        let with_usage = if self.stream_usage && !asks_usage(body) { with_stream_usage(body) } else { None };
         let body = with_usage.as_ref().unwrap_or(body);
         let work = async {
             let res = self.request(body).send().await.map_err(send_error)?;
@@ -98,7 +106,23 @@ impl OpenAiProvider {
 
 #[cfg(test)]
 mod tests {
-    use super::check_reply;
+    use super::{check_reply, with_stream_usage};
+    use serde_json::json;
+
+    #[test]
+    fn usage_is_asked_for_without_touching_anything_else() {
+        let b = with_stream_usage(&json!({ "model": "m", "stream": true })).unwrap();
+        assert_eq!(b["stream_options"], json!({ "include_usage": true }));
+        let b = with_stream_usage(&json!({ "stream_options": { "include_usage": false, "x": 1 } })).unwrap();
+        assert_eq!(b["stream_options"], json!({ "include_usage": true, "x": 1 }));
+        assert_eq!(
+            with_stream_usage(&json!({ "stream_options": null })).unwrap()["stream_options"]["include_usage"],
+            true
+        );
+        // Not an object: left alone (no panic).
+        assert!(with_stream_usage(&json!({ "stream_options": "x" })).is_none());
+        assert!(with_stream_usage(&json!([1])).is_none());
+    }
 
     #[test]
     fn replies_without_a_choices_array_are_malformed() {

@@ -63,6 +63,10 @@ impl SqliteStore {
             pool,
             traces: SqlitePoolOptions::new()
                 .max_connections(1)
+                // Kept for the process's life: the writer opened it, and its worker thread
+                // carries the writer's lower priority.
+                .idle_timeout(None)
+                .max_lifetime(None)
                 .connect_lazy_with(opts.synchronous(SqliteSynchronous::Normal)),
             ledger: tokio::sync::Mutex::new(()),
         };
