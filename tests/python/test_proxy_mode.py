@@ -41,7 +41,13 @@ class Upstream(BaseHTTPRequestHandler):
                 self.wfile.flush()
             last = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": body["model"],
                     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-            self.wfile.write(f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode())
+            self.wfile.write(f"data: {json.dumps(last)}\n\n".encode())
+            # Like OpenAI: a final usage-only chunk, only when the request asks for it.
+            if (body.get("stream_options") or {}).get("include_usage"):
+                usage = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": body["model"],
+                         "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}}
+                self.wfile.write(f"data: {json.dumps(usage)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
             return
         reply = {"id": "c1", "object": "chat.completion", "created": 1, "model": body["model"],
                  "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from upstream"},
@@ -99,6 +105,21 @@ def test_streaming_passes_through_chunk_by_chunk(proxy_url):
         if chunk.choices and chunk.choices[0].delta.content:
             parts.append(chunk.choices[0].delta.content)
     assert parts == ["Hello", " from", " upstream"]
+
+
+def test_streams_are_metered_with_the_providers_usage(proxy_url):
+    msgs = [{"role": "user", "content": "hi"}]
+    # The client did not ask: no usage chunk reaches it, but the trace has the provider's counts.
+    raw = client(proxy_url).chat.completions.with_raw_response.create(model="tiny-model", messages=msgs, stream=True)
+    chunks = list(raw.parse())
+    assert all(c.usage is None for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello from upstream"
+    t = stored_trace(proxy_url, raw.headers["x-keel-trace-id"])
+    assert t["output"]["usage"]["prompt_tokens"] == 9 and t["output"]["usage"]["estimated"] is False
+    # The client asked: it gets the provider's usage chunk.
+    chunks = list(client(proxy_url).chat.completions.create(
+        model="tiny-model", messages=msgs, stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 12
 
 
 def test_unknown_model_is_a_not_found_error(proxy_url):
