@@ -405,6 +405,13 @@ mod tests {
              targets = [{{ provider = \"p\", model = \"big\" }}]\n"
         );
         let c = crate::config::Config::parse(&ok, "k.toml").unwrap();
+        assert!(c.gateway.providers[0].stream_usage, "streams ask for usage by default");
+        let off = head.replace("base_url", "stream_usage = false\nbase_url");
+        assert!(!crate::config::Config::parse(&off, "k.toml").unwrap().gateway.providers[0].stream_usage);
+        let e = crate::config::Config::parse(&head.replace("base_url", "stream_usage = \"no\"\nbase_url"), "k.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("stream_usage"), "{e}");
         let rule = &c.gateway.routes[0].rules[0];
         assert_eq!(
             (rule.tenants.clone(), rule.min_prompt_tokens, rule.intent.as_deref()),
