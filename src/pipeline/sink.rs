@@ -16,12 +16,13 @@ const BATCH: usize = 256;
 /// under steady traffic, one commit per this much time instead of one per request.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// How many nice steps the writer thread lowers itself below the process (Linux keeps a nice
-/// value per thread; threads it starts, such as the trace connection's SQLite worker, inherit
-/// it, and that connection is opened by the writer at start-up). When a batch is written while requests wait
-/// for a core, the scheduler runs the requests first; the batch still gets about a tenth of a
-/// busy core, enough to keep up (measured: no trace dropped at 128 concurrent requests).
-pub const WRITER_NICE: i32 = 10;
+/// How many nice steps the writer thread lowers itself below the process. Linux keeps a nice
+/// value per thread, and threads it starts inherit it: the trace connection's SQLite worker is
+/// started by the writer's first batch, the only user of that connection. When a batch is
+/// written while requests wait for a core, the scheduler runs the requests first; the batch
+/// still gets about a tenth of a busy core, enough to keep up (measured: no trace dropped at
+/// 128 concurrent requests).
+const WRITER_NICE: i32 = 10;
 
 enum Msg {
     Trace(Box<dyn Recordable>),
@@ -108,10 +109,6 @@ fn lower_priority() {
 /// is answered once everything before it is written). It sleeps through the linger instead of
 /// waiting on the queue, so a request that records a trace never wakes this thread.
 async fn write_batches(mut rx: mpsc::Receiver<Msg>, store: Store) {
-    // Opens the trace connection from this thread, so its SQLite worker inherits the priority.
-    if let Err(e) = store.traces.put_traces(&[]).await {
-        tracing::warn!(error = %e, "the trace store is not writable yet");
-    }
     let mut msgs = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut msgs, BATCH).await > 0 {
         if !msgs.iter().any(|m| matches!(m, Msg::Flush(_))) {
@@ -147,21 +144,23 @@ async fn write_batches(mut rx: mpsc::Receiver<Msg>, store: Store) {
 mod tests {
     use super::*;
 
+    /// The nice value in a `/proc/.../stat` file.
+    #[cfg(target_os = "linux")]
+    fn nice_in(stat: &std::path::Path) -> i32 {
+        let stat = std::fs::read_to_string(stat).unwrap();
+        // Fields after the parenthesised name start at field 3 (state); nice is field 19.
+        stat.rsplit_once(')').unwrap().1.split_whitespace().nth(16).unwrap().parse().unwrap()
+    }
+
     /// Nice values (Linux) of this process's threads whose name starts with `prefix`.
     #[cfg(target_os = "linux")]
     fn nice_of_threads(prefix: &str) -> Vec<i32> {
-        let mut out = Vec::new();
-        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if !comm.starts_with(prefix) {
-                continue;
-            }
-            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap();
-            // Fields after the parenthesised name start at field 3 (state); nice is field 19.
-            let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
-            out.push(fields[16].parse().unwrap());
-        }
-        out
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .filter(|t| std::fs::read_to_string(t.path().join("comm")).unwrap_or_default().starts_with(prefix))
+            .map(|t| nice_in(&t.path().join("stat")))
+            .collect()
     }
 
     #[cfg(target_os = "linux")]
@@ -175,11 +174,7 @@ mod tests {
         sink.record(trace);
         // Written, so the trace connection (and its SQLite worker thread) exists.
         assert!(sink.get(&id).await.unwrap().is_some());
-        let base: i32 = {
-            let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-            stat.rsplit_once(')').unwrap().1.split_whitespace().nth(16).unwrap().parse().unwrap()
-        };
-        let lowered = (base + WRITER_NICE).min(19);
+        let lowered = (nice_in(std::path::Path::new("/proc/self/stat")) + WRITER_NICE).min(19);
         assert!(nice_of_threads("keel-traces").contains(&lowered), "writer thread not lowered");
         assert!(
             nice_of_threads("sqlx-sqlite").contains(&lowered),

@@ -63,8 +63,8 @@ impl SqliteStore {
             pool,
             traces: SqlitePoolOptions::new()
                 .max_connections(1)
-                // Kept for the process's life: the writer opened it, and its worker thread
-                // carries the writer's lower priority.
+                // Opened by the trace writer (its only user) and kept for the process's life:
+                // its worker thread carries the writer's lower priority.
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .connect_lazy_with(opts.synchronous(SqliteSynchronous::Normal)),

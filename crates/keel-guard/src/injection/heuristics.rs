@@ -15,6 +15,7 @@
 //! literals, read off the parsed pattern), so one Aho-Corasick pass over all those words first
 //! says which rules can match at all; only those, and the rules without such words, run.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
@@ -74,6 +75,7 @@ impl Prefilter {
     fn new(patterns: &[String]) -> Result<Self, GuardError> {
         let mut literals: Vec<Vec<u8>> = Vec::new();
         let mut owners: Vec<Vec<usize>> = Vec::new();
+        let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
         let mut always = vec![false; patterns.len()];
         for (i, pattern) in patterns.iter().enumerate() {
             let prefixes = regex_syntax::parse(pattern).ok().map(|hir| Extractor::new().extract(&hir));
@@ -87,13 +89,12 @@ impl Prefilter {
                 continue;
             };
             for l in lits {
-                match literals.iter().position(|x| x.as_slice() == l.as_bytes()) {
-                    Some(k) => owners[k].push(i),
-                    None => {
-                        literals.push(l.as_bytes().to_vec());
-                        owners.push(vec![i]);
-                    }
-                }
+                let k = *index.entry(l.as_bytes().to_vec()).or_insert_with(|| {
+                    literals.push(l.as_bytes().to_vec());
+                    owners.push(Vec::new());
+                    literals.len() - 1
+                });
+                owners[k].push(i);
             }
         }
         let words = AhoCorasick::builder()
