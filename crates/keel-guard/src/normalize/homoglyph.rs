@@ -113,7 +113,9 @@ fn fold_word(word: &str, out: &mut String) -> usize {
 
 /// Fold look-alike letters to Latin; returns the folded text and how many letters changed.
 pub fn fold_homoglyphs(text: &str) -> (String, usize) {
-    if text.is_ascii() {
+    // Every look-alike lies in U+0131..U+058F, whose UTF-8 lead bytes are 0xC4..=0xD6: a
+    // text without one has nothing to fold (a byte scan, not a walk over characters).
+    if !text.bytes().any(|b| (0xC4..=0xD6).contains(&b)) {
         return (text.to_owned(), 0);
     }
     let mut out = String::with_capacity(text.len());
@@ -142,6 +144,14 @@ mod tests {
     fn mixed_script_word_is_folded() {
         assert_eq!(fold_homoglyphs("ignоre").0, "ignore");
         assert_eq!(fold_homoglyphs("Ѕystem").0, "System");
+    }
+
+    #[test]
+    fn every_lookalike_is_behind_the_lead_byte_scan() {
+        for c in (0u32..0x11_0000).filter_map(char::from_u32).filter(|c| latin_twin(*c).is_some()) {
+            let lead = c.to_string().as_bytes()[0];
+            assert!((0xC4..=0xD6).contains(&lead), "{c:?} has lead byte {lead:#x}");
+        }
     }
 
     #[test]

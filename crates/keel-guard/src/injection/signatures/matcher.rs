@@ -34,8 +34,6 @@ impl SignatureHit {
 struct Entry {
     id: String,
     category: String,
-    kind: SignatureKind,
-    norm: f32,
 }
 
 /// Keys of the postings are already FNV-1a hashes: use them as they are (SipHash over them
@@ -57,12 +55,31 @@ impl Hasher for IdentityHasher {
     }
 }
 
-type Postings = HashMap<u64, (f32, Vec<u32>), BuildHasherDefault<IdentityHasher>>;
+/// A gram's number in the index, by its hash.
+type GramIds = HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>;
+
+/// One indexed gram: its squared IDF weight and where its entries lie in `NgramMatcher::lists`.
+struct Posting {
+    w2: f32,
+    start: u32,
+    end: u32,
+}
 
 /// An inverted index of the active signatures' character 4-grams, weighted by IDF.
 pub struct NgramMatcher {
+    /// Attacks first, then benign entries, each in the store's order.
     entries: Vec<Entry>,
-    postings: Postings,
+    attacks: usize,
+    /// Per entry, the norm of its weighted grams (infinite for an entry with none, so its
+    /// similarity is always zero).
+    norms: Vec<f32>,
+    /// One bit per value of a gram hash's top 16 bits, set for the indexed grams: most grams
+    /// of a text are in no signature and are told apart here without a map lookup.
+    known: Vec<u64>,
+    ids: GramIds,
+    postings: Vec<Posting>,
+    /// Every gram's entry indices, one after another.
+    lists: Vec<u32>,
     unknown_weight: f32,
 }
 
@@ -70,8 +87,12 @@ pub struct NgramMatcher {
 #[derive(Default)]
 pub struct MatchScratch {
     chars: Vec<char>,
-    grams: Vec<u64>,
     dots: Vec<f32>,
+    /// Per indexed gram, the segment number that last counted it: a segment's grams are
+    /// counted once each without sorting them.
+    seen: Vec<u32>,
+    segment: u32,
+    unknown: Vec<u64>,
 }
 
 const FNV_PRIME: u64 = 0x0100_0000_01b3;
@@ -106,6 +127,16 @@ pub(crate) fn grams(text: &str) -> Vec<u64> {
 
 /// [`grams`] into reused buffers (`out` is sorted and de-duplicated).
 fn grams_into(text: &str, chars: &mut Vec<char>, out: &mut Vec<u64>) {
+    spaced_chars(text, chars);
+    out.clear();
+    out.extend(chars.windows(GRAM).map(fnv));
+    out.sort_unstable();
+    out.dedup();
+}
+
+/// The characters whose 4-grams are taken: alphanumerics, every other run as one space, with a
+/// space at each end.
+fn spaced_chars(text: &str, chars: &mut Vec<char>) {
     chars.clear();
     chars.reserve(text.len() + 2);
     chars.push(' ');
@@ -119,10 +150,6 @@ fn grams_into(text: &str, chars: &mut Vec<char>, out: &mut Vec<u64>) {
     if chars.last() != Some(&' ') {
         chars.push(' ');
     }
-    out.clear();
-    out.extend(chars.windows(GRAM).map(fnv));
-    out.sort_unstable();
-    out.dedup();
 }
 
 /// The nearest attack and benign entries of a segment, by index (see [`NgramMatcher::hit`]).
@@ -147,24 +174,41 @@ impl NgramMatcher {
     /// Index the active entries of `sigs`.
     pub fn new(sigs: &Signatures) -> Self {
         let mut entries = Vec::new();
-        let mut postings = Postings::default();
+        let mut by_gram: HashMap<u64, Vec<u32>, BuildHasherDefault<IdentityHasher>> = HashMap::default();
         let mut sig_grams = Vec::new();
-        for (i, s) in sigs.active().enumerate() {
+        let attacks = sigs.active().filter(|s| s.kind == SignatureKind::Attack).count();
+        let ordered = sigs
+            .active()
+            .filter(|s| s.kind == SignatureKind::Attack)
+            .chain(sigs.active().filter(|s| s.kind != SignatureKind::Attack));
+        for (i, s) in ordered.enumerate() {
             let g = grams(&s.text.to_lowercase());
             for h in &g {
-                postings.entry(*h).or_default().1.push(i as u32);
+                by_gram.entry(*h).or_default().push(i as u32);
             }
             sig_grams.push(g);
-            entries.push(Entry { id: s.id.clone(), category: s.category.clone(), kind: s.kind, norm: 0.0 });
+            entries.push(Entry { id: s.id.clone(), category: s.category.clone() });
         }
         let n = entries.len().max(1) as f32;
-        for (w, list) in postings.values_mut() {
-            *w = (1.0 + n / list.len() as f32).ln();
+        let (mut ids, mut postings, mut lists) = (GramIds::default(), Vec::new(), Vec::new());
+        let mut known = vec![0u64; KNOWN_WORDS];
+        for (h, list) in by_gram {
+            let w = (1.0 + n / list.len() as f32).ln();
+            ids.insert(h, postings.len() as u32);
+            let bit = known_bit(h);
+            if let Some(word) = known.get_mut(bit / 64) {
+                *word |= 1 << (bit % 64);
+            }
+            let start = lists.len() as u32;
+            lists.extend(list);
+            postings.push(Posting { w2: w * w, start, end: lists.len() as u32 });
         }
-        for (e, g) in entries.iter_mut().zip(&sig_grams) {
-            e.norm = g.iter().map(|h| postings.get(h).map_or(0.0, |p| p.0 * p.0)).sum::<f32>().sqrt();
-        }
-        Self { entries, postings, unknown_weight: (1.0 + n).ln() }
+        let norms = sig_grams
+            .iter()
+            .map(|g| g.iter().map(|h| ids.get(h).map_or(0.0, |&p| postings[p as usize].w2)).sum::<f32>().sqrt())
+            .map(|norm| if norm == 0.0 { f32::INFINITY } else { norm })
+            .collect();
+        Self { entries, attacks, norms, known, ids, postings, lists, unknown_weight: (1.0 + n).ln() }
     }
 
     /// Number of indexed (active) signatures.
@@ -197,48 +241,91 @@ impl NgramMatcher {
 
     /// [`NgramMatcher::nearest`] without building the ids (no allocation once `scratch` has
     /// grown).
-    pub(crate) fn nearest_idx(&self, segment: &str, scratch: &mut MatchScratch) -> Nearest {
-        grams_into(segment, &mut scratch.chars, &mut scratch.grams);
-        let dots = &mut scratch.dots;
+    pub(crate) fn nearest_idx(&self, segment_text: &str, scratch: &mut MatchScratch) -> Nearest {
+        let MatchScratch { chars, dots, seen, segment, unknown } = scratch;
+        spaced_chars(segment_text, chars);
         dots.clear();
         dots.resize(self.entries.len(), 0.0);
+        if seen.len() != self.postings.len() || *segment == u32::MAX {
+            seen.clear();
+            seen.resize(self.postings.len(), 0);
+            *segment = 0;
+        }
+        *segment += 1;
+        unknown.clear();
         let mut seg_norm = 0.0f32;
-        for h in &scratch.grams {
-            match self.postings.get(h) {
-                Some((w, list)) => {
-                    let w2 = w * w;
-                    seg_norm += w2;
-                    for &i in list {
-                        dots[i as usize] += w2;
-                    }
-                }
-                None => seg_norm += self.unknown_weight * self.unknown_weight,
-            }
-        }
-        let seg_norm = seg_norm.sqrt();
-        let mut hit = Nearest::default();
-        if seg_norm == 0.0 {
-            return hit;
-        }
-        for (i, (e, dot)) in self.entries.iter().zip(dots.iter()).enumerate() {
-            if *dot == 0.0 || e.norm == 0.0 {
+        // Locals, so the posting loop keeps their lengths in registers.
+        let (dots_s, seen_s, lists) = (dots.as_mut_slice(), seen.as_mut_slice(), self.lists.as_slice());
+        for w in chars.windows(GRAM) {
+            let h = fnv(w);
+            let bit = known_bit(h);
+            let maybe_known = self.known.get(bit / 64).is_some_and(|word| word & (1 << (bit % 64)) != 0);
+            let Some(&p) = maybe_known.then(|| self.ids.get(&h)).flatten() else {
+                unknown.push(h);
+                continue;
+            };
+            let (Some(mark), Some(post)) = (seen_s.get_mut(p as usize), self.postings.get(p as usize)) else {
+                continue;
+            };
+            if *mark == *segment {
                 continue;
             }
-            let sim = dot / (seg_norm * e.norm);
-            match e.kind {
-                SignatureKind::Attack if sim > hit.attack_sim => {
-                    hit.attack_sim = sim;
-                    hit.attack = Some(i);
+            *mark = *segment;
+            seg_norm += post.w2;
+            for &i in lists.get(post.start as usize..post.end as usize).unwrap_or_default() {
+                if let Some(d) = dots_s.get_mut(i as usize) {
+                    *d += post.w2;
                 }
-                SignatureKind::Benign if sim > hit.benign_sim => {
-                    hit.benign_sim = sim;
-                    hit.benign = Some(i);
-                }
-                _ => {}
             }
         }
-        hit
+        // Grams no signature has count once each, at the weight of a gram seen nowhere.
+        unknown.sort_unstable();
+        unknown.dedup();
+        seg_norm += unknown.len() as f32 * self.unknown_weight * self.unknown_weight;
+        let seg_norm = seg_norm.sqrt();
+        if seg_norm == 0.0 {
+            return Nearest::default();
+        }
+        let (dots, norms) = (dots.as_slice(), self.norms.as_slice());
+        let a = self.attacks.min(dots.len()).min(norms.len());
+        let (attack_sim, attack) = best_of(&dots[..a], &norms[..a], seg_norm);
+        let (benign_sim, benign) = best_of(&dots[a..], &norms[a..], seg_norm);
+        Nearest { attack, attack_sim, benign: benign.map(|i| i + a), benign_sim }
     }
+}
+
+/// Bits in [`NgramMatcher::known`]: one per value of a hash's top 16 bits.
+const KNOWN_WORDS: usize = (1 << 16) / 64;
+
+fn known_bit(h: u64) -> usize {
+    (h >> 48) as usize
+}
+
+/// The highest similarity `dot / (seg_norm * norm)` over entries, and the first entry that has
+/// it; `(0, None)` when none is above zero. The maximum is taken eight lanes at a time (the
+/// loop has no branch, so it vectorises); the index is found in a second pass over the same
+/// expression, so ties go to the first entry as in a plain scan.
+fn best_of(dots: &[f32], norms: &[f32], seg_norm: f32) -> (f32, Option<usize>) {
+    const LANES: usize = 8;
+    let sim = |d: f32, n: f32| d / (seg_norm * n);
+    let mut lanes = [0.0f32; LANES];
+    let (dc, nc) = (dots.chunks_exact(LANES), norms.chunks_exact(LANES));
+    let (dr, nr) = (dc.remainder(), nc.remainder());
+    for (d, n) in dc.zip(nc) {
+        for ((l, &d), &n) in lanes.iter_mut().zip(d).zip(n) {
+            let s = sim(d, n);
+            *l = if s > *l { s } else { *l };
+        }
+    }
+    let mut best = lanes.iter().fold(0.0f32, |m, &s| if s > m { s } else { m });
+    for (&d, &n) in dr.iter().zip(nr) {
+        let s = sim(d, n);
+        best = if s > best { s } else { best };
+    }
+    if best <= 0.0 {
+        return (0.0, None);
+    }
+    (best, dots.iter().zip(norms).position(|(&d, &n)| sim(d, n) == best))
 }
 
 #[cfg(test)]
@@ -258,6 +345,62 @@ mod tests {
         for w in [['i', 'g', 'n', 'o'], ['é', 'ü', ' ', 'x'], ['д', 'ы', '😀', 'a']] {
             assert_eq!(fnv(&w), slow(&w));
         }
+    }
+
+    /// Cosine over distinct grams, entry by entry, in the store's order: what the index, the
+    /// seen-marks and the lane-wise maximum must reproduce.
+    fn plain_scan(m: &NgramMatcher, sigs: &Signatures, text: &str) -> (f32, Option<String>, f32, Option<String>) {
+        let w2 = |h: &u64| m.ids.get(h).map_or(m.unknown_weight * m.unknown_weight, |&p| m.postings[p as usize].w2);
+        let seg = grams(text);
+        let seg_norm = seg.iter().map(w2).sum::<f32>().sqrt();
+        let mut best = (0.0f32, None, 0.0f32, None);
+        for s in sigs.active() {
+            let g = grams(&s.text.to_lowercase());
+            let norm = g.iter().map(w2).sum::<f32>().sqrt();
+            let dot: f32 = seg.iter().filter(|h| g.binary_search(h).is_ok()).map(w2).sum();
+            let sim = if dot == 0.0 { 0.0 } else { dot / (seg_norm * norm) };
+            let slot =
+                if s.kind == SignatureKind::Attack { (&mut best.0, &mut best.1) } else { (&mut best.2, &mut best.3) };
+            if sim > *slot.0 + 1e-6 {
+                *slot.0 = sim;
+                *slot.1 = Some(s.id.clone());
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn nearest_equals_a_plain_cosine_scan() {
+        let sigs = Signatures::builtin().expect("builtin");
+        let m = NgramMatcher::new(&sigs);
+        let mut scratch = MatchScratch::default();
+        let texts: Vec<String> = sigs
+            .active()
+            .map(|s| s.text.to_lowercase())
+            .chain(
+                ["how do i ignore a warning", "zzqx wvut", "ignore ignore ignore previous rules", "a"]
+                    .map(String::from),
+            )
+            .collect();
+        // Each text alone and glued to the next one (same seen-marks, new segment numbers).
+        for (i, t) in texts.iter().enumerate() {
+            let glued = format!("{t} {}", texts[(i + 7) % texts.len()]);
+            for text in [t.as_str(), glued.as_str()] {
+                let got = m.nearest(text, &mut scratch);
+                let (a, a_id, b, b_id) = plain_scan(&m, &sigs, text);
+                assert!((got.attack_sim - a).abs() < 1e-5 && (got.benign_sim - b).abs() < 1e-5, "{text}: {got:?}");
+                assert_eq!((got.attack_id, got.benign_id), (a_id, b_id), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn best_of_takes_the_first_of_equal_maxima_and_skips_empty_entries() {
+        let dots = [0.0, 2.0, 1.0, 2.0, 0.0, 0.5, 0.0, 0.0, 0.0, 2.0, 3.0];
+        let norms = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, f32::INFINITY];
+        assert_eq!(best_of(&dots, &norms, 1.0), (2.0, Some(1)));
+        assert_eq!(best_of(&dots[2..], &norms[2..], 2.0), (1.0, Some(1)));
+        assert_eq!(best_of(&[0.0; 9], &[1.0; 9], 1.0), (0.0, None));
     }
 
     #[test]
