@@ -22,7 +22,7 @@ fn records(path: &Path, attacks: bool) -> anyhow::Result<Vec<Record>> {
 fn line(name: &str, r: &EvalReport) -> String {
     let cats: Vec<String> = r.per_category.iter().map(|(k, c)| format!("{k}={:.3} ({})", c.rate, c.n)).collect();
     format!(
-        "{name}\n  attacks {} tpr {:.3} (blocked {:.3}) | benign {} fpr {:.4} (blocked {:.4}) | p50 {:.3} ms p99 {:.3} ms\n  {}",
+        "{name}\n  attacks {} tpr {:.3} (blocked {:.3}) | benign {} fpr {:.4} (blocked {:.4}) | p50 {:.3} ms p99 {:.3} ms{}\n  {}",
         r.n_attacks,
         r.tpr,
         r.tpr_block,
@@ -31,6 +31,7 @@ fn line(name: &str, r: &EvalReport) -> String {
         r.fpr_block,
         r.p50_ms,
         r.p99_ms,
+        if r.timing_runs > 1 { format!(" (fastest of {} runs)", r.timing_runs) } else { String::new() },
         cats.join("  ")
     )
 }
@@ -38,7 +39,7 @@ fn line(name: &str, r: &EvalReport) -> String {
 fn summary(r: &EvalReport) -> serde_json::Value {
     json!({
         "tpr": r.tpr, "fpr": r.fpr, "n_attacks": r.n_attacks, "n_benign": r.n_benign,
-        "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "tpr_block": r.tpr_block, "fpr_block": r.fpr_block,
+        "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "timing_runs": r.timing_runs, "tpr_block": r.tpr_block, "fpr_block": r.fpr_block,
         "per_category": r.per_category, "signatures_version": r.signatures_version,
     })
 }
@@ -55,10 +56,12 @@ pub struct RedteamArgs {
     pub embed: bool,
     /// A JSON file of guard thresholds (keel-guard's `GuardConfig`) for tuning on dev data.
     pub guard_config: Option<PathBuf>,
+    /// Runs per input for the latency (its fastest is kept).
+    pub repeat: usize,
 }
 
 pub fn redteam(config: &Config, args: RedteamArgs) -> anyhow::Result<ExitCode> {
-    let RedteamArgs { attacks, benign, documents, json: json_out, embed, guard_config } = args;
+    let RedteamArgs { attacks, benign, documents, json: json_out, embed, guard_config, repeat } = args;
     let cfg =
         Config { guard: crate::config::GuardSettings { enabled: true, ..config.guard.clone() }, ..config.clone() };
     let thresholds = match &guard_config {
@@ -100,10 +103,10 @@ pub fn redteam(config: &Config, args: RedteamArgs) -> anyhow::Result<ExitCode> {
     let mut offset = 0;
     for (n, r) in &files {
         let v = all_vectors.as_ref().map(|v| &v[offset..offset + r.len()]);
-        per_file.push((n.clone(), evaluate_with(&guard, r, mode, v)));
+        per_file.push((n.clone(), evaluate_with(&guard, r, mode, v, repeat)));
         offset += r.len();
     }
-    let total = evaluate_with(&guard, &all, mode, all_vectors.as_deref());
+    let total = evaluate_with(&guard, &all, mode, all_vectors.as_deref(), repeat);
     if json_out {
         let mut v = summary(&total);
         v["files"] = per_file.iter().map(|(n, r)| json!({ "file": n, "report": summary(r) })).collect();

@@ -150,6 +150,10 @@ pub enum Command {
         /// Guard thresholds as JSON (keel-guard `GuardConfig`), for tuning on dev files.
         #[arg(long)]
         guard_config: Option<PathBuf>,
+        /// Time each input this many times and keep its fastest run (on a shared machine one
+        /// run's time includes whatever else ran then).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        repeat: u16,
     },
     /// Chunks flagged for instructions aimed at an AI, and their review.
     Documents {
@@ -408,9 +412,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::serve(config, listen, quick, !no_auth).await
         }
         Command::Keys { action } => commands::keys(config, action).await,
-        Command::Redteam { attacks, benign, documents, json, embed, guard_config } => guardrails::redteam(
+        Command::Redteam { attacks, benign, documents, json, embed, guard_config, repeat } => guardrails::redteam(
             &config,
-            guardrails::RedteamArgs { attacks, benign, documents, json, embed, guard_config },
+            guardrails::RedteamArgs { attacks, benign, documents, json, embed, guard_config, repeat: repeat.into() },
         ),
         Command::Signatures { action } => guardrails::signatures(&config, action),
         Command::Documents { action } => documents::documents(&config, action).await,

@@ -1,14 +1,15 @@
 //! Command-line harness for the evaluation API (what `keel redteam` will wrap):
-//! `cargo run --release -p keel-guard --example redteam -- --attacks A.jsonl --benign B.jsonl [--documents] [--json] [--show N] [--config GUARD.json] [--no-classifier]`.
+//! `cargo run --release -p keel-guard --example redteam -- --attacks A.jsonl --benign B.jsonl [--documents] [--json] [--show N] [--config GUARD.json] [--no-classifier] [--repeat N]`.
 //!
 //! Each file is reported on its own, then all files together. Attack files contribute their
 //! attack-labelled records, benign files their benign ones (a file may be given as both).
 //! `--no-classifier` turns the classifier layer off (the guard as it was before that layer).
 //! `--show N` prints up to N missed/false-alarm texts: use it on train/dev files only.
+//! `--repeat N` times each input N times and keeps its fastest run (the machine is shared).
 
 use std::process::ExitCode;
 
-use keel_guard::eval::{evaluate, read_records, EvalMode, EvalReport, Record};
+use keel_guard::eval::{evaluate_with, read_records, EvalMode, EvalReport, Record};
 use keel_guard::{GuardConfig, InputGuard, Signatures};
 
 struct Args {
@@ -19,6 +20,7 @@ struct Args {
     show: usize,
     config: Option<String>,
     no_classifier: bool,
+    repeat: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -30,6 +32,7 @@ fn parse_args() -> Result<Args, String> {
         show: 0,
         config: None,
         no_classifier: false,
+        repeat: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -40,6 +43,7 @@ fn parse_args() -> Result<Args, String> {
             "--json" => a.json = true,
             "--no-classifier" => a.no_classifier = true,
             "--config" => a.config = Some(it.next().ok_or("--config needs a JSON file")?),
+            "--repeat" => a.repeat = it.next().and_then(|n| n.parse().ok()).ok_or("--repeat needs a number")?,
             "--show" => a.show = it.next().and_then(|n| n.parse().ok()).ok_or("--show needs a number")?,
             other => return Err(format!("unknown argument {other}")),
         }
@@ -94,7 +98,7 @@ fn run() -> Result<(), String> {
     let all: Vec<Record> = files.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
     let mut reports = Vec::new();
     for (name, recs) in &files {
-        let r = evaluate(&guard, recs, args.mode);
+        let r = evaluate_with(&guard, recs, args.mode, None, args.repeat);
         if !args.json {
             println!("{}", summary(name, &r));
             for id in r.missed.iter().chain(&r.false_alarms).take(args.show) {
@@ -107,7 +111,7 @@ fn run() -> Result<(), String> {
         }
         reports.push((name.clone(), r));
     }
-    let total = evaluate(&guard, &all, args.mode);
+    let total = evaluate_with(&guard, &all, args.mode, None, args.repeat);
     if args.json {
         let mut m = serde_json::Map::new();
         for (name, r) in &reports {

@@ -43,6 +43,9 @@ pub struct GuardConfig {
     pub document_flag: f32,
     /// Inputs longer than this (in bytes) are scanned only on their first and last part.
     pub max_scan_bytes: usize,
+    /// Inputs at least this long (detection form, bytes) run the signature layer on a second
+    /// thread beside the other layers; 0 runs every input on the calling thread alone.
+    pub parallel_from_bytes: usize,
     pub pii: PiiPolicy,
 }
 
@@ -61,6 +64,7 @@ impl Default for GuardConfig {
             combined: LayerThresholds::new(0.4, 0.9),
             document_flag: 0.5,
             max_scan_bytes: 64 * 1024,
+            parallel_from_bytes: 4096,
             pii: PiiPolicy::default(),
         }
     }

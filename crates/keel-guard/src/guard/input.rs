@@ -1,8 +1,11 @@
 //! `InputGuard`: runs every input layer and combines them into one [`Verdict`].
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::config::{GuardConfig, LayerThresholds};
+use super::helper::Helper;
 use crate::decode::decode_payloads;
 use crate::error::GuardError;
 use crate::injection::signatures::{
@@ -10,9 +13,19 @@ use crate::injection::signatures::{
 };
 use crate::injection::{Classifier, EmbeddingClassifier, Family, HeuristicScores, Heuristics, Scope};
 use crate::normalize::{normalize, Stripped};
-use crate::pii::{apply_pii_policy, PiiFinding};
+use crate::pii::{apply_pii_policy, PiiFinding, PiiOutcome};
 use crate::segment::segments;
 use crate::verdict::{Action, LayerScore, ReasonCode, Verdict};
+
+/// What the layers computed beside the signatures found.
+struct OtherLayers {
+    /// Score and model version.
+    classifier: Option<(f32, String)>,
+    heuristics: HeuristicScores,
+    /// Highest rescanned score and one `encoding:score` per decoded payload.
+    decoded: (f32, Vec<String>),
+    pii: PiiOutcome,
+}
 
 /// The full result of checking one input.
 #[derive(Debug, Clone, Serialize)]
@@ -31,12 +44,14 @@ pub struct InputReport {
 pub struct InputGuard {
     pub(super) config: GuardConfig,
     signatures: Signatures,
-    pub(super) matcher: NgramMatcher,
+    pub(super) matcher: Arc<NgramMatcher>,
     embeddings: Option<SignatureEmbeddings>,
     pub(super) heuristics: Heuristics,
     classifier: Option<Classifier>,
     /// The embedding classifier: scores the caller's vector of the input, when one is given.
     embedding_classifier: Option<EmbeddingClassifier>,
+    /// Takes the signature layer of long inputs.
+    helper: Helper,
 }
 
 pub(crate) fn family_reason(f: Family) -> ReasonCode {
@@ -78,6 +93,24 @@ fn family_reasons(h: &HeuristicScores, out: &mut Vec<ReasonCode>) {
     }
 }
 
+/// Best signature score over the segments of `detect`, with the hit that produced it.
+fn signature_scan(matcher: &NgramMatcher, margin: f32, detect: &str) -> (f32, SignatureHit) {
+    let mut scratch = MatchScratch::default();
+    let mut best = (0.0f32, Nearest::default());
+    for seg in segments(detect) {
+        let hit = matcher.nearest_idx(seg, &mut scratch);
+        let s = hit.score(margin);
+        if s > best.0 {
+            best = (s, hit);
+        }
+    }
+    if best.0 > 0.0 {
+        (best.0, matcher.hit(&best.1))
+    } else {
+        (0.0, SignatureHit::default())
+    }
+}
+
 /// Limit very long inputs to their head and tail (payloads hide at either end).
 fn scan_window(text: &str, max: usize) -> String {
     if text.len() <= max {
@@ -99,7 +132,7 @@ impl InputGuard {
     /// Build a guard over `signatures` (only active entries match), with the built-in
     /// classifier model.
     pub fn new(signatures: Signatures, config: GuardConfig) -> Result<Self, GuardError> {
-        let matcher = NgramMatcher::new(&signatures);
+        let matcher = Arc::new(NgramMatcher::new(&signatures));
         let classifier = Some(Classifier::builtin()?);
         let embedding_classifier = Some(EmbeddingClassifier::builtin()?);
         Ok(Self {
@@ -110,6 +143,7 @@ impl InputGuard {
             heuristics: Heuristics::new()?,
             classifier,
             embedding_classifier,
+            helper: Helper::default(),
         })
     }
 
@@ -149,20 +183,28 @@ impl InputGuard {
 
     /// Best signature score over the segments of `detect`, with the hit that produced it.
     pub(super) fn signature_layer(&self, detect: &str) -> (f32, SignatureHit) {
-        let mut scratch = MatchScratch::default();
-        let mut best = (0.0f32, Nearest::default());
-        for seg in segments(detect) {
-            let hit = self.matcher.nearest_idx(seg, &mut scratch);
-            let s = hit.score(self.config.signature_margin);
-            if s > best.0 {
-                best = (s, hit);
+        signature_scan(&self.matcher, self.config.signature_margin, detect)
+    }
+
+    /// Every layer but the signatures and the embedding layers: the classifier, heuristics,
+    /// decoded payloads (rescanned) and personal data.
+    fn other_layers(&self, detect: &str, text: &str) -> OtherLayers {
+        let classifier = self.classifier.as_ref().map(|c| (c.score(detect), c.version().to_owned()));
+        let heuristics = self.heuristics.scan(detect, Scope::Input);
+        let mut dec_score = 0.0f32;
+        let mut dec_detail = Vec::new();
+        for d in decode_payloads(text) {
+            let dn = normalize(&d.text);
+            let dh = self.heuristics.scan(&dn.detect, Scope::Input);
+            let (ds, _) = self.signature_layer(&dn.detect);
+            let s = dh.total().max(ds);
+            dec_detail.push(format!("{}:{s:.2}", d.encoding));
+            if s > dec_score {
+                dec_score = s;
             }
         }
-        if best.0 > 0.0 {
-            (best.0, self.matcher.hit(&best.1))
-        } else {
-            (0.0, SignatureHit::default())
-        }
+        let pii = apply_pii_policy(text, &self.config.pii);
+        OtherLayers { classifier, heuristics, decoded: (dec_score, dec_detail), pii }
     }
 
     /// Check an input without an embedding.
@@ -184,8 +226,27 @@ impl InputGuard {
         let mut reasons = Vec::new();
         let mut action = Action::Allow;
 
+        // The signature layer and the others read the same text and nothing of each other's.
+        // Long jailbreak prompts (5–12 k characters) cost a millisecond or more on one core,
+        // most of it in these two halves, so on a long input the guard's helper thread takes the
+        // signatures while this thread runs the rest; short inputs (almost every real question)
+        // never pay the hand-over.
+        let parallel = cfg.parallel_from_bytes > 0 && detect.len() >= cfg.parallel_from_bytes;
+        let pending = if parallel {
+            let (matcher, margin, text) = (Arc::clone(&self.matcher), cfg.signature_margin, Arc::<str>::from(&*detect));
+            self.helper.run(move || signature_scan(&matcher, margin, &text))
+        } else {
+            None
+        };
+        let other = self.other_layers(&detect, &norm.text);
+        // A busy or failed helper leaves the work to this thread.
+        let (sig_score, hit) = match pending.map(|result| result.recv()) {
+            Some(Ok(sig)) => sig,
+            _ => self.signature_layer(&detect),
+        };
+        let OtherLayers { classifier: cls, heuristics: h, decoded: (dec_score, dec_detail), pii } = other;
+
         // Signatures (n-gram).
-        let (sig_score, hit) = self.signature_layer(&detect);
         let detail = hit
             .attack_id
             .iter()
@@ -200,9 +261,9 @@ impl InputGuard {
 
         // Hashed n-gram classifier.
         let mut cls_score = 0.0;
-        if let Some(c) = &self.classifier {
-            cls_score = c.score(&detect);
-            layers.push(layer("classifier", cls_score, cfg.classifier, vec![format!("model={}", c.version())]));
+        if let Some((score, version)) = cls {
+            cls_score = score;
+            layers.push(layer("classifier", cls_score, cfg.classifier, vec![format!("model={version}")]));
             if cls_score >= cfg.classifier.flag {
                 reasons.push(ReasonCode::InjectionClassifier);
             }
@@ -235,7 +296,6 @@ impl InputGuard {
         }
 
         // Heuristics.
-        let h = self.heuristics.scan(&detect, Scope::Input);
         let heur_score = h.total();
         layers.push(layer("heuristics", heur_score, cfg.heuristics, h.fired.iter().map(|s| (*s).to_owned()).collect()));
         if heur_score >= cfg.heuristics.flag {
@@ -244,18 +304,6 @@ impl InputGuard {
         action = action.max(action_of(heur_score, cfg.heuristics));
 
         // Decoded payloads, rescanned once.
-        let mut dec_score = 0.0f32;
-        let mut dec_detail = Vec::new();
-        for d in decode_payloads(&norm.text) {
-            let dn = normalize(&d.text);
-            let dh = self.heuristics.scan(&dn.detect, Scope::Input);
-            let (ds, _) = self.signature_layer(&dn.detect);
-            let s = dh.total().max(ds);
-            dec_detail.push(format!("{}:{s:.2}", d.encoding));
-            if s > dec_score {
-                dec_score = s;
-            }
-        }
         layers.push(layer("decoded", dec_score, cfg.decoded, dec_detail));
         if dec_score >= cfg.decoded.flag {
             reasons.push(ReasonCode::InjectionEncoded);
@@ -286,7 +334,6 @@ impl InputGuard {
         }
 
         // Personal data.
-        let pii = apply_pii_policy(&norm.text, &cfg.pii);
         let kinds: Vec<String> = pii.findings.iter().map(|f| f.kind.reason_code().to_owned()).collect();
         layers.push(LayerScore {
             layer: "pii",

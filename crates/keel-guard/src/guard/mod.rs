@@ -3,6 +3,7 @@
 
 mod config;
 mod document;
+mod helper;
 mod input;
 
 pub use config::{GuardConfig, LayerThresholds};
