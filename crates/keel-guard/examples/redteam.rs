@@ -43,7 +43,10 @@ fn parse_args() -> Result<Args, String> {
             "--json" => a.json = true,
             "--no-classifier" => a.no_classifier = true,
             "--config" => a.config = Some(it.next().ok_or("--config needs a JSON file")?),
-            "--repeat" => a.repeat = it.next().and_then(|n| n.parse().ok()).ok_or("--repeat needs a number")?,
+            "--repeat" => {
+                a.repeat =
+                    it.next().and_then(|n| n.parse().ok()).filter(|n| *n >= 1).ok_or("--repeat needs a number ≥ 1")?
+            }
             "--show" => a.show = it.next().and_then(|n| n.parse().ok()).ok_or("--show needs a number")?,
             other => return Err(format!("unknown argument {other}")),
         }

@@ -1,5 +1,6 @@
 //! `InputGuard`: runs every input layer and combines them into one [`Verdict`].
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -95,10 +96,20 @@ fn family_reasons(h: &HeuristicScores, out: &mut Vec<ReasonCode>) {
 
 /// Best signature score over the segments of `detect`, with the hit that produced it.
 fn signature_scan(matcher: &NgramMatcher, margin: f32, detect: &str) -> (f32, SignatureHit) {
-    let mut scratch = MatchScratch::default();
+    thread_local! {
+        /// Kept per thread: a fresh one allocates and zeroes a mark per indexed gram.
+        static SCRATCH: RefCell<MatchScratch> = RefCell::new(MatchScratch::default());
+    }
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut scratch) => scan_segments(matcher, margin, detect, &mut scratch),
+        Err(_) => scan_segments(matcher, margin, detect, &mut MatchScratch::default()),
+    })
+}
+
+fn scan_segments(matcher: &NgramMatcher, margin: f32, detect: &str, scratch: &mut MatchScratch) -> (f32, SignatureHit) {
     let mut best = (0.0f32, Nearest::default());
     for seg in segments(detect) {
-        let hit = matcher.nearest_idx(seg, &mut scratch);
+        let hit = matcher.nearest_idx(seg, scratch);
         let s = hit.score(margin);
         if s > best.0 {
             best = (s, hit);
@@ -233,16 +244,20 @@ impl InputGuard {
         // never pay the hand-over.
         let parallel = cfg.parallel_from_bytes > 0 && detect.len() >= cfg.parallel_from_bytes;
         let pending = if parallel {
-            let (matcher, margin, text) = (Arc::clone(&self.matcher), cfg.signature_margin, Arc::<str>::from(&*detect));
-            self.helper.run(move || signature_scan(&matcher, margin, &text))
+            self.helper.run(|| {
+                let (matcher, margin, text) =
+                    (Arc::clone(&self.matcher), cfg.signature_margin, Arc::<str>::from(&*detect));
+                move || signature_scan(&matcher, margin, &text)
+            })
         } else {
             None
         };
         let other = self.other_layers(&detect, &norm.text);
-        // A busy or failed helper leaves the work to this thread.
-        let (sig_score, hit) = match pending.map(|result| result.recv()) {
-            Some(Ok(sig)) => sig,
-            _ => self.signature_layer(&detect),
+        // A busy helper, one that has not started the job yet, or a failed one leaves the work
+        // to this thread.
+        let (sig_score, hit) = match pending.and_then(|p| p.wait()) {
+            Some(sig) => sig,
+            None => self.signature_layer(&detect),
         };
         let OtherLayers { classifier: cls, heuristics: h, decoded: (dec_score, dec_detail), pii } = other;
 

@@ -347,26 +347,41 @@ mod tests {
         }
     }
 
-    /// Cosine over distinct grams, entry by entry, in the store's order: what the index, the
-    /// seen-marks and the lane-wise maximum must reproduce.
-    fn plain_scan(m: &NgramMatcher, sigs: &Signatures, text: &str) -> (f32, Option<String>, f32, Option<String>) {
+    /// Cosine over distinct grams, entry by entry: what the index, the seen-marks and the
+    /// lane-wise maximum must reproduce. Returns each active entry's id, kind and similarity.
+    fn plain_scan(m: &NgramMatcher, sigs: &Signatures, text: &str) -> Vec<(String, SignatureKind, f32)> {
         let w2 = |h: &u64| m.ids.get(h).map_or(m.unknown_weight * m.unknown_weight, |&p| m.postings[p as usize].w2);
         let seg = grams(text);
         let seg_norm = seg.iter().map(w2).sum::<f32>().sqrt();
-        let mut best = (0.0f32, None, 0.0f32, None);
-        for s in sigs.active() {
-            let g = grams(&s.text.to_lowercase());
-            let norm = g.iter().map(w2).sum::<f32>().sqrt();
-            let dot: f32 = seg.iter().filter(|h| g.binary_search(h).is_ok()).map(w2).sum();
-            let sim = if dot == 0.0 { 0.0 } else { dot / (seg_norm * norm) };
-            let slot =
-                if s.kind == SignatureKind::Attack { (&mut best.0, &mut best.1) } else { (&mut best.2, &mut best.3) };
-            if sim > *slot.0 + 1e-6 {
-                *slot.0 = sim;
-                *slot.1 = Some(s.id.clone());
+        sigs.active()
+            .map(|s| {
+                let g = grams(&s.text.to_lowercase());
+                let norm = g.iter().map(w2).sum::<f32>().sqrt();
+                let dot: f32 = seg.iter().filter(|h| g.binary_search(h).is_ok()).map(w2).sum();
+                let sim = if dot == 0.0 { 0.0 } else { dot / (seg_norm * norm) };
+                (s.id.clone(), s.kind, sim)
+            })
+            .collect()
+    }
+
+    /// The similarity reported must be the reference maximum of its kind, and the entry
+    /// reported must have that similarity (equal maxima may name either).
+    fn check_kind(
+        all: &[(String, SignatureKind, f32)],
+        kind: SignatureKind,
+        sim: f32,
+        id: Option<&String>,
+        text: &str,
+    ) {
+        let max = all.iter().filter(|e| e.1 == kind).map(|e| e.2).fold(0.0f32, f32::max);
+        assert!((sim - max).abs() < 1e-5, "{text}: {kind:?} {sim} against {max}");
+        match id {
+            Some(id) => {
+                let of = all.iter().find(|e| &e.0 == id).map(|e| e.2);
+                assert!(of.is_some_and(|s| (s - max).abs() < 1e-5), "{text}: {id} has {of:?}, max {max}");
             }
+            None => assert_eq!(max, 0.0, "{text}"),
         }
-        best
     }
 
     #[test]
@@ -387,9 +402,9 @@ mod tests {
             let glued = format!("{t} {}", texts[(i + 7) % texts.len()]);
             for text in [t.as_str(), glued.as_str()] {
                 let got = m.nearest(text, &mut scratch);
-                let (a, a_id, b, b_id) = plain_scan(&m, &sigs, text);
-                assert!((got.attack_sim - a).abs() < 1e-5 && (got.benign_sim - b).abs() < 1e-5, "{text}: {got:?}");
-                assert_eq!((got.attack_id, got.benign_id), (a_id, b_id), "{text}");
+                let all = plain_scan(&m, &sigs, text);
+                check_kind(&all, SignatureKind::Attack, got.attack_sim, got.attack_id.as_ref(), text);
+                check_kind(&all, SignatureKind::Benign, got.benign_sim, got.benign_id.as_ref(), text);
             }
         }
     }
