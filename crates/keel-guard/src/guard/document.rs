@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::input::{family_reason, InputGuard};
+use crate::injection::signatures::MatchScratch;
 use crate::injection::Scope;
 use crate::normalize::normalize;
 use crate::segment::segments;
@@ -33,23 +34,24 @@ impl InputGuard {
             detect.push_str(&norm.hidden_tags.to_lowercase());
         }
         let mut best = DocumentVerdict { flagged: false, score: 0.0, reasons: vec![], evidence: vec![], segment: None };
-        let mut scratch = crate::injection::signatures::MatchScratch::default();
-        for seg in segments(&detect) {
-            let h = self.heuristics.scan(seg, Scope::Document);
-            let hit = self.matcher.nearest(seg, &mut scratch);
-            let sig = hit.score(self.config.signature_margin);
-            let score = 1.0 - (1.0 - h.total()) * (1.0 - sig);
-            if score > best.score {
-                let mut reasons: Vec<ReasonCode> =
-                    h.families.iter().filter(|(_, s)| *s >= 0.3).map(|(f, _)| family_reason(*f)).collect();
-                let mut evidence: Vec<String> = h.fired.iter().map(|s| (*s).to_owned()).collect();
-                if sig >= 0.3 {
-                    reasons.push(ReasonCode::InjectionSignature);
-                    evidence.extend(hit.attack_id.clone());
+        MatchScratch::with_thread_local(|scratch| {
+            for seg in segments(&detect) {
+                let h = self.heuristics.scan(seg, Scope::Document);
+                let hit = self.matcher.nearest(seg, scratch);
+                let sig = hit.score(self.config.signature_margin);
+                let score = 1.0 - (1.0 - h.total()) * (1.0 - sig);
+                if score > best.score {
+                    let mut reasons: Vec<ReasonCode> =
+                        h.families.iter().filter(|(_, s)| *s >= 0.3).map(|(f, _)| family_reason(*f)).collect();
+                    let mut evidence: Vec<String> = h.fired.iter().map(|s| (*s).to_owned()).collect();
+                    if sig >= 0.3 {
+                        reasons.push(ReasonCode::InjectionSignature);
+                        evidence.extend(hit.attack_id.clone());
+                    }
+                    best = DocumentVerdict { flagged: false, score, reasons, evidence, segment: Some(seg.to_owned()) };
                 }
-                best = DocumentVerdict { flagged: false, score, reasons, evidence, segment: Some(seg.to_owned()) };
             }
-        }
+        });
         best.flagged = best.score >= self.config.document_flag || !norm.hidden_tags.is_empty();
         if !norm.hidden_tags.is_empty() {
             best.reasons.push(ReasonCode::InputHiddenText);

@@ -1,6 +1,6 @@
 //! `InputGuard`: runs every input layer and combines them into one [`Verdict`].
 
-use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -53,6 +53,8 @@ pub struct InputGuard {
     embedding_classifier: Option<EmbeddingClassifier>,
     /// Takes the signature layer of long inputs.
     helper: Helper,
+    /// Inputs whose signature layer the helper ran.
+    parallel_scans: AtomicU64,
 }
 
 pub(crate) fn family_reason(f: Family) -> ReasonCode {
@@ -96,25 +98,16 @@ fn family_reasons(h: &HeuristicScores, out: &mut Vec<ReasonCode>) {
 
 /// Best signature score over the segments of `detect`, with the hit that produced it.
 fn signature_scan(matcher: &NgramMatcher, margin: f32, detect: &str) -> (f32, SignatureHit) {
-    thread_local! {
-        /// Kept per thread: a fresh one allocates and zeroes a mark per indexed gram.
-        static SCRATCH: RefCell<MatchScratch> = RefCell::new(MatchScratch::default());
-    }
-    SCRATCH.with(|s| match s.try_borrow_mut() {
-        Ok(mut scratch) => scan_segments(matcher, margin, detect, &mut scratch),
-        Err(_) => scan_segments(matcher, margin, detect, &mut MatchScratch::default()),
-    })
-}
-
-fn scan_segments(matcher: &NgramMatcher, margin: f32, detect: &str, scratch: &mut MatchScratch) -> (f32, SignatureHit) {
     let mut best = (0.0f32, Nearest::default());
-    for seg in segments(detect) {
-        let hit = matcher.nearest_idx(seg, scratch);
-        let s = hit.score(margin);
-        if s > best.0 {
-            best = (s, hit);
+    MatchScratch::with_thread_local(|scratch| {
+        for seg in segments(detect) {
+            let hit = matcher.nearest_idx(seg, scratch);
+            let s = hit.score(margin);
+            if s > best.0 {
+                best = (s, hit);
+            }
         }
-    }
+    });
     if best.0 > 0.0 {
         (best.0, matcher.hit(&best.1))
     } else {
@@ -155,6 +148,7 @@ impl InputGuard {
             classifier,
             embedding_classifier,
             helper: Helper::default(),
+            parallel_scans: AtomicU64::new(0),
         })
     }
 
@@ -218,6 +212,12 @@ impl InputGuard {
         OtherLayers { classifier, heuristics, decoded: (dec_score, dec_detail), pii }
     }
 
+    /// How many inputs so far had their signature layer run on the helper thread, beside the
+    /// other layers (the rest ran on the caller's thread alone).
+    pub fn parallel_scans(&self) -> u64 {
+        self.parallel_scans.load(Ordering::Relaxed)
+    }
+
     /// Check an input without an embedding.
     pub fn check(&self, text: &str) -> InputReport {
         self.check_with_embedding(text, None)
@@ -256,7 +256,10 @@ impl InputGuard {
         // A busy helper, one that has not started the job yet, or a failed one leaves the work
         // to this thread.
         let (sig_score, hit) = match pending.and_then(|p| p.wait()) {
-            Some(sig) => sig,
+            Some(sig) => {
+                self.parallel_scans.fetch_add(1, Ordering::Relaxed);
+                sig
+            }
             None => self.signature_layer(&detect),
         };
         let OtherLayers { classifier: cls, heuristics: h, decoded: (dec_score, dec_detail), pii } = other;

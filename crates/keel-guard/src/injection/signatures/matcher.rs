@@ -1,6 +1,7 @@
 //! Character n-gram similarity between a text segment and the active signatures, with the
 //! decision taken on the margin between the nearest attack and the nearest benign entry.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -83,7 +84,8 @@ pub struct NgramMatcher {
     unknown_weight: f32,
 }
 
-/// Reusable buffers for [`NgramMatcher::nearest`] (one per thread or per call site).
+/// Reusable buffers for [`NgramMatcher::nearest`] (one per thread or per call site; see
+/// [`MatchScratch::with_thread_local`]).
 #[derive(Default)]
 pub struct MatchScratch {
     chars: Vec<char>,
@@ -93,6 +95,20 @@ pub struct MatchScratch {
     seen: Vec<u32>,
     segment: u32,
     unknown: Vec<u64>,
+}
+
+impl MatchScratch {
+    /// Runs `f` with this thread's scratch (a fresh one would allocate and zero a mark per
+    /// indexed gram on every call); a nested call gets a fresh one.
+    pub fn with_thread_local<R>(f: impl FnOnce(&mut MatchScratch) -> R) -> R {
+        thread_local! {
+            static SCRATCH: RefCell<MatchScratch> = RefCell::new(MatchScratch::default());
+        }
+        SCRATCH.with(|s| match s.try_borrow_mut() {
+            Ok(mut scratch) => f(&mut scratch),
+            Err(_) => f(&mut MatchScratch::default()),
+        })
+    }
 }
 
 const FNV_PRIME: u64 = 0x0100_0000_01b3;
@@ -118,20 +134,14 @@ fn fnv(w: &[char]) -> u64 {
 }
 
 /// Distinct hashed character 4-grams of `text` (lower-case it first), over words joined by
-/// single spaces so punctuation and spacing tricks do not matter.
+/// single spaces so punctuation and spacing tricks do not matter; sorted.
 pub(crate) fn grams(text: &str) -> Vec<u64> {
-    let (mut chars, mut out) = (Vec::new(), Vec::new());
-    grams_into(text, &mut chars, &mut out);
-    out
-}
-
-/// [`grams`] into reused buffers (`out` is sorted and de-duplicated).
-fn grams_into(text: &str, chars: &mut Vec<char>, out: &mut Vec<u64>) {
-    spaced_chars(text, chars);
-    out.clear();
-    out.extend(chars.windows(GRAM).map(fnv));
+    let mut chars = Vec::new();
+    spaced_chars(text, &mut chars);
+    let mut out: Vec<u64> = chars.windows(GRAM).map(fnv).collect();
     out.sort_unstable();
     out.dedup();
+    out
 }
 
 /// The characters whose 4-grams are taken: alphanumerics, every other run as one space, with a
