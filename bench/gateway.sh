@@ -9,6 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release
 export PATH="$HOME/.cargo/bin:$PATH"
+# The shared harness installs oha without --locked, which now resolves a dependency that needs a
+# newer rustc than this machine's; install it from its own lock file first.
+command -v oha >/dev/null || cargo install -q --locked oha --version 1.16.0
 export BENCH_WORK="${BENCH_WORK:-/tmp/keel-gateway-bench}" DUR="${1:-10}"
 shift || true
 SETTINGS=("${@:-messages}")

@@ -26,10 +26,16 @@ impl SignatureHit {
     /// Score in [0, 1]: the attack similarity, scaled down as the nearest benign entry
     /// comes within `margin` of it (zero when the benign entry is at least as close).
     pub fn score(&self, margin: f32) -> f32 {
-        let gap = self.attack_sim - self.benign_sim;
-        let factor = if margin <= 0.0 { f32::from(u8::from(gap > 0.0)) } else { (gap / margin).clamp(0.0, 1.0) };
-        (self.attack_sim * factor).clamp(0.0, 1.0)
+        margin_score(self.attack_sim, self.benign_sim, margin)
     }
+}
+
+/// The attack similarity, scaled down as the benign similarity comes within `margin` of it
+/// (the one formula behind [`SignatureHit::score`] and [`Nearest::score`]).
+fn margin_score(attack_sim: f32, benign_sim: f32, margin: f32) -> f32 {
+    let gap = attack_sim - benign_sim;
+    let factor = if margin <= 0.0 { f32::from(u8::from(gap > 0.0)) } else { (gap / margin).clamp(0.0, 1.0) };
+    (attack_sim * factor).clamp(0.0, 1.0)
 }
 
 struct Entry {
@@ -174,9 +180,7 @@ pub(crate) struct Nearest {
 impl Nearest {
     /// Same as [`SignatureHit::score`].
     pub fn score(&self, margin: f32) -> f32 {
-        let gap = self.attack_sim - self.benign_sim;
-        let factor = if margin <= 0.0 { f32::from(u8::from(gap > 0.0)) } else { (gap / margin).clamp(0.0, 1.0) };
-        (self.attack_sim * factor).clamp(0.0, 1.0)
+        margin_score(self.attack_sim, self.benign_sim, margin)
     }
 }
 
@@ -341,6 +345,22 @@ fn best_of(dots: &[f32], norms: &[f32], seg_norm: f32) -> (f32, Option<usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_margin_scales_the_attack_similarity_down_to_zero() {
+        // A benign neighbour as close as the attack, or closer, cancels it.
+        assert_eq!(margin_score(0.8, 0.8, 0.1), 0.0);
+        assert_eq!(margin_score(0.5, 0.9, 0.1), 0.0);
+        // A gap of at least the margin keeps the whole similarity; half the margin, half of it.
+        assert_eq!(margin_score(0.8, 0.6, 0.1), 0.8);
+        assert!((margin_score(0.8, 0.75, 0.1) - 0.4).abs() < 1e-6);
+        // No margin: any positive gap keeps it all.
+        assert_eq!(margin_score(0.8, 0.79, 0.0), 0.8);
+        assert_eq!(margin_score(0.8, 0.8, 0.0), 0.0);
+        let hit = SignatureHit { attack_sim: 0.8, benign_sim: 0.75, ..SignatureHit::default() };
+        let near = Nearest { attack_sim: 0.8, benign_sim: 0.75, ..Nearest::default() };
+        assert_eq!(hit.score(0.1), near.score(0.1));
+    }
 
     #[test]
     fn fnv_shortcut_matches_byte_loop() {
