@@ -2,6 +2,7 @@
 //! rendered as Prometheus text by `GET /metrics`. One registry per process (like a global
 //! recorder), so tests assert on deltas.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
@@ -18,11 +19,18 @@ struct Histogram {
     count: u64,
 }
 
+/// One metric: its help text and kind, and a series per label set (kept sorted for the text
+/// exposition). Looked up by name first, then by the label text, so an update whose series
+/// exists allocates nothing.
+struct Family<T> {
+    help: &'static str,
+    series: BTreeMap<String, T>,
+}
+
 #[derive(Default)]
 struct Registry {
-    counters: BTreeMap<(&'static str, String), u64>,
-    histograms: BTreeMap<(&'static str, String), Histogram>,
-    help: BTreeMap<&'static str, (&'static str, &'static str)>,
+    counters: BTreeMap<&'static str, Family<u64>>,
+    histograms: BTreeMap<&'static str, Family<Histogram>>,
 }
 
 pub struct Metrics {
@@ -37,11 +45,17 @@ pub fn global() -> &'static Metrics {
 
 /// `{a="x",b="y"}` with values escaped.
 pub fn labels(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    write_labels(&mut out, pairs);
+    out
+}
+
+/// [`labels`] into `out` (cleared first), so a buffer kept per thread serves every update.
+fn write_labels(out: &mut String, pairs: &[(&str, &str)]) {
+    out.clear();
     if pairs.is_empty() {
-        return String::new();
+        return;
     }
-    // On every request: one allocation, and escaping only when a value needs it.
-    let mut out = String::with_capacity(2 + pairs.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>());
     out.push('{');
     for (i, (k, v)) in pairs.iter().enumerate() {
         if i > 0 {
@@ -64,7 +78,41 @@ pub fn labels(pairs: &[(&str, &str)]) -> String {
         out.push('"');
     }
     out.push('}');
-    out
+}
+
+/// Applies `f` to the series `labels` of `name` in `families`, created (with `help`) when
+/// missing: one lookup by name, one by label text, and the key copied on first use only.
+fn update<T: Default>(
+    families: &mut BTreeMap<&'static str, Family<T>>,
+    name: &'static str,
+    help: &'static str,
+    labels: &str,
+    f: impl FnOnce(&mut T),
+) {
+    let family = families.entry(name).or_insert_with(|| Family { help, series: BTreeMap::new() });
+    match family.series.get_mut(labels) {
+        Some(v) => f(v),
+        None => {
+            let mut v = T::default();
+            f(&mut v);
+            family.series.insert(labels.to_string(), v);
+        }
+    }
+}
+
+/// Runs `f` on the label text of `pairs`, written into a buffer kept per thread.
+fn with_label_text<R>(pairs: &[(&str, &str)], f: impl FnOnce(&str) -> R) -> R {
+    thread_local! {
+        static BUF: RefCell<String> = const { RefCell::new(String::new()) };
+    }
+    BUF.with(|b| match b.try_borrow_mut() {
+        Ok(mut buf) => {
+            write_labels(&mut buf, pairs);
+            f(&buf)
+        }
+        // Not reached: `f` never updates metrics itself.
+        Err(_) => f(&labels(pairs)),
+    })
 }
 
 impl Metrics {
@@ -72,29 +120,30 @@ impl Metrics {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub fn inc(&self, name: &'static str, help: &'static str, labels: String, by: u64) {
-        let mut r = self.lock();
-        r.help.entry(name).or_insert((help, "counter"));
-        *r.counters.entry((name, labels)).or_default() += by;
+    /// Adds `by` to the counter `name` with these labels.
+    pub fn inc(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)], by: u64) {
+        with_label_text(labels, |l| update(&mut self.lock().counters, name, help, l, |v| *v += by));
     }
 
-    pub fn observe(&self, name: &'static str, help: &'static str, labels: String, d: Duration) {
+    /// Counts `d` in the histogram `name` with these labels.
+    pub fn observe(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)], d: Duration) {
         let secs = d.as_secs_f64();
-        let mut r = self.lock();
-        r.help.entry(name).or_insert((help, "histogram"));
-        let h = r.histograms.entry((name, labels)).or_default();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                h.counts[i] += 1;
-            }
-        }
-        h.sum += secs;
-        h.count += 1;
+        with_label_text(labels, |l| {
+            update(&mut self.lock().histograms, name, help, l, |h: &mut Histogram| {
+                for (i, b) in BUCKETS.iter().enumerate() {
+                    if secs <= *b {
+                        h.counts[i] += 1;
+                    }
+                }
+                h.sum += secs;
+                h.count += 1;
+            });
+        });
     }
 
     /// A counter's current value (tests and alerts).
     pub fn counter(&self, name: &'static str, labels: &str) -> u64 {
-        self.lock().counters.get(&(name, labels.to_string())).copied().unwrap_or(0)
+        self.lock().counters.get(name).and_then(|f| f.series.get(labels)).copied().unwrap_or(0)
     }
 
     /// Prometheus text exposition; `gauges` are computed by the caller at scrape time.
@@ -102,27 +151,25 @@ impl Metrics {
         let r = self.lock();
         let mut out = String::new();
         let mut last = "";
-        for ((name, l), v) in &r.counters {
-            if *name != last {
-                let (help, kind) = r.help.get(name).copied().unwrap_or(("", "counter"));
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-                last = name;
+        for (name, family) in &r.counters {
+            let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} counter", family.help);
+            for (l, v) in &family.series {
+                let _ = writeln!(out, "{name}{l} {v}");
             }
-            let _ = writeln!(out, "{name}{l} {v}");
+            last = name;
         }
-        for ((name, l), h) in &r.histograms {
-            if *name != last {
-                let (help, _) = r.help.get(name).copied().unwrap_or(("", "histogram"));
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-                last = name;
+        for (name, family) in &r.histograms {
+            let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} histogram", family.help);
+            for (l, h) in &family.series {
+                let inner = l.trim_start_matches('{').trim_end_matches('}');
+                let sep = if inner.is_empty() { "" } else { "," };
+                for (i, b) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(out, "{name}_bucket{{{inner}{sep}le=\"{b}\"}} {}", h.counts[i]);
+                }
+                let _ = writeln!(out, "{name}_bucket{{{inner}{sep}le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(out, "{name}_sum{l} {}\n{name}_count{l} {}", h.sum, h.count);
             }
-            let inner = l.trim_start_matches('{').trim_end_matches('}');
-            let sep = if inner.is_empty() { "" } else { "," };
-            for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "{name}_bucket{{{inner}{sep}le=\"{b}\"}} {}", h.counts[i]);
-            }
-            let _ = writeln!(out, "{name}_bucket{{{inner}{sep}le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "{name}_sum{l} {}\n{name}_count{l} {}", h.sum, h.count);
+            last = name;
         }
         for (name, help, l, v) in gauges {
             if *name != last {
@@ -142,15 +189,21 @@ mod tests {
     #[test]
     fn renders_counters_and_cumulative_histograms() {
         let m = Metrics { inner: Mutex::new(Registry::default()) };
-        m.inc("t_total", "things", labels(&[("route", "/x")]), 2);
-        m.observe("t_seconds", "time", labels(&[("route", "/x")]), Duration::from_millis(3));
-        m.observe("t_seconds", "time", labels(&[("route", "/x")]), Duration::from_millis(30));
+        m.inc("t_total", "things", &[("route", "/x")], 2);
+        m.inc("t_total", "things", &[("route", "/y\"z")], 1);
+        m.inc("t_total", "things", &[("route", "/x")], 3);
+        m.observe("t_seconds", "time", &[("route", "/x")], Duration::from_millis(3));
+        m.observe("t_seconds", "time", &[("route", "/x")], Duration::from_millis(30));
         let text = m.render(&[("t_state", "state", labels(&[("target", "a\"b")]), 1.0)]);
-        assert!(text.contains("t_total{route=\"/x\"} 2"), "{text}");
+        assert!(text.contains("t_total{route=\"/x\"} 5"), "{text}");
+        assert!(text.contains("t_total{route=\"/y\\\"z\"} 1"), "{text}");
+        assert_eq!(text.matches("# TYPE t_total counter").count(), 1, "{text}");
         assert!(text.contains("t_seconds_bucket{route=\"/x\",le=\"0.005\"} 1"), "{text}");
         assert!(text.contains("t_seconds_bucket{route=\"/x\",le=\"0.05\"} 2"), "{text}");
         assert!(text.contains("t_seconds_count{route=\"/x\"} 2"), "{text}");
         assert!(text.contains("t_state{target=\"a\\\"b\"} 1"), "{text}");
-        assert_eq!(m.counter("t_total", "{route=\"/x\"}"), 2);
+        assert_eq!(m.counter("t_total", "{route=\"/x\"}"), 5);
+        assert_eq!(m.counter("t_total", &labels(&[("route", "/y\"z")])), 1);
+        assert_eq!(m.counter("t_missing", ""), 0);
     }
 }

@@ -83,7 +83,7 @@ pub fn count(result: &'static str) {
     crate::metrics::global().inc(
         "keel_cache_requests_total",
         "Gateway cache lookups by result (hit, miss, bypass)",
-        crate::metrics::labels(&[("result", result)]),
+        &[("result", result)],
         1,
     );
 }

@@ -156,7 +156,7 @@ fn count_attempt(target: &str, outcome: &str) {
     metrics::global().inc(
         "keel_gateway_attempts_total",
         "Provider calls by target and outcome",
-        metrics::labels(&[("target", target), ("outcome", outcome)]),
+        &[("target", target), ("outcome", outcome)],
         1,
     );
 }
@@ -394,7 +394,7 @@ impl Gateway {
             metrics::global().inc(
                 "keel_gateway_failures_total",
                 "Gateway requests that failed, by reason",
-                metrics::labels(&[("reason", reason)]),
+                &[("reason", reason)],
                 1,
             );
         }
@@ -422,7 +422,7 @@ impl Gateway {
             metrics::global().inc(
                 "keel_retry_storm_total",
                 "Minutes in which retries per request exceeded the configured ratio",
-                String::new(),
+                &[],
                 1,
             );
         }
@@ -453,7 +453,7 @@ impl Gateway {
                 metrics::global().inc(
                     "keel_gateway_fallbacks_total",
                     "Moves to the next target of a chain",
-                    metrics::labels(&[("model", model)]),
+                    &[("model", model)],
                     1,
                 );
             }

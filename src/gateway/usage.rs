@@ -56,17 +56,12 @@ impl Usage {
         for (kind, n) in
             [("prompt", self.prompt_tokens), ("completion", self.completion_tokens), ("cached", self.cached_tokens)]
         {
-            m.inc(
-                "keel_tokens_total",
-                "Tokens by model and kind",
-                metrics::labels(&[("model", model), ("kind", kind)]),
-                n,
-            );
+            m.inc("keel_tokens_total", "Tokens by model and kind", &[("model", model), ("kind", kind)], n);
         }
         m.inc(
             "keel_cost_nanodollars_total",
             "Cost in nano-dollars by model",
-            metrics::labels(&[("model", model)]),
+            &[("model", model)],
             self.cost_nanodollars,
         );
     }

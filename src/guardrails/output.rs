@@ -63,7 +63,7 @@ impl OutputBlock {
         crate::metrics::global().inc(
             "keel_output_blocked_total",
             "Model replies withheld by the output guard, by reason",
-            crate::metrics::labels(&[("reason", self.reason_code())]),
+            &[("reason", self.reason_code())],
             1,
         );
     }

@@ -234,7 +234,7 @@ fn guard_request(
     crate::metrics::global().inc(
         "keel_gateway_guard_total",
         "Gateway requests checked by a route's input guard, by outcome",
-        crate::metrics::labels(&[("outcome", outcome)]),
+        &[("outcome", outcome)],
         1,
     );
     trace.span(

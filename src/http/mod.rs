@@ -313,15 +313,10 @@ async fn log_requests(req: Request, next: Next) -> Response {
     m.inc(
         "keel_http_requests_total",
         "HTTP requests by route and status",
-        metrics::labels(&[("route", route), ("status", code.as_str())]),
+        &[("route", route), ("status", code.as_str())],
         1,
     );
-    m.observe(
-        "keel_http_request_duration_seconds",
-        "Time to response headers by route",
-        metrics::labels(&[("route", route)]),
-        elapsed,
-    );
+    m.observe("keel_http_request_duration_seconds", "Time to response headers by route", &[("route", route)], elapsed);
     let path = uri.path();
     match res.extensions().get::<ErrorDetail>() {
         Some(_) if status == 503 => tracing::info!(%method, %path, status, ms, "not ready"),

@@ -206,7 +206,7 @@ impl Limiter {
             metrics::global().inc(
                 "keel_limit_rejections_total",
                 "Requests refused by a per-key limit, by limit",
-                metrics::labels(&[("limit", d.limit)]),
+                &[("limit", d.limit)],
                 1,
             );
         }

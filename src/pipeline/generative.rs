@@ -57,7 +57,7 @@ fn count(outcome: &str) {
     crate::metrics::global().inc(
         "keel_grounding_total",
         "Generated answers by grounding outcome (supported, fallback_extractive, repaired, escalated)",
-        crate::metrics::labels(&[("outcome", outcome)]),
+        &[("outcome", outcome)],
         1,
     );
 }
@@ -105,7 +105,7 @@ impl GenerativeStage {
         crate::metrics::global().inc(
             "keel_canary_leaks_total",
             "Generated replies that contained the system prompt's canary (a prompt leak)",
-            crate::metrics::labels(&[("route", self.route.as_str())]),
+            &[("route", self.route.as_str())],
             1,
         );
         tracing::warn!(route = %self.route, "a model reply contained the system-prompt canary; reply withheld");

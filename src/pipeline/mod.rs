@@ -319,7 +319,7 @@ impl Pipeline {
             crate::metrics::global().observe(
                 "keel_stage_duration_seconds",
                 "Time spent in each pipeline stage",
-                crate::metrics::labels(&[("stage", stage.name())]),
+                &[("stage", stage.name())],
                 took,
             );
             match result {

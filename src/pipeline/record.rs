@@ -91,7 +91,7 @@ impl Recorder {
             crate::metrics::global().inc(
                 "keel_escalations_opened_total",
                 "Escalations opened, by reason code",
-                crate::metrics::labels(&[("reason", &opened.reason)]),
+                &[("reason", &opened.reason)],
                 1,
             );
         }

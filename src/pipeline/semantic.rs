@@ -144,7 +144,7 @@ impl Stage for SemanticStage {
             crate::metrics::global().inc(
                 "keel_semantic_cache_total",
                 "Grounded questions by semantic-cache outcome",
-                crate::metrics::labels(&[("outcome", "hit")]),
+                &[("outcome", "hit")],
                 1,
             );
             return Ok(Flow::Respond(draft_of(&answer, similarity)));
@@ -153,7 +153,7 @@ impl Stage for SemanticStage {
         crate::metrics::global().inc(
             "keel_semantic_cache_total",
             "Grounded questions by semantic-cache outcome",
-            crate::metrics::labels(&[("outcome", "miss")]),
+            &[("outcome", "miss")],
             1,
         );
         ctx.semantic = Some(SemanticKey { scope, vector });

@@ -65,7 +65,7 @@ impl TraceSink {
             crate::metrics::global().inc(
                 "keel_traces_dropped_total",
                 "Traces dropped because the writer fell behind",
-                String::new(),
+                &[],
                 1,
             );
             tracing::warn!("trace queue full; a trace was dropped");
