@@ -2,7 +2,7 @@
 //! rendered as Prometheus text by `GET /metrics`. One registry per process (like a global
 //! recorder), so tests assert on deltas.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
@@ -19,7 +19,7 @@ struct Histogram {
     count: u64,
 }
 
-/// One metric: its help text and kind, and a series per label set (kept sorted for the text
+/// One metric (its kind is the map it is in): its help text, and a series per label set (kept sorted for the text
 /// exposition). Looked up by name first, then by the label text, so an update whose series
 /// exists allocates nothing.
 struct Family<T> {
@@ -100,19 +100,17 @@ fn update<T: Default>(
     }
 }
 
-/// Runs `f` on the label text of `pairs`, written into a buffer kept per thread.
+/// Runs `f` on the label text of `pairs`, written into a buffer kept per thread (taken out for
+/// the call, so a nested update or one during thread exit just uses a fresh buffer).
 fn with_label_text<R>(pairs: &[(&str, &str)], f: impl FnOnce(&str) -> R) -> R {
     thread_local! {
-        static BUF: RefCell<String> = const { RefCell::new(String::new()) };
+        static BUF: Cell<String> = const { Cell::new(String::new()) };
     }
-    BUF.with(|b| match b.try_borrow_mut() {
-        Ok(mut buf) => {
-            write_labels(&mut buf, pairs);
-            f(&buf)
-        }
-        // Not reached: `f` never updates metrics itself.
-        Err(_) => f(&labels(pairs)),
-    })
+    let mut buf = BUF.try_with(Cell::take).unwrap_or_default();
+    write_labels(&mut buf, pairs);
+    let out = f(&buf);
+    let _ = BUF.try_with(|b| b.set(buf));
+    out
 }
 
 impl Metrics {
