@@ -163,15 +163,11 @@ fn count_attempt(target: &str, outcome: &str) {
 
 impl Gateway {
     pub fn new(cfg: &GatewayConfig, secrets: &Secrets) -> Result<Self, GatewayError> {
-        let client = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .map_err(|e| GatewayError::Client(e.to_string()))?;
+        let client = provider::Transport::new(Duration::from_secs(90)).map_err(GatewayError::Client)?;
         let providers: HashMap<&str, Arc<Provider>> = cfg
             .providers
             .iter()
-            .map(|p| (p.name.as_str(), Arc::new(Provider::new(p, secrets.0.get(&p.name).cloned(), client.clone()))))
+            .map(|p| (p.name.as_str(), Arc::new(Provider::new(p, secrets.0.get(&p.name).cloned(), &client))))
             .collect();
         let bcfg = BreakerConfig {
             window: cfg.breaker_window as usize,

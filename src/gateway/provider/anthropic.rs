@@ -8,7 +8,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 
-use super::{send_error, status_error, OpenStream, ProviderError};
+use super::transport::{body_bytes, body_stream, status_error, Endpoint, Transport};
+use super::{OpenStream, ProviderError};
 use crate::gateway::sse::{write_event, SseParser};
 use crate::gateway::usage::asks_usage;
 
@@ -18,9 +19,8 @@ const API_VERSION: &str = "2023-06-01";
 const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 pub struct AnthropicProvider {
-    url: String,
-    api_key: Option<String>,
-    client: reqwest::Client,
+    endpoint: Endpoint,
+    client: Transport,
     /// Translate every stream's usage into a final usage chunk (removed by the relay when
     /// the client did not ask for it).
     stream_usage: bool,
@@ -240,26 +240,23 @@ impl StreamTranslator {
 }
 
 impl AnthropicProvider {
-    pub fn new(base_url: &str, api_key: Option<String>, client: reqwest::Client, stream_usage: bool) -> Self {
-        Self { url: format!("{base_url}/messages"), api_key, client, stream_usage }
-    }
-
-    fn request(&self, body: &Value) -> reqwest::RequestBuilder {
-        let mut r = self.client.post(&self.url).header("anthropic-version", API_VERSION).json(body);
-        if let Some(k) = &self.api_key {
-            r = r.header("x-api-key", k);
+    pub fn new(base_url: &str, api_key: Option<&str>, client: &Transport, stream_usage: bool) -> Self {
+        let mut endpoint =
+            Endpoint::new(&format!("{base_url}/messages")).header("anthropic-version", API_VERSION, false);
+        if let Some(k) = api_key {
+            endpoint = endpoint.header("x-api-key", k, true);
         }
-        r
+        Self { endpoint, client: client.clone(), stream_usage }
     }
 
     pub async fn complete(&self, body: &Value, timeout: Duration) -> Result<Value, ProviderError> {
         let req = to_anthropic(body)?;
         let work = async {
-            let res = self.request(&req).send().await.map_err(send_error)?;
+            let res = self.client.post_json(&self.endpoint, &req).await?;
             if !res.status().is_success() {
                 return Err(status_error(res).await);
             }
-            let bytes = res.bytes().await.map_err(send_error)?;
+            let bytes = body_bytes(res).await?;
             let v: Value = serde_json::from_slice(&bytes).map_err(|e| ProviderError::Malformed(e.to_string()))?;
             from_anthropic(&v)
         };
@@ -271,12 +268,12 @@ impl AnthropicProvider {
         req["stream"] = Value::Bool(true);
         let include_usage = self.stream_usage || asks_usage(body);
         let work = async {
-            let res = self.request(&req).send().await.map_err(send_error)?;
+            let res = self.client.post_json(&self.endpoint, &req).await?;
             if !res.status().is_success() {
                 return Err(status_error(res).await);
             }
             let mut tr = StreamTranslator::new(include_usage);
-            let mut upstream = res.bytes_stream();
+            let mut upstream = body_stream(res);
             // The first translated bytes (Anthropic's `ping`s translate to nothing).
             let first = loop {
                 match upstream.next().await {
@@ -286,12 +283,12 @@ impl AnthropicProvider {
                             break out;
                         }
                     }
-                    Some(Err(e)) => return Err(ProviderError::StreamBroken(e.to_string())),
+                    Some(Err(e)) => return Err(e),
                     None => return Err(ProviderError::StreamBroken("the stream ended before its first event".into())),
                 }
             };
             let rest = upstream
-                .map(move |r| r.map_err(|e| ProviderError::StreamBroken(e.to_string())).and_then(|b| tr.feed(&b)))
+                .map(move |r| r.and_then(|b| tr.feed(&b)))
                 .filter(|r| std::future::ready(!matches!(r, Ok(b) if b.is_empty())))
                 .boxed();
             Ok(OpenStream { first, rest })

@@ -4,6 +4,7 @@
 
 mod anthropic;
 mod openai;
+mod transport;
 
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use futures_util::stream::BoxStream;
 use serde_json::Value;
 
 use crate::config::gateway::{ProviderConfig, ProviderKind};
+
+pub use transport::Transport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
@@ -67,14 +70,20 @@ pub enum Provider {
 
 impl Provider {
     /// Builds a provider; `api_key` was read by the caller from the configured variable.
-    pub fn new(cfg: &ProviderConfig, api_key: Option<String>, client: reqwest::Client) -> Self {
+    pub fn new(cfg: &ProviderConfig, api_key: Option<String>, client: &Transport) -> Self {
         match cfg.kind {
-            ProviderKind::OpenAi => {
-                Provider::OpenAi(openai::OpenAiProvider::new(&cfg.base_url, api_key, client, cfg.stream_usage))
-            }
-            ProviderKind::Anthropic => {
-                Provider::Anthropic(anthropic::AnthropicProvider::new(&cfg.base_url, api_key, client, cfg.stream_usage))
-            }
+            ProviderKind::OpenAi => Provider::OpenAi(openai::OpenAiProvider::new(
+                &cfg.base_url,
+                api_key.as_deref(),
+                client,
+                cfg.stream_usage,
+            )),
+            ProviderKind::Anthropic => Provider::Anthropic(anthropic::AnthropicProvider::new(
+                &cfg.base_url,
+                api_key.as_deref(),
+                client,
+                cfg.stream_usage,
+            )),
         }
     }
 
@@ -96,24 +105,7 @@ impl Provider {
 }
 
 /// `Retry-After` in seconds (HTTP dates are rare from model APIs and are ignored).
-pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+pub fn parse_retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
+    let v = headers.get(hyper::header::RETRY_AFTER)?.to_str().ok()?;
     v.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
-}
-
-/// A failed send: a timeout, or the provider could not be reached.
-fn send_error(e: reqwest::Error) -> ProviderError {
-    if e.is_timeout() {
-        ProviderError::Timeout
-    } else {
-        ProviderError::Connect(e.to_string())
-    }
-}
-
-/// A non-success reply: its status, `Retry-After` and the start of its body.
-async fn status_error(res: reqwest::Response) -> ProviderError {
-    let status = res.status().as_u16();
-    let retry_after = parse_retry_after(res.headers());
-    let body: String = res.text().await.unwrap_or_default().chars().take(500).collect();
-    ProviderError::Status { status, retry_after, body }
 }

@@ -6,15 +6,13 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use super::{send_error, status_error, OpenStream, ProviderError};
+use super::transport::{body_bytes, body_stream, status_error, Endpoint, Transport};
+use super::{OpenStream, ProviderError};
 use crate::gateway::usage::asks_usage;
 
 pub struct OpenAiProvider {
-    url: String,
-    /// `url`, parsed once (a URL that does not parse fails on each call, as before).
-    parsed: Option<reqwest::Url>,
-    api_key: Option<String>,
-    client: reqwest::Client,
+    endpoint: Endpoint,
+    client: Transport,
     /// Ask every stream for its usage chunk (the relay removes it when the client did not ask).
     stream_usage: bool,
 }
@@ -53,31 +51,22 @@ fn with_stream_usage(body: &Value) -> Option<Value> {
 }
 
 impl OpenAiProvider {
-    pub fn new(base_url: &str, api_key: Option<String>, client: reqwest::Client, stream_usage: bool) -> Self {
-        let url = format!("{base_url}/chat/completions");
-        Self { parsed: reqwest::Url::parse(&url).ok(), url, api_key, client, stream_usage }
-    }
-
-    fn request(&self, body: &Value) -> reqwest::RequestBuilder {
-        let r = match &self.parsed {
-            Some(u) => self.client.post(u.clone()),
-            None => self.client.post(&self.url),
-        };
-        let mut r = r.json(body);
-        if let Some(k) = &self.api_key {
-            r = r.bearer_auth(k);
+    pub fn new(base_url: &str, api_key: Option<&str>, client: &Transport, stream_usage: bool) -> Self {
+        let mut endpoint = Endpoint::new(&format!("{base_url}/chat/completions"));
+        if let Some(k) = api_key {
+            endpoint = endpoint.header("authorization", &format!("Bearer {k}"), true);
         }
-        r
+        Self { endpoint, client: client.clone(), stream_usage }
     }
 
     /// The reply's bytes, as received, once they are known to be a chat completion.
     pub async fn complete(&self, body: &Value, timeout: Duration) -> Result<Bytes, ProviderError> {
         let work = async {
-            let res = self.request(body).send().await.map_err(send_error)?;
+            let res = self.client.post_json(&self.endpoint, body).await?;
             if !res.status().is_success() {
                 return Err(status_error(res).await);
             }
-            let bytes = res.bytes().await.map_err(send_error)?;
+            let bytes = body_bytes(res).await?;
             check_reply(&bytes)?;
             Ok(bytes)
         };
@@ -88,12 +77,11 @@ impl OpenAiProvider {
         let with_usage = if self.stream_usage && !asks_usage(body) { with_stream_usage(body) } else { None };
         let body = with_usage.as_ref().unwrap_or(body);
         let work = async {
-            let res = self.request(body).send().await.map_err(send_error)?;
+            let res = self.client.post_json(&self.endpoint, body).await?;
             if !res.status().is_success() {
                 return Err(status_error(res).await);
             }
-            let mut stream =
-                res.bytes_stream().map(|r| r.map_err(|e| ProviderError::StreamBroken(e.to_string()))).boxed();
+            let mut stream = body_stream(res);
             match stream.next().await {
                 Some(Ok(first)) => Ok(OpenStream { first, rest: stream }),
                 Some(Err(e)) => Err(e),
