@@ -147,8 +147,15 @@ impl Heuristics {
     pub fn scan(&self, detect: &str, scope: Scope) -> HeuristicScores {
         // Indices of the rules that match, ascending (the order `fired` reports them in).
         let can = self.prefilter.candidates(detect);
-        let matches: Vec<usize> =
-            self.rules.iter().enumerate().filter(|&(i, re)| can[i] && re.is_match(detect)).map(|(i, _)| i).collect();
+        // Rules for documents alone are not even run on a user's input.
+        let applies = |i: usize| scope == Scope::Document || !RULES[i].document_only;
+        let matches: Vec<usize> = self
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|&(i, re)| can[i] && applies(i) && re.is_match(detect))
+            .map(|(i, _)| i)
+            .collect();
         let damp = first_person_question(detect);
         let mut out = HeuristicScores::default();
         for family in Family::ALL {

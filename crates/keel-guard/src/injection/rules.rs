@@ -28,10 +28,18 @@ pub struct Rule {
     pub family: Family,
     pub weight: f32,
     pub pattern: &'static str,
+    /// Fires only on retrieved documents: in a user's own request the same words are an
+    /// ordinary request ("translate your answer into Spanish", "write a poem").
+    pub document_only: bool,
 }
 
 const fn r(id: &'static str, family: Family, weight: f32, pattern: &'static str) -> Rule {
-    Rule { id, family, weight, pattern }
+    Rule { id, family, weight, pattern, document_only: false }
+}
+
+/// A rule for text a document addresses to the model reading it (indirect injection only).
+const fn d(id: &'static str, weight: f32, pattern: &'static str) -> Rule {
+    Rule { id, family: Family::Indirect, weight, pattern, document_only: true }
 }
 
 use Family::{Delimiter as D, Extraction as X, Indirect as I, Override as O, Roleplay as R};
@@ -104,8 +112,22 @@ pub const RULES: &[Rule] = &[
     // ---- instructions aimed at an AI (indirect injection)
     r("indirect.ai_addressed", I, 0.85, r"\b(if|when) you are an? (ai|assistant|language model|llm|bot|chatbot)\b|\b(note|message|instructions?) (to|for) (the |any )?(ai|assistant|llm|language model|model|chatbot|bot)s?\b|\b(ai|assistant|chatbot|language model|llm|bot)s? (reading|processing|summari[sz]ing|analy[sz]ing|that reads|who reads)\b|\bdear (ai|assistant|chatbot)\b"),
     r("indirect.when_summarising", I, 0.6, r"\b(when|while|if|before) (summari[sz]ing|answering|responding|replying|processing|reading)\b[^.!?\n]{0,50}\b(tell|inform|instruct|direct|send|redirect|advise|recommend|say|mention|include|ask)\b"),
-    r("indirect.your_response", I, 0.55, r"\b(in|to|into|within|throughout|with) your (response|reply|answer|responses|replies|answers|output|summary|solution|code|implementation|algorithm|codebase)\b|\byour (response|reply|answer|output) (must|should|needs to)\b"),
+    // Not "to your reply": e-mails end "we look forward to your reply" ("add X to your reply"
+    // opens its sentence with the order: `indirect.reshape_reply`).
+    r("indirect.your_response", I, 0.55, r"\b(in|into|within|throughout|with) your (response|reply|answer|responses|replies|answers|output|summary|solution|code|implementation|algorithm|codebase)\b|\byour (response|reply|answer|output) (must|should|needs to)\b"),
     r("indirect.code_block", I, 0.55, r"\b(following|subsequent|this|below) (code|python) (block|snippet|section|excerpt|segment|fragment)\b"),
+    // ---- orders a document gives the model that reads it (documents only: BIPIA e-mail
+    // attacks, train split, written from its 15 train categories)
+    // A sentence that opens with an order about the reader's own reply ("Encode your answer
+    // ...", "Modify your response to ...", "Add X to your reply"): what a document says to
+    // the model that reads it, never to a person reading it (e-mails say "reply to", "send
+    // your reply", "thank you for your response", which do not open with these verbs).
+    d("indirect.reshape_reply", 0.75, r"(^|[.!?\n|:]\s*)(please\s+|also\s+|now\s+|then\s+)?(modify|enhance|augment|alter|change|adjust|rewrite|rephrase|render|provide|deliver|present|give|format|structure|rearrange|scramble|jumble|shuffle|use|replace|remove|group|combine|convert|substitute|swap|misspell|anagram|introduce|include|add|append|prepend|integrate|insert|embed|incorporate|inject|write|translate|encode|encrypt|reverse|end|start|begin|conclude|finish|mention|state|respond|reply|answer|ensure|express|represent)\b[^.!?\n]{0,80}\byour (answers?|responses?|repl(y|ies)|outputs?|summary)\b"),
+    // A creative or explanatory task for a language model standing alone in a document ("Write
+    // a short story ...", "Compose a letter ...", "Can you show me a function ...").
+    d("indirect.model_task", 0.55, r"(^|[.!?\n|:]\s*)(please\s+|now\s+|can you\s+|could you\s+|would you\s+)?(write|draft|compose|develop|create|generate|produce|provide|give|show|craft|pen|author)\s+(me\s+|us\s+)?(a|an|some|the)\s+([\w'-]+\s+){0,4}(poem|story|stories|essay|speech|letter|song|lyrics|haiku|limerick|sonnet|script|function|program|snippet|introduction|blog post|tweet|joke|riddle|example|outline|slogan|paragraph|narrative|monologue|dialogue|fable|tale)s?\b"),
+    d("indirect.explain_task", 0.5, r"(^|[.!?\n|:]\s*)(please\s+|now\s+|can you\s+|could you\s+|would you\s+)?(explain|summari[sz]e|break down|elaborate on)\s+(to me\s+|for me\s+|briefly\s+)?(the|how|why|what|in simple)\b[^.!?\n]{0,80}[.?!]?\s*$"),
+    d("indirect.translate_task", 0.6, r"(^|[.!?\n|:]\s*)(please\s+|now\s+|can you\s+|could you\s+)?translate\b[^.!?\n]{0,80}\b(to|into|in)\s+(english|french|spanish|german|italian|portuguese|russian|chinese|mandarin|japanese|korean|arabic|hindi|dutch|latin|greek|turkish|polish|swedish|hebrew)\b"),
     r("indirect.tell_user", I, 0.45, r"\b(tell|ask|urge|remind|instruct|direct|encourage|advise) (the )?(user|reader|recipient|customer)s? (to|that)\b"),
 ];
 
