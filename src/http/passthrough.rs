@@ -1,6 +1,7 @@
-//! A provider's reply passed through as it came: the gateway reads the usage in one pass that
-//! builds no JSON tree, and adds the `keel` extension by splicing it before the reply's closing
-//! brace, so the reply is neither parsed into a tree nor serialised again. Anything unusual
+//! A provider's reply passed through as it came: its usage and text come from the provider's
+//! one pass over it (`provider::ReplyFacts`, read while checking its shape), and the `keel`
+//! extension is spliced in before the reply's closing brace, so the reply is neither parsed
+//! into a tree nor serialised again. Anything unusual
 //! (no provider usage, a `keel` field already there, a reply translated from another format)
 //! is left to the tree-based path, which behaves as before.
 
@@ -8,49 +9,10 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use bytes::Bytes;
-use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::gateway::usage::Usage;
 use crate::gateway::Reply;
-
-/// What the gateway reads from a chat completion; every other field is skipped unread.
-#[derive(Deserialize)]
-struct View {
-    /// Only the first choice's text is read (`chat::reply_text`).
-    choices: Vec<ChoiceView>,
-    #[serde(default)]
-    usage: Option<UsageView>,
-    #[serde(default, deserialize_with = "present")]
-    keel: bool,
-}
-
-#[derive(Deserialize)]
-struct ChoiceView {
-    message: Option<MessageView>,
-}
-
-#[derive(Deserialize)]
-struct MessageView {
-    content: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct UsageView {
-    prompt_tokens: Option<u64>,
-    completion_tokens: Option<u64>,
-    prompt_tokens_details: Option<Details>,
-}
-
-#[derive(Deserialize)]
-struct Details {
-    cached_tokens: Option<u64>,
-}
-
-/// True whenever the field is there, whatever its value (even `null`).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    serde::de::IgnoredAny::deserialize(d).map(|_| true)
-}
 
 /// A reply that can be passed through, with the provider's usage.
 pub struct Passthrough {
@@ -66,28 +28,22 @@ impl Passthrough {
     /// `None`: use the tree-based path (the reply was translated, has no usage of its own, or
     /// already carries a `keel` field).
     pub fn read(reply: &Reply) -> Option<Self> {
-        let Reply::Bytes(bytes) = reply else { return None };
+        // The provider's check read the facts in its one pass over the bytes.
+        let Reply::Bytes(bytes, Some(facts)) = reply else { return None };
         let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace())?;
-        if bytes[end] != b'}' || bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return None;
-        }
-        let view: View = serde_json::from_slice(bytes).ok()?;
-        if view.keel {
+        if bytes[end] != b'}' || facts.has_keel {
             return None;
         }
         // As `usage::provider_usage` reads it from a tree.
-        let u = view.usage?;
-        let (prompt, completion) = (u.prompt_tokens?, u.completion_tokens?);
-        let cached = u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0);
+        let (prompt, completion, cached) = facts.usage?;
         let usage = Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,
-            cached_tokens: cached.min(prompt),
+            cached_tokens: cached.unwrap_or(0).min(prompt),
             estimated: false,
             cost_nanodollars: 0,
         };
-        let content = view.choices.into_iter().next().and_then(|c| c.message?.content);
-        Some(Self { bytes: bytes.clone(), end, usage, content })
+        Some(Self { bytes: bytes.clone(), end, usage, content: facts.content.clone() })
     }
 
     /// The reply's text, as `chat::reply_text` reads it from a tree ("" without one).
@@ -122,7 +78,8 @@ mod tests {
     use serde_json::json;
 
     fn read(s: &str) -> Option<Passthrough> {
-        Passthrough::read(&Reply::Bytes(Bytes::from(s.to_string())))
+        let facts = crate::gateway::provider::ReplyFacts::read(s.as_bytes()).map(std::sync::Arc::new);
+        Passthrough::read(&Reply::Bytes(Bytes::from(s.to_string()), facts))
     }
 
     #[test]

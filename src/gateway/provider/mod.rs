@@ -3,9 +3,11 @@
 //! format means a new file here and one variant; inside, every provider speaks OpenAI's shape.
 
 mod anthropic;
+mod facts;
 mod openai;
 mod transport;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,6 +16,7 @@ use serde_json::Value;
 
 use crate::config::gateway::{ProviderConfig, ProviderKind};
 
+pub use facts::ReplyFacts;
 pub use transport::Transport;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,10 +43,11 @@ impl ProviderError {
 }
 
 /// A chat completion in OpenAI's shape: the provider's bytes as received (validated: JSON with
-/// a `choices` array), or a reply translated from another wire format.
+/// a `choices` array) with what the pass that validated them read (`None` for a reply too
+/// unusual to read that way), or a reply translated from another wire format.
 #[derive(Debug, Clone)]
 pub enum Reply {
-    Bytes(Bytes),
+    Bytes(Bytes, Option<Arc<ReplyFacts>>),
     Json(Value),
 }
 
@@ -52,7 +56,7 @@ impl Reply {
     pub fn into_value(self) -> Result<Value, ProviderError> {
         match self {
             Reply::Json(v) => Ok(v),
-            Reply::Bytes(b) => serde_json::from_slice(&b).map_err(|e| ProviderError::Malformed(e.to_string())),
+            Reply::Bytes(b, _) => serde_json::from_slice(&b).map_err(|e| ProviderError::Malformed(e.to_string())),
         }
     }
 }
@@ -90,7 +94,9 @@ impl Provider {
     /// One non-streaming chat completion; `body` already names the target's model.
     pub async fn complete(&self, body: &Value, timeout: Duration) -> Result<Reply, ProviderError> {
         match self {
-            Provider::OpenAi(p) => p.complete(body, timeout).await.map(Reply::Bytes),
+            Provider::OpenAi(p) => {
+                p.complete(body, timeout).await.map(|(bytes, facts)| Reply::Bytes(bytes, facts.map(Arc::new)))
+            }
             Provider::Anthropic(p) => p.complete(body, timeout).await.map(Reply::Json),
         }
     }

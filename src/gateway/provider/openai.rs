@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::transport::{body_bytes, body_stream, status_error, Endpoint, Transport};
-use super::{OpenStream, ProviderError};
+use super::{OpenStream, ProviderError, ReplyFacts};
 use crate::gateway::usage::asks_usage;
 
 pub struct OpenAiProvider {
@@ -24,18 +24,22 @@ struct Shape {
     choices: Vec<serde::de::IgnoredAny>,
 }
 
-/// Whether `bytes` are a chat completion: one pass that builds no tree, with the tree-based
-/// check (and its error message) only when the quick one fails.
-fn check_reply(bytes: &[u8]) -> Result<(), ProviderError> {
+/// Whether `bytes` are a chat completion, and what the gateway reads from them: one pass that
+/// builds no tree and reads the facts too, with the shape-only pass and then the tree-based
+/// check (and its error message) only when the first fails.
+fn check_reply(bytes: &[u8]) -> Result<Option<ReplyFacts>, ProviderError> {
+    if let Some(facts) = ReplyFacts::read(bytes) {
+        return Ok(Some(facts));
+    }
     // (A struct also deserialises from an array, hence the first byte.)
     if bytes.trim_ascii_start().starts_with(b"{") && serde_json::from_slice::<Shape>(bytes).is_ok() {
-        return Ok(());
+        return Ok(None);
     }
     let v: Value = serde_json::from_slice(bytes).map_err(|e| ProviderError::Malformed(e.to_string()))?;
     if v.get("choices").and_then(Value::as_array).is_none() {
         return Err(ProviderError::Malformed("no `choices` array".into()));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// `body` asking for the stream's usage chunk (`None`: a body whose `stream_options` is not an
@@ -59,16 +63,21 @@ impl OpenAiProvider {
         Self { endpoint, client: client.clone(), stream_usage }
     }
 
-    /// The reply's bytes, as received, once they are known to be a chat completion.
-    pub async fn complete(&self, body: &Value, timeout: Duration) -> Result<Bytes, ProviderError> {
+    /// The reply's bytes, as received, once they are known to be a chat completion, with what
+    /// the check read from them.
+    pub async fn complete(
+        &self,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<(Bytes, Option<ReplyFacts>), ProviderError> {
         let work = async {
             let res = self.client.post_json(&self.endpoint, body).await?;
             if !res.status().is_success() {
                 return Err(status_error(res).await);
             }
             let bytes = body_bytes(res).await?;
-            check_reply(&bytes)?;
-            Ok(bytes)
+            let facts = check_reply(&bytes)?;
+            Ok((bytes, facts))
         };
         tokio::time::timeout(timeout, work).await.map_err(|_| ProviderError::Timeout)?
     }
@@ -120,5 +129,8 @@ mod tests {
             assert!(e.starts_with("the provider's reply is not valid"), "{e}");
         }
         assert!(check_reply(br#"{"choices":{}}"#).unwrap_err().to_string().contains("no `choices` array"));
+        // A shape the one-pass reader does not take is still a reply, without facts.
+        assert_eq!(check_reply(br#"{"choices":[1]}"#).unwrap(), None);
+        assert!(check_reply(br#"{"choices":[{"message":{"content":"hi"}}]}"#).unwrap().is_some());
     }
 }

@@ -1,0 +1,93 @@
+//! What the gateway needs from an OpenAI-shaped chat completion (its usage, the first choice's
+//! text, whether it already has a `keel` field), read in the same single pass that checks the
+//! reply's shape: the reply is parsed once, never into a tree, and passed on as its bytes.
+
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+/// The reply's facts, as read by [`ReplyFacts::read`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplyFacts {
+    /// `usage.prompt_tokens`, `usage.completion_tokens` and
+    /// `usage.prompt_tokens_details.cached_tokens`, when the reply has the first two.
+    pub usage: Option<(u64, u64, Option<u64>)>,
+    /// The first choice's `message.content`.
+    pub content: Option<Value>,
+    /// The reply already has a `keel` field (whatever its value).
+    pub has_keel: bool,
+}
+
+/// What is read; every other field is skipped unread.
+#[derive(Deserialize)]
+struct View {
+    choices: Vec<ChoiceView>,
+    #[serde(default)]
+    usage: Option<UsageView>,
+    #[serde(default, deserialize_with = "present")]
+    keel: bool,
+}
+
+#[derive(Deserialize)]
+struct ChoiceView {
+    message: Option<MessageView>,
+}
+
+#[derive(Deserialize)]
+struct MessageView {
+    content: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct UsageView {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    prompt_tokens_details: Option<Details>,
+}
+
+#[derive(Deserialize)]
+struct Details {
+    cached_tokens: Option<u64>,
+}
+
+/// True whenever the field is there, whatever its value (even `null`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
+
+impl ReplyFacts {
+    /// One pass over `bytes`: `None` unless they are a JSON object whose `choices` is an array
+    /// of objects (the caller then checks the shape the slower way).
+    pub fn read(bytes: &[u8]) -> Option<Self> {
+        // (A struct also deserialises from an array, hence the first byte.)
+        if !bytes.trim_ascii_start().starts_with(b"{") {
+            return None;
+        }
+        let view: View = serde_json::from_slice(bytes).ok()?;
+        let usage = view.usage.and_then(|u| {
+            Some((u.prompt_tokens?, u.completion_tokens?, u.prompt_tokens_details.and_then(|d| d.cached_tokens)))
+        });
+        let content = view.choices.into_iter().next().and_then(|c| c.message?.content);
+        Some(Self { usage, content, has_keel: view.keel })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReplyFacts;
+    use serde_json::json;
+
+    #[test]
+    fn one_pass_reads_usage_text_and_a_keel_field() {
+        let f = ReplyFacts::read(
+            br#" {"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":9,"completion_tokens":4,
+                "prompt_tokens_details":{"cached_tokens":2}},"x":[1]}"#,
+        )
+        .unwrap();
+        assert_eq!(f, ReplyFacts { usage: Some((9, 4, Some(2))), content: Some(json!("hi")), has_keel: false });
+        let f = ReplyFacts::read(br#"{"choices":[],"usage":{"prompt_tokens":1},"keel":null}"#).unwrap();
+        assert_eq!(f, ReplyFacts { usage: None, content: None, has_keel: true });
+        for odd in [&br#"[{"choices":[]}]"#[..], br#"{"choices":[1]}"#, br#"{"choices":{}}"#, b"{", br#"{"id":1}"#] {
+            assert!(ReplyFacts::read(odd).is_none(), "{}", String::from_utf8_lossy(odd));
+        }
+    }
+}
