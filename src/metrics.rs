@@ -148,13 +148,11 @@ impl Metrics {
     pub fn render(&self, gauges: &[(&'static str, &'static str, String, f64)]) -> String {
         let r = self.lock();
         let mut out = String::new();
-        let mut last = "";
         for (name, family) in &r.counters {
             let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} counter", family.help);
             for (l, v) in &family.series {
                 let _ = writeln!(out, "{name}{l} {v}");
             }
-            last = name;
         }
         for (name, family) in &r.histograms {
             let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} histogram", family.help);
@@ -167,8 +165,9 @@ impl Metrics {
                 let _ = writeln!(out, "{name}_bucket{{{inner}{sep}le=\"+Inf\"}} {}", h.count);
                 let _ = writeln!(out, "{name}_sum{l} {}\n{name}_count{l} {}", h.sum, h.count);
             }
-            last = name;
         }
+        // Gauges come as series; one HELP/TYPE per run of one name.
+        let mut last = "";
         for (name, help, l, v) in gauges {
             if *name != last {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");

@@ -167,7 +167,7 @@ impl Gateway {
         let providers: HashMap<&str, Arc<Provider>> = cfg
             .providers
             .iter()
-            .map(|p| (p.name.as_str(), Arc::new(Provider::new(p, secrets.0.get(&p.name).cloned(), &client))))
+            .map(|p| (p.name.as_str(), Arc::new(Provider::new(p, secrets.0.get(&p.name).map(String::as_str), &client))))
             .collect();
         let bcfg = BreakerConfig {
             window: cfg.breaker_window as usize,

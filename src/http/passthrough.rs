@@ -11,6 +11,9 @@ use axum::response::Response;
 use bytes::Bytes;
 use serde_json::Value;
 
+use std::sync::Arc;
+
+use crate::gateway::provider::ReplyFacts;
 use crate::gateway::usage::Usage;
 use crate::gateway::Reply;
 
@@ -20,8 +23,9 @@ pub struct Passthrough {
     /// Where the reply's closing brace is.
     end: usize,
     pub usage: Usage,
-    /// The first choice's `message.content`.
-    content: Option<Value>,
+    /// What the provider's check read (the first choice's `message.content` among it), shared
+    /// with the reply rather than copied.
+    facts: Arc<ReplyFacts>,
 }
 
 impl Passthrough {
@@ -43,12 +47,12 @@ impl Passthrough {
             estimated: false,
             cost_nanodollars: 0,
         };
-        Some(Self { bytes: bytes.clone(), end, usage, content: facts.content.clone() })
+        Some(Self { bytes: bytes.clone(), end, usage, facts: facts.clone() })
     }
 
     /// The reply's text, as `chat::reply_text` reads it from a tree ("" without one).
     pub fn text(&self) -> String {
-        match &self.content {
+        match &self.facts.content {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Array(parts)) => {
                 parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("")
@@ -78,7 +82,7 @@ mod tests {
     use serde_json::json;
 
     fn read(s: &str) -> Option<Passthrough> {
-        let facts = crate::gateway::provider::ReplyFacts::read(s.as_bytes()).map(std::sync::Arc::new);
+        let facts = ReplyFacts::read(s.as_bytes()).map(Arc::new);
         Passthrough::read(&Reply::Bytes(Bytes::from(s.to_string()), facts))
     }
 

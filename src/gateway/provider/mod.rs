@@ -74,20 +74,14 @@ pub enum Provider {
 
 impl Provider {
     /// Builds a provider; `api_key` was read by the caller from the configured variable.
-    pub fn new(cfg: &ProviderConfig, api_key: Option<String>, client: &Transport) -> Self {
+    pub fn new(cfg: &ProviderConfig, api_key: Option<&str>, client: &Transport) -> Self {
         match cfg.kind {
-            ProviderKind::OpenAi => Provider::OpenAi(openai::OpenAiProvider::new(
-                &cfg.base_url,
-                api_key.as_deref(),
-                client,
-                cfg.stream_usage,
-            )),
-            ProviderKind::Anthropic => Provider::Anthropic(anthropic::AnthropicProvider::new(
-                &cfg.base_url,
-                api_key.as_deref(),
-                client,
-                cfg.stream_usage,
-            )),
+            ProviderKind::OpenAi => {
+                Provider::OpenAi(openai::OpenAiProvider::new(&cfg.base_url, api_key, client, cfg.stream_usage))
+            }
+            ProviderKind::Anthropic => {
+                Provider::Anthropic(anthropic::AnthropicProvider::new(&cfg.base_url, api_key, client, cfg.stream_usage))
+            }
         }
     }
 

@@ -17,23 +17,12 @@ pub struct OpenAiProvider {
     stream_usage: bool,
 }
 
-/// What a chat completion must have; the rest is passed through unread.
-#[derive(serde::Deserialize)]
-struct Shape {
-    #[allow(dead_code, reason = "only its presence and type are checked")]
-    choices: Vec<serde::de::IgnoredAny>,
-}
-
-/// Whether `bytes` are a chat completion, and what the gateway reads from them: one pass that
-/// builds no tree and reads the facts too, with the shape-only pass and then the tree-based
-/// check (and its error message) only when the first fails.
+/// Whether `bytes` are a chat completion (JSON with a `choices` array; the rest is passed
+/// through unread), and what the gateway reads from them: one pass that builds no tree, with
+/// the tree-based check (and its error message) only for a reply that pass does not take.
 fn check_reply(bytes: &[u8]) -> Result<Option<ReplyFacts>, ProviderError> {
     if let Some(facts) = ReplyFacts::read(bytes) {
         return Ok(Some(facts));
-    }
-    // (A struct also deserialises from an array, hence the first byte.)
-    if bytes.trim_ascii_start().starts_with(b"{") && serde_json::from_slice::<Shape>(bytes).is_ok() {
-        return Ok(None);
     }
     let v: Value = serde_json::from_slice(bytes).map_err(|e| ProviderError::Malformed(e.to_string()))?;
     if v.get("choices").and_then(Value::as_array).is_none() {

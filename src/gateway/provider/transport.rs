@@ -228,15 +228,39 @@ mod tests {
         assert!(!format!("{v:?}").contains("sk-secret"));
     }
 
-    /// Reads from `s` until the end of an HTTP head.
-    async fn read_head(s: &mut tokio::net::TcpStream) -> String {
+    /// Reads from `s` until the end of an HTTP head ("" at the end of the stream).
+    async fn read_head<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> String {
         use tokio::io::AsyncReadExt;
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).await.unwrap() == 1 {
+        while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).await.unwrap_or(0) == 1 {
             head.push(byte[0]);
         }
         String::from_utf8(head).unwrap()
+    }
+
+    /// Answers every request on `s` with the JSON `reply`, keeping the connection open until
+    /// the client closes it.
+    async fn serve_json<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S, reply: &str) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let head = read_head(&mut s).await.to_ascii_lowercase();
+            if head.is_empty() {
+                return;
+            }
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0u8; len];
+            s.read_exact(&mut body).await.unwrap();
+            let res = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
+                reply.len()
+            );
+            s.write_all(res.as_bytes()).await.unwrap();
+        }
     }
 
     /// A provider that answers every request with `{"ok":true}`, and an HTTP CONNECT proxy that
@@ -247,31 +271,8 @@ mod tests {
         let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let up = upstream.local_addr().unwrap();
         tokio::spawn(async move {
-            while let Ok((mut s, _)) = upstream.accept().await {
-                tokio::spawn(async move {
-                    // Keep-alive: requests on one connection until the client closes it.
-                    loop {
-                        let head = read_head(&mut s).await;
-                        if head.is_empty() {
-                            break;
-                        }
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
-                            })
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(0);
-                        let mut body = vec![0u8; len];
-                        tokio::io::AsyncReadExt::read_exact(&mut s, &mut body).await.unwrap();
-                        let reply = "{\"ok\":true}";
-                        let res = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
-                            reply.len()
-                        );
-                        s.write_all(res.as_bytes()).await.unwrap();
-                    }
-                });
+            while let Ok((s, _)) = upstream.accept().await {
+                tokio::spawn(serve_json(s, "{\"ok\":true}"));
             }
         });
         let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -319,7 +320,6 @@ mod tests {
     /// (`None` if `ip` cannot be bound here).
     async fn https_provider(ip: &str) -> Option<std::net::SocketAddr> {
         use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(LEAF_KEY.to_vec()));
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
@@ -335,30 +335,8 @@ mod tests {
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     // A client that refuses the certificate ends the handshake: nothing to serve.
-                    let Ok(mut s) = acceptor.accept(tcp).await else { return };
-                    loop {
-                        let mut head = Vec::new();
-                        let mut byte = [0u8; 1];
-                        while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).await.unwrap_or(0) == 1 {
-                            head.push(byte[0]);
-                        }
-                        if head.is_empty() {
-                            break;
-                        }
-                        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().to_string()))
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(0);
-                        let mut body = vec![0u8; len];
-                        s.read_exact(&mut body).await.unwrap();
-                        let reply = "{\"tls\":true}";
-                        let res = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
-                            reply.len()
-                        );
-                        s.write_all(res.as_bytes()).await.unwrap();
+                    if let Ok(s) = acceptor.accept(tcp).await {
+                        serve_json(s, "{\"tls\":true}").await;
                     }
                 });
             }
@@ -373,7 +351,7 @@ mod tests {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(rustls::pki_types::CertificateDer::from(CA.to_vec())).unwrap();
         let no_proxy = || Matcher::builder().build();
-        let trusting = Transport::with(Duration::from_secs(5), no_proxy(), roots.clone()).unwrap();
+        let trusting = Transport::with(Duration::from_secs(5), no_proxy(), roots).unwrap();
         for host in ["localhost", "127.0.0.1"] {
             let ep = Endpoint::new(&format!("https://{host}:{}/v1/chat/completions", addr.port()));
             let res = trusting.post_json(&ep, &serde_json::json!({ "model": "m" })).await.unwrap();
