@@ -112,6 +112,7 @@ async fn start_keel(upstream: &str) -> SocketAddr {
         base_url: upstream.into(),
         api_key_env: None,
         stream_usage: true,
+        wire: Default::default(),
     }];
     g.routes = vec![RouteConfig {
         model: "sonnet".into(),

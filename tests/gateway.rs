@@ -126,6 +126,7 @@ fn config(a: &str, b: &str) -> Config {
             base_url: a.into(),
             api_key_env: None,
             stream_usage: true,
+            wire: Default::default(),
         },
         ProviderConfig {
             name: "b".into(),
@@ -133,6 +134,7 @@ fn config(a: &str, b: &str) -> Config {
             base_url: b.into(),
             api_key_env: None,
             stream_usage: true,
+            wire: Default::default(),
         },
     ];
     g.routes = vec![

@@ -170,6 +170,7 @@ async fn the_model_judge_blocks_on_unsafe_flags_when_uncertain_and_never_sees_pi
         base_url: url,
         api_key_env: None,
         stream_usage: true,
+        wire: Default::default(),
     }];
     cfg.gateway.routes = vec![RouteConfig {
         model: "judge".into(),

@@ -305,6 +305,7 @@ async fn setup_at(
         base_url: url,
         api_key_env: None,
         stream_usage: true,
+        wire: Default::default(),
     }];
     cfg.gateway.routes = vec![RouteConfig {
         model: ROUTE.into(),

@@ -476,12 +476,17 @@ async fn serve_proxy(
         config.gateway.deadline =
             parse_duration(d).filter(|d| !d.is_zero()).with_context(|| format!("--deadline `{d}` is not like 30s"))?;
     }
+    let kind_name = if kind == ProviderKind::Anthropic { "anthropic" } else { "openai" };
+    let (key_env, auth) = (quick.api_key_env.as_deref(), quick.auth_header.as_deref());
+    let wire = crate::config::wire::quick_wire(kind_name, url, key_env, auth, &quick.headers, &quick.query)
+        .map_err(|(flag, message)| anyhow::anyhow!("{flag}: {message}"))?;
     config.gateway.providers = vec![ProviderConfig {
         name: "upstream".into(),
         kind,
         base_url: url.trim_end_matches('/').into(),
         api_key_env: quick.api_key_env.clone(),
         stream_usage: !quick.no_stream_usage,
+        wire,
     }];
     config.gateway.routes = vec![RouteConfig {
         model: model.to_string(),
@@ -555,6 +560,9 @@ pub async fn quickstart(config: Config, kb: PathBuf, listen: Option<String>) -> 
         model: None,
         deadline: None,
         no_stream_usage: false,
+        auth_header: None,
+        headers: vec![],
+        query: vec![],
     };
     serve(config, listen, quick, true).await
 }

@@ -219,6 +219,15 @@ pub struct QuickProxy {
     /// `stream_options`); streams are then metered with a tokenizer estimate.
     #[arg(long, requires = "model")]
     pub no_stream_usage: bool,
+    /// Header carrying the key (default `authorization`, as `Bearer KEY`; Azure: `api-key`).
+    #[arg(long, requires = "model")]
+    pub auth_header: Option<String>,
+    /// Header sent on every upstream call, `"Name: value"` (repeatable).
+    #[arg(long = "header", value_name = "NAME: VALUE", requires = "model")]
+    pub headers: Vec<String>,
+    /// Query parameter of every upstream call, `name=value` (repeatable; Azure: `api-version=…`).
+    #[arg(long = "query", value_name = "NAME=VALUE", requires = "model")]
+    pub query: Vec<String>,
 }
 
 impl QuickProxy {

@@ -1,7 +1,7 @@
 //! Gateway configuration: providers, routes (model name → fallback chain), and the controls
 //! (retries, deadlines, circuit breaker, loop guard). Raw structs and validation side by side.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -42,6 +42,12 @@ pub struct RawProvider {
     pub api_key_env: Option<String>,
     /// Ask for the usage chunk of every stream (default true); see `ProviderConfig`.
     pub stream_usage: Option<bool>,
+    /// The header carrying the key: `authorization` (as `Bearer KEY`) or e.g. `api-key`.
+    pub auth_header: Option<String>,
+    /// Headers sent on every call: `headers = { "HTTP-Referer" = "https://example.com" }`.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Query parameters of every call's URL: `query = { "api-version" = "2024-10-21" }`.
+    pub query: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +111,9 @@ pub struct ProviderConfig {
     /// estimate; the chunk is removed before the client sees it. Off for a server that refuses
     /// `stream_options`.
     pub stream_usage: bool,
+    /// How calls to this provider are addressed beyond its URL: key header, extra headers,
+    /// query parameters (Azure OpenAI, OpenRouter, gateways in front of a provider).
+    pub wire: super::wire::WireOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -287,12 +296,14 @@ pub fn validate(parts: RawGatewayParts, file: &str) -> Result<GatewayConfig, Con
         if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
             return Err(invalid("providers.base_url", format!("`{}` must start with http:// or https://", p.base_url)));
         }
+        let wire = super::wire::wire_options(&p).map_err(|(key, message)| invalid(key, message))?;
         out_providers.push(ProviderConfig {
             name: p.name,
             kind,
             base_url: p.base_url.trim_end_matches('/').to_string(),
             api_key_env: p.api_key_env,
             stream_usage: p.stream_usage.unwrap_or(true),
+            wire,
         });
     }
     let mut models = HashSet::new();
@@ -303,6 +314,13 @@ pub fn validate(parts: RawGatewayParts, file: &str) -> Result<GatewayConfig, Con
         }
         if r.model.contains('#') {
             return Err(invalid("routes.model", format!("`{}`: `#` is reserved for rule chains", r.model)));
+        }
+        let wildcard = r.model.ends_with('*');
+        if r.model.matches('*').count() > usize::from(wildcard) {
+            return Err(invalid(
+                "routes.model",
+                format!("`{}`: `*` may only end a route's name (`openai/*`, or `*` for every model)", r.model),
+            ));
         }
         if !models.insert(r.model.clone()) {
             return Err(invalid("routes.model", format!("route `{}` is defined twice", r.model)));
@@ -316,6 +334,13 @@ pub fn validate(parts: RawGatewayParts, file: &str) -> Result<GatewayConfig, Con
             }
             ts.into_iter()
                 .map(|t| {
+                    if t.model.matches('*').count() > usize::from(wildcard) {
+                        let why = if wildcard { "one `*`" } else { "no `*`: the route is not a wildcard route" };
+                        return Err(invalid(
+                            "routes.targets.model",
+                            format!("route `{}`: target model `{}` may hold {why}", r.model, t.model),
+                        ));
+                    }
                     if names.contains(&t.provider) {
                         let price = t.price.as_ref().map(|p| super::limits::price(p, file)).transpose()?;
                         Ok(TargetConfig { provider: t.provider, model: t.model, price })
@@ -464,5 +489,29 @@ mod tests {
         assert!(e.contains("k.toml") && e.contains("gateway.trace") && e.contains("`all`"), "{e}");
         let e = crate::config::Config::parse("[gateway]\ntrace_sample = 1.5\n", "k.toml").unwrap_err().to_string();
         assert!(e.contains("gateway.trace_sample") && e.contains("1.5"), "{e}");
+    }
+
+    #[test]
+    fn wildcard_routes_are_checked() {
+        let route = |model: &str, target: &str| {
+            let toml = format!(
+                "[[providers]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://x/v1\"\n\n\
+                 [[routes]]\nmodel = \"{model}\"\ntargets = [{{ provider = \"p\", model = \"{target}\" }}]\n"
+            );
+            crate::config::Config::parse(&toml, "k.toml").map_err(|e| e.to_string())
+        };
+        assert!(route("openai/*", "*").is_ok());
+        assert!(route("*", "*").is_ok());
+        assert!(route("llama-*", "meta-llama/llama-*").is_ok());
+        assert!(route("big-*", "gpt-4o").is_ok(), "a wildcard route may send every model to one");
+        for (model, target, key) in [
+            ("open*ai/*", "*", "routes.model"),
+            ("*/chat", "*", "routes.model"),
+            ("gpt-4o", "*", "routes.targets.model"),
+            ("openai/*", "**", "routes.targets.model"),
+        ] {
+            let e = route(model, target).unwrap_err();
+            assert!(e.contains("k.toml") && e.contains(key) && e.contains('*'), "{model} → {target}: {e}");
+        }
     }
 }

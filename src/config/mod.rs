@@ -6,6 +6,7 @@ pub mod gateway;
 mod guard;
 pub mod limits;
 mod raw;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

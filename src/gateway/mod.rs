@@ -113,6 +113,9 @@ struct RouteMeta {
     guard: Option<RouteGuard>,
     /// A hash of the chain of targets: a cached reply is only reused for the same chain.
     version: String,
+    /// A wildcard route's prefix (`openai/` of `openai/*`): what follows it in the requested
+    /// model fills the `*` of the chain's target models.
+    prefix: Option<String>,
 }
 
 /// A rule of a route: its conditions and the key of its chain (`model#n`).
@@ -134,6 +137,9 @@ pub struct Gateway {
     /// Chains by route key: the model name, or `model#n` for the n-th rule of a route.
     routes: HashMap<String, Vec<usize>>,
     rules: HashMap<String, Vec<Rule>>,
+    /// Wildcard routes as (prefix, route name), longest prefix first: a model no route names
+    /// exactly is served by the first whose prefix it starts with.
+    wildcards: Vec<(String, String)>,
     meta: HashMap<String, RouteMeta>,
     cache: Option<cache::ResponseCache>,
     targets: Vec<Target>,
@@ -199,7 +205,8 @@ impl Gateway {
         for (key, chain_targets, price, guard) in chains {
             let chain_text: Vec<String> = chain_targets.iter().map(|t| format!("{}/{}", t.provider, t.model)).collect();
             let version = crate::digest::sha256_hex(chain_text.join("\n").as_bytes())[..12].to_string();
-            meta.insert(key.clone(), RouteMeta { price, guard, version });
+            let prefix = key.split('#').next().and_then(|name| name.strip_suffix('*')).map(str::to_string);
+            meta.insert(key.clone(), RouteMeta { price, guard, version, prefix });
             let mut chain = Vec::new();
             for t in chain_targets {
                 let label = format!("{}/{}", t.provider, t.model);
@@ -226,18 +233,41 @@ impl Gateway {
         let storm =
             std::sync::Mutex::new(StormWindow { started: Instant::now(), requests: 0, retries: 0, raised: false });
         let cache = cfg.cache.enabled.then(|| cache::ResponseCache::new(&cfg.cache));
-        Ok(Self { routes, rules, meta, cache, targets, cfg: cfg.clone(), storm })
+        let mut wildcards: Vec<(String, String)> = cfg
+            .routes
+            .iter()
+            .filter_map(|r| r.model.strip_suffix('*').map(|p| (p.to_string(), r.model.clone())))
+            .collect();
+        wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+        Ok(Self { routes, rules, wildcards, meta, cache, targets, cfg: cfg.clone(), storm })
     }
 
-    /// Whether clients may ask for `model` (rule chains are not names clients use).
+    /// The route serving `model`: the route of that name, else the wildcard route with the
+    /// longest prefix of it that leaves something after the prefix (rule chains, `model#n`, are not names clients use).
+    fn route_name<'a>(&'a self, model: &'a str) -> Option<&'a str> {
+        if model.contains('#') {
+            return None;
+        }
+        if self.routes.contains_key(model) {
+            return Some(model);
+        }
+        // Something must follow the prefix: it fills the targets' `*`.
+        self.wildcards
+            .iter()
+            .find(|(prefix, _)| model.len() > prefix.len() && model.starts_with(prefix.as_str()))
+            .map(|(_, name)| name.as_str())
+    }
+
+    /// Whether clients may ask for `model`.
     pub fn has_model(&self, model: &str) -> bool {
-        !model.contains('#') && self.routes.contains_key(model)
+        self.route_name(model).is_some()
     }
 
-    /// The route key that serves this request: the first rule of `model` whose conditions all
-    /// hold (`model#n`), else `model` itself.
+    /// The route key that serves this request: the first rule of `model`'s route whose
+    /// conditions all hold (`route#n`), else the route itself.
     pub fn resolve(&self, model: &str, input: &RouteInput<'_>) -> String {
-        let Some(rules) = self.rules.get(model) else { return model.to_string() };
+        let name = self.route_name(model).unwrap_or(model);
+        let Some(rules) = self.rules.get(name) else { return name.to_string() };
         let mut prompt_tokens = None;
         for rule in rules {
             if !rule.tenants.is_empty() && !rule.tenants.iter().any(|t| t == input.tenant) {
@@ -257,11 +287,12 @@ impl Gateway {
             }
             return rule.key.clone();
         }
-        model.to_string()
+        name.to_string()
     }
 
+    /// The names clients may ask for (wildcard routes are patterns, not names).
     pub fn models(&self) -> Vec<String> {
-        let mut m: Vec<String> = self.routes.keys().filter(|k| !k.contains('#')).cloned().collect();
+        let mut m: Vec<String> = self.routes.keys().filter(|k| !k.contains(['#', '*'])).cloned().collect();
         m.sort();
         m
     }
@@ -432,6 +463,15 @@ impl Gateway {
         report: &mut CallReport,
     ) -> Result<Outcome, GatewayError> {
         let chain = self.routes.get(model).ok_or_else(|| GatewayError::UnknownModel(model.to_string()))?;
+        // A wildcard route: what the client asked for after the prefix fills each target's `*`.
+        let filled = match self.meta.get(model).and_then(|m| m.prefix.as_deref()) {
+            None => None,
+            Some(prefix) => {
+                let asked = body.get("model").and_then(Value::as_str).unwrap_or("");
+                let rest = asked.strip_prefix(prefix).filter(|r| !r.is_empty());
+                Some(rest.ok_or_else(|| GatewayError::UnknownModel(asked.to_string()))?.to_string())
+            }
+        };
         let deadline = Instant::now() + self.cfg.deadline;
         let mut tried_any = false;
         let mut last_error = String::from("no target was tried");
@@ -454,8 +494,14 @@ impl Gateway {
                 );
             }
             tried_any = true;
-            if body.get("model").and_then(Value::as_str) != Some(target.model.as_str()) {
-                body["model"] = Value::String(target.model.clone());
+            let want = match &filled {
+                Some(rest) if target.model.contains('*') => {
+                    std::borrow::Cow::Owned(target.model.replacen('*', rest, 1))
+                }
+                _ => std::borrow::Cow::Borrowed(target.model.as_str()),
+            };
+            if body.get("model").and_then(Value::as_str) != Some(&*want) {
+                body["model"] = Value::String(want.into_owned());
             }
             let mut attempt = 0u32;
             loop {

@@ -240,12 +240,12 @@ impl StreamTranslator {
 }
 
 impl AnthropicProvider {
-    pub fn new(base_url: &str, api_key: Option<&str>, client: &Transport, stream_usage: bool) -> Self {
-        let mut endpoint =
-            Endpoint::new(&format!("{base_url}/messages")).header("anthropic-version", API_VERSION, false);
-        if let Some(k) = api_key {
-            endpoint = endpoint.header("x-api-key", k, true);
-        }
+    /// The path every call posts to, after the provider's base URL.
+    pub const PATH: &'static str = "/messages";
+    /// The API version every call names (a provider's `headers` may name another).
+    pub const VERSION_HEADER: (&'static str, &'static str) = ("anthropic-version", API_VERSION);
+
+    pub fn new(endpoint: Endpoint, client: &Transport, stream_usage: bool) -> Self {
         Self { endpoint, client: client.clone(), stream_usage }
     }
 

@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::config::gateway::{ProviderConfig, ProviderKind};
 
 pub use facts::ReplyFacts;
+use transport::Endpoint;
 pub use transport::Transport;
 
 #[derive(Debug, thiserror::Error)]
@@ -74,13 +75,32 @@ pub enum Provider {
 
 impl Provider {
     /// Builds a provider; `api_key` was read by the caller from the configured variable.
+    /// The endpoint carries the URL (with `query`), the kind's fixed headers, the key in its
+    /// header, then the provider's `headers`.
     pub fn new(cfg: &ProviderConfig, api_key: Option<&str>, client: &Transport) -> Self {
-        match cfg.kind {
-            ProviderKind::OpenAi => {
-                Provider::OpenAi(openai::OpenAiProvider::new(&cfg.base_url, api_key, client, cfg.stream_usage))
-            }
+        let (path, fixed, key_header) = match cfg.kind {
+            ProviderKind::OpenAi => (openai::OpenAiProvider::PATH, None, "authorization"),
             ProviderKind::Anthropic => {
-                Provider::Anthropic(anthropic::AnthropicProvider::new(&cfg.base_url, api_key, client, cfg.stream_usage))
+                (anthropic::AnthropicProvider::PATH, Some(anthropic::AnthropicProvider::VERSION_HEADER), "x-api-key")
+            }
+        };
+        let mut endpoint = Endpoint::new(&transport::url_with_query(&cfg.base_url, path, &cfg.wire.query));
+        if let Some((name, value)) = fixed {
+            endpoint = endpoint.header(name, value, false);
+        }
+        if let Some(k) = api_key {
+            endpoint = match cfg.wire.auth_header.as_deref().unwrap_or(key_header) {
+                "authorization" => endpoint.header("authorization", &format!("Bearer {k}"), true),
+                other => endpoint.header(other, k, true),
+            };
+        }
+        for (name, value) in &cfg.wire.headers {
+            endpoint = endpoint.header(name, value, false);
+        }
+        match cfg.kind {
+            ProviderKind::OpenAi => Provider::OpenAi(openai::OpenAiProvider::new(endpoint, client, cfg.stream_usage)),
+            ProviderKind::Anthropic => {
+                Provider::Anthropic(anthropic::AnthropicProvider::new(endpoint, client, cfg.stream_usage))
             }
         }
     }

@@ -44,11 +44,10 @@ fn with_stream_usage(body: &Value) -> Option<Value> {
 }
 
 impl OpenAiProvider {
-    pub fn new(base_url: &str, api_key: Option<&str>, client: &Transport, stream_usage: bool) -> Self {
-        let mut endpoint = Endpoint::new(&format!("{base_url}/chat/completions"));
-        if let Some(k) = api_key {
-            endpoint = endpoint.header("authorization", &format!("Bearer {k}"), true);
-        }
+    /// The path every call posts to, after the provider's base URL.
+    pub const PATH: &'static str = "/chat/completions";
+
+    pub fn new(endpoint: Endpoint, client: &Transport, stream_usage: bool) -> Self {
         Self { endpoint, client: client.clone(), stream_usage }
     }
 

@@ -25,6 +25,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::{parse_retry_after, ProviderError};
 
@@ -75,7 +76,7 @@ impl Transport {
         to: &Endpoint,
         body: &serde_json::Value,
     ) -> Result<Response<Incoming>, ProviderError> {
-        let uri = to.uri.clone().map_err(ProviderError::Connect)?;
+        let uri = to.uri_for(body.get("model").and_then(serde_json::Value::as_str)).map_err(ProviderError::Connect)?;
         let json = serde_json::to_vec(body).map_err(|e| ProviderError::Malformed(e.to_string()))?;
         let mut req =
             Request::post(uri).body(Full::new(Bytes::from(json))).map_err(|e| ProviderError::Connect(e.to_string()))?;
@@ -137,35 +138,70 @@ impl tower_service::Service<Uri> for Connector {
 /// Where a provider posts, with the headers every call to it carries (credentials marked
 /// sensitive, so they never appear in a debug print).
 pub struct Endpoint {
-    /// The parsed URL, or why it does not parse (then every call fails with that reason).
+    /// The parsed URL (checked with a stand-in model when it holds `{model}`), or why it is
+    /// not valid (then every call fails with that reason).
     uri: Result<Uri, String>,
+    /// The URL with `{model}` still in it (Azure OpenAI deployments): each call's URL is built
+    /// from it and the call's model.
+    template: Option<String>,
     headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The placeholder a provider URL may hold for the target's model.
+const MODEL_SLOT: &str = "{model}";
+
+/// What a URL path segment or query component keeps unencoded (RFC 3986 unreserved).
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+fn parse_url(url: &str) -> Result<Uri, String> {
+    url.parse::<Uri>().map_err(|e| format!("the provider URL {url:?} is not valid: {e}")).and_then(|u| {
+        match u.scheme_str() {
+            Some("http" | "https") if u.authority().is_some() => Ok(u),
+            _ => Err(format!("the provider URL {url:?} is not an http(s) URL")),
+        }
+    })
+}
+
+/// `base` + `path`, with the query parameters percent-encoded after a `?`.
+pub fn url_with_query(base: &str, path: &str, query: &[(String, String)]) -> String {
+    let mut url = format!("{base}{path}");
+    for (i, (k, v)) in query.iter().enumerate() {
+        url.push(if i == 0 { '?' } else { '&' });
+        url.extend(utf8_percent_encode(k, COMPONENT));
+        url.push('=');
+        url.extend(utf8_percent_encode(v, COMPONENT));
+    }
+    url
 }
 
 impl Endpoint {
     pub fn new(url: &str) -> Self {
-        let uri =
-            url.parse::<Uri>().map_err(|e| format!("the provider URL {url:?} is not valid: {e}")).and_then(|u| match u
-                .scheme_str()
-            {
-                Some("http" | "https") if u.authority().is_some() => Ok(u),
-                _ => Err(format!("the provider URL {url:?} is not an http(s) URL")),
-            });
-        Self { uri, headers: Vec::new() }
+        let template = url.contains(MODEL_SLOT).then(|| url.to_string());
+        Self { uri: parse_url(&url.replace(MODEL_SLOT, "model")), template, headers: Vec::new() }
     }
 
-    /// Adds a header sent on every call; `secret` hides its value from debug output. A value
-    /// that is not a valid header (a key with a newline) makes every call fail with a clear
-    /// error rather than sending a request without it.
-    pub fn header(mut self, name: &'static str, value: &str, secret: bool) -> Self {
-        match HeaderValue::from_str(value) {
-            Ok(mut v) => {
+    /// Adds a header sent on every call (after the earlier ones: a later value of the same
+    /// name wins); `secret` hides its value from debug output. A name or value that is not
+    /// valid HTTP (a key with a newline) makes every call fail with a clear error rather than
+    /// sending a request without it.
+    pub fn header(mut self, name: &str, value: &str, secret: bool) -> Self {
+        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            (Ok(n), Ok(mut v)) => {
                 v.set_sensitive(secret);
-                self.headers.push((HeaderName::from_static(name), v));
+                self.headers.push((n, v));
             }
-            Err(_) => self.uri = Err(format!("the value of the {name} header is not a valid HTTP header value")),
+            (Err(_), _) => self.uri = Err(format!("`{name}` is not a valid HTTP header name")),
+            (_, Err(_)) => self.uri = Err(format!("the value of the {name} header is not a valid HTTP header value")),
         }
         self
+    }
+
+    /// The URL of a call for `model` (`{model}` filled in, percent-encoded, when the URL has it).
+    fn uri_for(&self, model: Option<&str>) -> Result<Uri, String> {
+        let uri = self.uri.clone()?;
+        let Some(t) = &self.template else { return Ok(uri) };
+        let model = model.ok_or("the provider URL needs a model, and the request names none")?;
+        parse_url(&t.replace(MODEL_SLOT, &utf8_percent_encode(model, COMPONENT).to_string()))
     }
 }
 
@@ -218,6 +254,27 @@ mod tests {
         assert!(e.contains("is not valid"), "{e}");
         let e = Endpoint::new("http://h/x").header("authorization", "Bearer a\nb", true).uri.unwrap_err();
         assert!(e.contains("authorization"), "{e}");
+    }
+
+    #[test]
+    fn query_and_model_are_encoded_into_each_calls_url() {
+        let q = [("api-version".to_string(), "2024-10-21".to_string()), ("x y".to_string(), "a&b=c".to_string())];
+        let url = url_with_query("https://r.example/openai/deployments/{model}", "/chat/completions", &q);
+        assert_eq!(
+            url,
+            "https://r.example/openai/deployments/{model}/chat/completions?api-version=2024-10-21&x%20y=a%26b%3Dc"
+        );
+        let ep = Endpoint::new(&url);
+        let uri = ep.uri_for(Some("gpt 4o/prod")).unwrap();
+        assert_eq!(uri.path(), "/openai/deployments/gpt%204o%2Fprod/chat/completions");
+        assert_eq!(uri.query(), Some("api-version=2024-10-21&x%20y=a%26b%3Dc"));
+        let e = ep.uri_for(None).unwrap_err();
+        assert!(e.contains("needs a model"), "{e}");
+        // Without the placeholder the URL parsed at start-up is used as it is.
+        let fixed = Endpoint::new(&url_with_query("http://h/v1", "/chat/completions", &[]));
+        assert_eq!(fixed.uri_for(Some("m")).unwrap().to_string(), "http://h/v1/chat/completions");
+        let e = Endpoint::new("http://h/x").header("bad name", "v", false).uri_for(None).unwrap_err();
+        assert!(e.contains("not a valid HTTP header name"), "{e}");
     }
 
     #[test]
