@@ -116,7 +116,12 @@ async fn start_keel(upstream: &str) -> SocketAddr {
     }];
     g.routes = vec![RouteConfig {
         model: "sonnet".into(),
-        targets: vec![TargetConfig { provider: "claude".into(), model: "claude-sonnet-test".into(), price: None }],
+        targets: vec![TargetConfig {
+            provider: "claude".into(),
+            model: "claude-sonnet-test".into(),
+            price: None,
+            weight: None,
+        }],
         price: None,
         rules: vec![],
         guard: None,

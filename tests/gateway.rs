@@ -141,8 +141,8 @@ fn config(a: &str, b: &str) -> Config {
         RouteConfig {
             model: "chain".into(),
             targets: vec![
-                TargetConfig { provider: "a".into(), model: "a-model".into(), price: None },
-                TargetConfig { provider: "b".into(), model: "b-model".into(), price: None },
+                TargetConfig { provider: "a".into(), model: "a-model".into(), price: None, weight: None },
+                TargetConfig { provider: "b".into(), model: "b-model".into(), price: None, weight: None },
             ],
             price: None,
             rules: vec![],
@@ -150,7 +150,7 @@ fn config(a: &str, b: &str) -> Config {
         },
         RouteConfig {
             model: "solo".into(),
-            targets: vec![TargetConfig { provider: "a".into(), model: "a-model".into(), price: None }],
+            targets: vec![TargetConfig { provider: "a".into(), model: "a-model".into(), price: None, weight: None }],
             price: None,
             rules: vec![],
             guard: None,
@@ -375,10 +375,10 @@ async fn routing_rules_pick_a_chain_by_intent_size_and_tenant() {
     let (fa, a) = start_fake().await;
     let (fb, b) = start_fake().await;
     let mut cfg = config(&a, &b);
-    let to_b = vec![TargetConfig { provider: "b".into(), model: "b-big".into(), price: None }];
+    let to_b = vec![TargetConfig { provider: "b".into(), model: "b-big".into(), price: None, weight: None }];
     cfg.gateway.routes.push(RouteConfig {
         model: "ruled".into(),
-        targets: vec![TargetConfig { provider: "a".into(), model: "a-small".into(), price: None }],
+        targets: vec![TargetConfig { provider: "a".into(), model: "a-small".into(), price: None, weight: None }],
         price: None,
         rules: vec![
             RuleConfig { intent: Some("billing".into()), targets: to_b.clone(), ..Default::default() },

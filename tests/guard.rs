@@ -174,7 +174,7 @@ async fn the_model_judge_blocks_on_unsafe_flags_when_uncertain_and_never_sees_pi
     }];
     cfg.gateway.routes = vec![RouteConfig {
         model: "judge".into(),
-        targets: vec![TargetConfig { provider: "j".into(), model: "judge-model".into(), price: None }],
+        targets: vec![TargetConfig { provider: "j".into(), model: "judge-model".into(), price: None, weight: None }],
         price: None,
         rules: vec![],
         guard: None,

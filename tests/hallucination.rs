@@ -309,7 +309,7 @@ async fn setup_at(
     }];
     cfg.gateway.routes = vec![RouteConfig {
         model: ROUTE.into(),
-        targets: vec![TargetConfig { provider: "fake".into(), model: "fake-model".into(), price: None }],
+        targets: vec![TargetConfig { provider: "fake".into(), model: "fake-model".into(), price: None, weight: None }],
         price: None,
         rules: vec![],
         guard: None,

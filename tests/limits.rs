@@ -120,7 +120,7 @@ fn config(url: &str, dir: &Path) -> Config {
         stream_usage: true,
         wire: Default::default(),
     }];
-    let target = vec![TargetConfig { provider: "p".into(), model: "gpt-4o-mini".into(), price: None }];
+    let target = vec![TargetConfig { provider: "p".into(), model: "gpt-4o-mini".into(), price: None, weight: None }];
     let price = Price { input: 1_000_000_000, output: 2_000_000_000, cached_input: 500_000_000 };
     g.routes = vec![
         RouteConfig { model: "m".into(), targets: target.clone(), price: Some(price), rules: vec![], guard: None },
@@ -469,6 +469,7 @@ fn a_target_with_its_own_price_is_charged_at_it_and_reservations_assume_the_dear
         provider: "p".into(),
         model: "gpt-4o".into(),
         price: Some(dear),
+        weight: None,
     });
     let g = Gateway::new(&cfg.gateway, &Default::default()).unwrap();
     let route = *g.price("m").unwrap();

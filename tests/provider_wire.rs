@@ -1,7 +1,7 @@
 //! Provider calls addressed the way Azure OpenAI, OpenRouter or a company gateway want them,
 //! and wildcard routes: a fake provider records each call's path, query, headers and model,
 //! and the gateway is configured from `keel.toml` text (the `{model}` URL placeholder,
-//! `query`, `auth_header`, `headers`, routes named `openai/*` or `*`).
+//! `query`, `auth_header`, `headers`, routes named `openai/*` or `*`, weighted chains).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic is a failed test")]
 
@@ -163,4 +163,35 @@ async fn wildcard_routes_pass_the_asked_model_through_and_exact_routes_win() {
         assert!(text.contains("model_not_found"), "{text}");
     }
     assert_eq!(log.lock().unwrap().len(), before, "no provider call for an unknown model");
+}
+
+#[tokio::test]
+async fn weighted_chains_spread_first_tries_and_still_fall_back() {
+    let (base, log) = start_fake().await;
+    // Port 9 (discard) refuses connections: the `down` provider always fails to connect.
+    let toml = format!(
+        "[gateway]\nmax_attempts = 1\n\n\
+         [[providers]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"{base}/v1\"\n\n\
+         [[providers]]\nname = \"down\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n\n\
+         [[routes]]\nmodel = \"spread\"\ntargets = [{{ provider = \"p\", model = \"a\", weight = 3 }}, \
+         {{ provider = \"p\", model = \"b\", weight = 1 }}, {{ provider = \"p\", model = \"spare\", weight = 0 }}]\n\n\
+         [[routes]]\nmodel = \"flaky\"\ntargets = [{{ provider = \"down\", model = \"x\", weight = 1 }}, \
+         {{ provider = \"p\", model = \"spare\", weight = 0 }}]\n"
+    );
+    let addr = start_keel(&toml, &[]).await;
+    let n = 400;
+    for _ in 0..n {
+        assert_eq!(chat(addr, "spread", false).await.0, 200);
+    }
+    let count = |m: &str| log.lock().unwrap().iter().filter(|s| s.body["model"] == m).count();
+    // 3:1 of 400 is 300 ± 8.7 (one standard deviation); ±45 is over five.
+    let (a, b) = (count("a"), count("b"));
+    assert!((255..=345).contains(&a) && a + b == n, "a={a} b={b}");
+    assert_eq!(count("spare"), 0, "a weight of 0 is never tried first while the others answer");
+    // The only weighted target is down: the weight-0 target behind it answers every time.
+    for _ in 0..5 {
+        let (status, text) = chat(addr, "flaky", false).await;
+        assert_eq!(status, 200, "{text}");
+    }
+    assert_eq!(count("spare"), 5);
 }

@@ -490,7 +490,12 @@ async fn serve_proxy(
     }];
     config.gateway.routes = vec![RouteConfig {
         model: model.to_string(),
-        targets: vec![TargetConfig { provider: "upstream".into(), model: model.to_string(), price: None }],
+        targets: vec![TargetConfig {
+            provider: "upstream".into(),
+            model: model.to_string(),
+            price: None,
+            weight: None,
+        }],
         price: None,
         rules: vec![],
         guard: None,

@@ -89,6 +89,8 @@ pub struct RawTarget {
     pub model: String,
     /// This model's price, when it differs from the route's (a fallback to another model).
     pub price: Option<super::limits::RawPrice>,
+    /// Share of requests that try this target first (a weighted chain: every target has one).
+    pub weight: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +124,8 @@ pub struct TargetConfig {
     pub model: String,
     /// Overrides the route's price when this target serves the request.
     pub price: Option<super::limits::Price>,
+    /// In a weighted chain, this target's share of first tries; the others follow in order.
+    pub weight: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -332,6 +336,19 @@ pub fn validate(parts: RawGatewayParts, file: &str) -> Result<GatewayConfig, Con
             if ts.is_empty() {
                 return Err(invalid(key, format!("route `{}` has an empty chain", r.model)));
             }
+            let weighted = ts.iter().filter(|t| t.weight.is_some()).count();
+            if weighted != 0 && weighted != ts.len() {
+                return Err(invalid(
+                    "routes.targets.weight",
+                    format!("route `{}`: give every target of a chain a weight, or none", r.model),
+                ));
+            }
+            if weighted != 0 && ts.iter().all(|t| t.weight == Some(0)) {
+                return Err(invalid(
+                    "routes.targets.weight",
+                    format!("route `{}`: at least one weight must be above 0", r.model),
+                ));
+            }
             ts.into_iter()
                 .map(|t| {
                     if t.model.matches('*').count() > usize::from(wildcard) {
@@ -343,7 +360,7 @@ pub fn validate(parts: RawGatewayParts, file: &str) -> Result<GatewayConfig, Con
                     }
                     if names.contains(&t.provider) {
                         let price = t.price.as_ref().map(|p| super::limits::price(p, file)).transpose()?;
-                        Ok(TargetConfig { provider: t.provider, model: t.model, price })
+                        Ok(TargetConfig { provider: t.provider, model: t.model, price, weight: t.weight })
                     } else {
                         Err(invalid(key, format!("route `{}` names unknown provider `{}`", r.model, t.provider)))
                     }
@@ -513,5 +530,28 @@ mod tests {
             let e = route(model, target).unwrap_err();
             assert!(e.contains("k.toml") && e.contains(key) && e.contains('*'), "{model} → {target}: {e}");
         }
+    }
+
+    #[test]
+    fn weights_are_all_or_none_and_not_all_zero() {
+        let chain = |targets: &str| {
+            let toml = format!(
+                "[[providers]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://x/v1\"\n\n\
+                 [[routes]]\nmodel = \"m\"\ntargets = [{targets}]\n"
+            );
+            crate::config::Config::parse(&toml, "k.toml").map_err(|e| e.to_string())
+        };
+        let c =
+            chain("{ provider = \"p\", model = \"a\", weight = 3 }, { provider = \"p\", model = \"b\", weight = 0 }")
+                .unwrap();
+        let ws: Vec<Option<u32>> = c.gateway.routes[0].targets.iter().map(|t| t.weight).collect();
+        assert_eq!(ws, vec![Some(3), Some(0)]);
+        let e =
+            chain("{ provider = \"p\", model = \"a\", weight = 3 }, { provider = \"p\", model = \"b\" }").unwrap_err();
+        assert!(e.contains("routes.targets.weight") && e.contains("every target"), "{e}");
+        let e = chain("{ provider = \"p\", model = \"a\", weight = 0 }").unwrap_err();
+        assert!(e.contains("routes.targets.weight") && e.contains("above 0"), "{e}");
+        let e = chain("{ provider = \"p\", model = \"a\", weight = -1 }").unwrap_err();
+        assert!(e.contains("weight"), "{e}");
     }
 }

@@ -22,6 +22,7 @@ pub mod cache;
 pub mod chat;
 pub mod provider;
 pub mod retry;
+mod routing;
 pub mod sse;
 pub mod usage;
 
@@ -137,6 +138,8 @@ pub struct Gateway {
     /// Chains by route key: the model name, or `model#n` for the n-th rule of a route.
     routes: HashMap<String, Vec<usize>>,
     rules: HashMap<String, Vec<Rule>>,
+    /// The weights of weighted chains, by route key (in chain order).
+    weights: HashMap<String, Vec<u32>>,
     /// Wildcard routes as (prefix, route name), longest prefix first: a model no route names
     /// exactly is served by the first whose prefix it starts with.
     wildcards: Vec<(String, String)>,
@@ -185,6 +188,7 @@ impl Gateway {
         let mut routes = HashMap::new();
         let mut meta = HashMap::new();
         let mut rules: HashMap<String, Vec<Rule>> = HashMap::new();
+        let mut weights = HashMap::new();
         /// One chain to build: its route key, targets, price and guard.
         type Spec<'a> = (String, &'a [TargetConfig], Option<Price>, Option<RouteGuard>);
         let mut chains: Vec<Spec<'_>> = Vec::new();
@@ -228,6 +232,9 @@ impl Gateway {
                 };
                 chain.push(idx);
             }
+            if let Some(ws) = chain_targets.iter().map(|t| t.weight).collect::<Option<Vec<u32>>>() {
+                weights.insert(key.clone(), ws);
+            }
             routes.insert(key, chain);
         }
         let storm =
@@ -239,62 +246,7 @@ impl Gateway {
             .filter_map(|r| r.model.strip_suffix('*').map(|p| (p.to_string(), r.model.clone())))
             .collect();
         wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
-        Ok(Self { routes, rules, wildcards, meta, cache, targets, cfg: cfg.clone(), storm })
-    }
-
-    /// The route serving `model`: the route of that name, else the wildcard route with the
-    /// longest prefix of it that leaves something after the prefix (rule chains, `model#n`, are not names clients use).
-    fn route_name<'a>(&'a self, model: &'a str) -> Option<&'a str> {
-        if model.contains('#') {
-            return None;
-        }
-        if self.routes.contains_key(model) {
-            return Some(model);
-        }
-        // Something must follow the prefix: it fills the targets' `*`.
-        self.wildcards
-            .iter()
-            .find(|(prefix, _)| model.len() > prefix.len() && model.starts_with(prefix.as_str()))
-            .map(|(_, name)| name.as_str())
-    }
-
-    /// Whether clients may ask for `model`.
-    pub fn has_model(&self, model: &str) -> bool {
-        self.route_name(model).is_some()
-    }
-
-    /// The route key that serves this request: the first rule of `model`'s route whose
-    /// conditions all hold (`route#n`), else the route itself.
-    pub fn resolve(&self, model: &str, input: &RouteInput<'_>) -> String {
-        let name = self.route_name(model).unwrap_or(model);
-        let Some(rules) = self.rules.get(name) else { return name.to_string() };
-        let mut prompt_tokens = None;
-        for rule in rules {
-            if !rule.tenants.is_empty() && !rule.tenants.iter().any(|t| t == input.tenant) {
-                continue;
-            }
-            if let Some(want) = &rule.intent {
-                let intent = input.body.pointer("/metadata/intent").and_then(Value::as_str);
-                if intent != Some(want.as_str()) {
-                    continue;
-                }
-            }
-            if rule.min_prompt_tokens.is_some() || rule.max_prompt_tokens.is_some() {
-                let n = *prompt_tokens.get_or_insert_with(|| usage::estimate_prompt(model, input.body));
-                if rule.min_prompt_tokens.is_some_and(|lo| n < lo) || rule.max_prompt_tokens.is_some_and(|hi| n > hi) {
-                    continue;
-                }
-            }
-            return rule.key.clone();
-        }
-        name.to_string()
-    }
-
-    /// The names clients may ask for (wildcard routes are patterns, not names).
-    pub fn models(&self) -> Vec<String> {
-        let mut m: Vec<String> = self.routes.keys().filter(|k| !k.contains(['#', '*'])).cloned().collect();
-        m.sort();
-        m
+        Ok(Self { routes, rules, weights, wildcards, meta, cache, targets, cfg: cfg.clone(), storm })
     }
 
     pub fn breaker_states(&self) -> Vec<(String, &'static str)> {
@@ -475,7 +427,7 @@ impl Gateway {
         let deadline = Instant::now() + self.cfg.deadline;
         let mut tried_any = false;
         let mut last_error = String::from("no target was tried");
-        for &ti in chain {
+        for &ti in self.order(model, chain).iter() {
             let target = &self.targets[ti];
             if !target.breaker.try_acquire() {
                 report.attempts.push(Attempt {
