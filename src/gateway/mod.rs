@@ -114,6 +114,14 @@ struct RouteMeta {
     guard: Option<RouteGuard>,
     /// A hash of the chain of targets: a cached reply is only reused for the same chain.
     version: String,
+}
+
+/// A chain of targets as the call loop reads it, in one lookup.
+struct Chain {
+    /// Indices into `Gateway::targets`, in configured order.
+    targets: Vec<usize>,
+    /// A weighted chain's weights, in the same order.
+    weights: Option<Vec<u32>>,
     /// A wildcard route's prefix (`openai/` of `openai/*`): what follows it in the requested
     /// model fills the `*` of the chain's target models.
     prefix: Option<String>,
@@ -136,10 +144,8 @@ pub struct RouteInput<'a> {
 
 pub struct Gateway {
     /// Chains by route key: the model name, or `model#n` for the n-th rule of a route.
-    routes: HashMap<String, Vec<usize>>,
+    routes: HashMap<String, Chain>,
     rules: HashMap<String, Vec<Rule>>,
-    /// The weights of weighted chains, by route key (in chain order).
-    weights: HashMap<String, Vec<u32>>,
     /// Wildcard routes as (prefix, route name), longest prefix first: a model no route names
     /// exactly is served by the first whose prefix it starts with.
     wildcards: Vec<(String, String)>,
@@ -188,7 +194,6 @@ impl Gateway {
         let mut routes = HashMap::new();
         let mut meta = HashMap::new();
         let mut rules: HashMap<String, Vec<Rule>> = HashMap::new();
-        let mut weights = HashMap::new();
         /// One chain to build: its route key, targets, price and guard.
         type Spec<'a> = (String, &'a [TargetConfig], Option<Price>, Option<RouteGuard>);
         let mut chains: Vec<Spec<'_>> = Vec::new();
@@ -209,8 +214,7 @@ impl Gateway {
         for (key, chain_targets, price, guard) in chains {
             let chain_text: Vec<String> = chain_targets.iter().map(|t| format!("{}/{}", t.provider, t.model)).collect();
             let version = crate::digest::sha256_hex(chain_text.join("\n").as_bytes())[..12].to_string();
-            let prefix = key.split('#').next().and_then(|name| name.strip_suffix('*')).map(str::to_string);
-            meta.insert(key.clone(), RouteMeta { price, guard, version, prefix });
+            meta.insert(key.clone(), RouteMeta { price, guard, version });
             let mut chain = Vec::new();
             for t in chain_targets {
                 let label = format!("{}/{}", t.provider, t.model);
@@ -232,10 +236,9 @@ impl Gateway {
                 };
                 chain.push(idx);
             }
-            if let Some(ws) = chain_targets.iter().map(|t| t.weight).collect::<Option<Vec<u32>>>() {
-                weights.insert(key.clone(), ws);
-            }
-            routes.insert(key, chain);
+            let weights = chain_targets.iter().map(|t| t.weight).collect::<Option<Vec<u32>>>();
+            let prefix = key.split('#').next().and_then(|name| name.strip_suffix('*')).map(str::to_string);
+            routes.insert(key, Chain { targets: chain, weights, prefix });
         }
         let storm =
             std::sync::Mutex::new(StormWindow { started: Instant::now(), requests: 0, retries: 0, raised: false });
@@ -246,7 +249,7 @@ impl Gateway {
             .filter_map(|r| r.model.strip_suffix('*').map(|p| (p.to_string(), r.model.clone())))
             .collect();
         wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
-        Ok(Self { routes, rules, weights, wildcards, meta, cache, targets, cfg: cfg.clone(), storm })
+        Ok(Self { routes, rules, wildcards, meta, cache, targets, cfg: cfg.clone(), storm })
     }
 
     pub fn breaker_states(&self) -> Vec<(String, &'static str)> {
@@ -269,7 +272,7 @@ impl Gateway {
     /// reservation must assume so a fallback never spends past it.
     pub fn worst_price(&self, model: &str) -> Option<Price> {
         let mut prices: Vec<Price> = self.price(model).copied().into_iter().collect();
-        for &i in self.routes.get(model).into_iter().flatten() {
+        for &i in self.routes.get(model).into_iter().flat_map(|c| &c.targets) {
             prices.extend(self.targets[i].price);
         }
         prices.into_iter().reduce(|a, b| Price {
@@ -416,7 +419,7 @@ impl Gateway {
     ) -> Result<Outcome, GatewayError> {
         let chain = self.routes.get(model).ok_or_else(|| GatewayError::UnknownModel(model.to_string()))?;
         // A wildcard route: what the client asked for after the prefix fills each target's `*`.
-        let filled = match self.meta.get(model).and_then(|m| m.prefix.as_deref()) {
+        let filled = match chain.prefix.as_deref() {
             None => None,
             Some(prefix) => {
                 let asked = body.get("model").and_then(Value::as_str).unwrap_or("");
@@ -427,7 +430,7 @@ impl Gateway {
         let deadline = Instant::now() + self.cfg.deadline;
         let mut tried_any = false;
         let mut last_error = String::from("no target was tried");
-        for &ti in self.order(model, chain).iter() {
+        for &ti in chain.order().iter() {
             let target = &self.targets[ti];
             if !target.breaker.try_acquire() {
                 report.attempts.push(Attempt {

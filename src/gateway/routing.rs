@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use super::{retry, usage, Gateway, RouteInput};
+use super::{retry, usage, Chain, Gateway, RouteInput};
 
 impl Gateway {
     /// The route serving `model`: the route of that name, else the wildcard route with the
@@ -64,11 +64,14 @@ impl Gateway {
         m.sort();
         m
     }
+}
 
+impl Chain {
     /// The targets of a chain in the order this request tries them: as configured, or for a
     /// weighted chain, one picked by weight first and the others after it in order.
-    pub(super) fn order<'a>(&self, route: &str, chain: &'a [usize]) -> Cow<'a, [usize]> {
-        let Some(ws) = self.weights.get(route).filter(|ws| ws.len() == chain.len()) else {
+    pub(super) fn order(&self) -> Cow<'_, [usize]> {
+        let chain = &self.targets;
+        let Some(ws) = self.weights.as_ref().filter(|ws| ws.len() == chain.len()) else {
             return Cow::Borrowed(chain);
         };
         let total: u64 = ws.iter().map(|&w| u64::from(w)).sum();

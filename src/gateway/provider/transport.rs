@@ -76,7 +76,7 @@ impl Transport {
         to: &Endpoint,
         body: &serde_json::Value,
     ) -> Result<Response<Incoming>, ProviderError> {
-        let uri = to.uri_for(body.get("model").and_then(serde_json::Value::as_str)).map_err(ProviderError::Connect)?;
+        let uri = to.uri_for(body).map_err(ProviderError::Connect)?;
         let json = serde_json::to_vec(body).map_err(|e| ProviderError::Malformed(e.to_string()))?;
         let mut req =
             Request::post(uri).body(Full::new(Bytes::from(json))).map_err(|e| ProviderError::Connect(e.to_string()))?;
@@ -196,11 +196,15 @@ impl Endpoint {
         self
     }
 
-    /// The URL of a call for `model` (`{model}` filled in, percent-encoded, when the URL has it).
-    fn uri_for(&self, model: Option<&str>) -> Result<Uri, String> {
+    /// The URL of a call with `body` (its `model` filled in, percent-encoded, when the URL
+    /// has `{model}`).
+    fn uri_for(&self, body: &serde_json::Value) -> Result<Uri, String> {
         let uri = self.uri.clone()?;
         let Some(t) = &self.template else { return Ok(uri) };
-        let model = model.ok_or("the provider URL needs a model, and the request names none")?;
+        let model = body
+            .get("model")
+            .and_then(serde_json::Value::as_str)
+            .ok_or("the provider URL needs a model, and the request names none")?;
         parse_url(&t.replace(MODEL_SLOT, &utf8_percent_encode(model, COMPONENT).to_string()))
     }
 }
@@ -265,15 +269,15 @@ mod tests {
             "https://r.example/openai/deployments/{model}/chat/completions?api-version=2024-10-21&x%20y=a%26b%3Dc"
         );
         let ep = Endpoint::new(&url);
-        let uri = ep.uri_for(Some("gpt 4o/prod")).unwrap();
+        let uri = ep.uri_for(&serde_json::json!({ "model": "gpt 4o/prod" })).unwrap();
         assert_eq!(uri.path(), "/openai/deployments/gpt%204o%2Fprod/chat/completions");
         assert_eq!(uri.query(), Some("api-version=2024-10-21&x%20y=a%26b%3Dc"));
-        let e = ep.uri_for(None).unwrap_err();
+        let e = ep.uri_for(&serde_json::json!({})).unwrap_err();
         assert!(e.contains("needs a model"), "{e}");
         // Without the placeholder the URL parsed at start-up is used as it is.
         let fixed = Endpoint::new(&url_with_query("http://h/v1", "/chat/completions", &[]));
-        assert_eq!(fixed.uri_for(Some("m")).unwrap().to_string(), "http://h/v1/chat/completions");
-        let e = Endpoint::new("http://h/x").header("bad name", "v", false).uri_for(None).unwrap_err();
+        assert_eq!(fixed.uri_for(&serde_json::json!({})).unwrap().to_string(), "http://h/v1/chat/completions");
+        let e = Endpoint::new("http://h/x").header("bad name", "v", false).uri_for(&serde_json::json!({})).unwrap_err();
         assert!(e.contains("not a valid HTTP header name"), "{e}");
     }
 
