@@ -460,15 +460,15 @@ async fn gateway_requests_leave_a_trace_with_attempts_usage_and_redacted_text() 
     // A retried call: both attempts, the serving target, the provider's usage; the e-mail
     // address in the message is not stored, the rest of the text is.
     fa.push(&[Play::Status(503, None), Play::Ok("the reply")]);
-    let body = json!({ "model": "solo", "messages": [{ "role": "user", "content": "mail ann@example.com please" }] });
+    let body = json!({ "model": "solo", "messages": [{ "role": "user", "content": "mail ann@example.com please, key sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t" }] });
     let res = client.post(&url).json(&body).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let t = stored_trace(keel, res.headers()).await;
     assert_eq!(t["route"], "gateway");
     assert_eq!(t["status"], "ok");
     assert_eq!(t["input"]["model"], "solo");
-    assert_eq!(t["input"]["messages"][0]["content"], "mail [EMAIL] please");
-    assert!(!t.to_string().contains("ann@example.com"));
+    assert_eq!(t["input"]["messages"][0]["content"], "mail [EMAIL] please, key [SECRET]");
+    assert!(!t.to_string().contains("ann@example.com") && !t.to_string().contains("sk-proj-"));
     let provider = &span(&t, "provider")["attrs"];
     assert_eq!(provider["calls"], 2);
     assert!(provider["attempts"][0]["outcome"].as_str().unwrap().contains("503"), "{provider}");

@@ -36,6 +36,7 @@ pub fn guard(raw: raw::RawGuard, file: &str) -> Result<GuardSettings, ConfigErro
         ssn: pii("guard.pii.ssn", p.ssn, PiiAction::Redact)?,
         ipv4: ip,
         ipv6: ip,
+        secret: pii("guard.pii.secret", p.secret, PiiAction::Redact)?,
     };
     let o = raw.output;
     let leak_coverage = o.leak_coverage.unwrap_or(0.5);

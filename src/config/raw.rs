@@ -124,4 +124,5 @@ pub struct RawPii {
     pub iban: Option<String>,
     pub ssn: Option<String>,
     pub ip: Option<String>,
+    pub secret: Option<String>,
 }

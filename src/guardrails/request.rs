@@ -106,11 +106,11 @@ mod tests {
         let block = RouteGuard { injection: RouteInjection::Block, pii: None };
         let mut body = json!({ "messages": [
             { "role": "system", "content": "Card 4111 1111 1111 1111 stays in the system prompt." },
-            { "role": "user", "content": [{ "type": "text", "text": "My card is 4111 1111 1111 1111, mail me at ann@example.com" }] },
+            { "role": "user", "content": [{ "type": "text", "text": "My card is 4111 1111 1111 1111, mail me at ann@example.com, key AKIAIOSFODNN7EXAMPLE" }] },
         ] });
         let v = check_request(&g, block, &PiiPolicy::default(), &mut body);
-        assert_eq!((v.refused.len(), v.redacted), (0, 2), "{v:?}");
-        assert_eq!(body["messages"][1]["content"][0]["text"], "My card is [CARD], mail me at [EMAIL]");
+        assert_eq!((v.refused.len(), v.redacted), (0, 3), "{v:?}");
+        assert_eq!(body["messages"][1]["content"][0]["text"], "My card is [CARD], mail me at [EMAIL], key [SECRET]");
         assert!(
             body["messages"][0]["content"].as_str().unwrap().contains("4111"),
             "system messages are the developer's"

@@ -47,6 +47,7 @@ impl GatewayTraces {
             ssn: redact(pii.ssn),
             ipv4: redact(pii.ipv4),
             ipv6: redact(pii.ipv6),
+            secret: redact(pii.secret),
         };
         Self(Arc::new(Shared { sink, capture, sample, pii }))
     }

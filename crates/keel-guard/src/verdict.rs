@@ -54,6 +54,8 @@ pub enum ReasonCode {
     PiiIpv4,
     #[serde(rename = "pii.ipv6")]
     PiiIpv6,
+    #[serde(rename = "pii.secret")]
+    PiiSecret,
     #[serde(rename = "output.canary")]
     OutputCanary,
     #[serde(rename = "output.denylist")]
@@ -84,6 +86,7 @@ impl ReasonCode {
             Self::PiiSsn => "pii.ssn",
             Self::PiiIpv4 => "pii.ipv4",
             Self::PiiIpv6 => "pii.ipv6",
+            Self::PiiSecret => "pii.secret",
             Self::OutputCanary => "output.canary",
             Self::OutputDenyList => "output.denylist",
             Self::OutputPromptLeak => "output.prompt_leak",

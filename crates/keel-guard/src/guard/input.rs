@@ -391,5 +391,6 @@ fn pii_reason(kind: crate::pii::PiiKind) -> ReasonCode {
         K::Ssn => ReasonCode::PiiSsn,
         K::Ipv4 => ReasonCode::PiiIpv4,
         K::Ipv6 => ReasonCode::PiiIpv6,
+        K::Secret => ReasonCode::PiiSecret,
     }
 }

@@ -1,5 +1,5 @@
-//! Finding personal data in text: regex candidates, then checksums and shape rules to keep
-//! order numbers, dates and amounts out.
+//! Finding personal data and credentials in text: regex candidates, then checksums and shape
+//! rules to keep order numbers, dates and amounts out.
 
 use std::net::Ipv6Addr;
 use std::sync::LazyLock;
@@ -21,11 +21,15 @@ pub enum PiiKind {
     Ssn,
     Ipv4,
     Ipv6,
+    /// A credential of a well-known format: API keys (OpenAI, Anthropic, AWS, GitHub, Slack,
+    /// Google, Stripe), JSON web tokens and PEM private keys.
+    Secret,
 }
 
 impl PiiKind {
     /// Every kind, in priority order for overlapping matches.
-    pub const ALL: [PiiKind; 7] = [Self::Email, Self::Iban, Self::Card, Self::Ssn, Self::Ipv6, Self::Ipv4, Self::Phone];
+    pub const ALL: [PiiKind; 8] =
+        [Self::Secret, Self::Email, Self::Iban, Self::Card, Self::Ssn, Self::Ipv6, Self::Ipv4, Self::Phone];
 
     /// The placeholder that replaces a redacted value, e.g. `[EMAIL]`.
     pub fn placeholder(self) -> &'static str {
@@ -37,6 +41,7 @@ impl PiiKind {
             Self::Ssn => "[SSN]",
             Self::Ipv4 => "[IPV4]",
             Self::Ipv6 => "[IPV6]",
+            Self::Secret => "[SECRET]",
         }
     }
 
@@ -50,6 +55,7 @@ impl PiiKind {
             Self::Ssn => "pii.ssn",
             Self::Ipv4 => "pii.ipv4",
             Self::Ipv6 => "pii.ipv6",
+            Self::Secret => "pii.secret",
         }
     }
 }
@@ -72,6 +78,21 @@ static IPV4: LazyLock<Option<Regex>> = LazyLock::new(|| compile(r"\b\d{1,3}\.\d{
 static IPV6: LazyLock<Option<Regex>> = LazyLock::new(|| compile(r"(?i)(?:[0-9a-f]{1,4})?(?::[0-9a-f]{0,4}){2,7}"));
 static PHONE: LazyLock<Option<Regex>> =
     LazyLock::new(|| compile(r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]?\d{2,5}){1,4}\b"));
+/// Credentials by their published prefixes (one alternation, so the regex engine's literal
+/// prefilter skips text holding none of them); `sk-` keys are checked further in
+/// [`secret_valid`].
+static SECRET: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    compile(concat!(
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|[\s\S]*)",
+        r"|\bsk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}",
+        r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
+        r"|\bgh[pousr]_[A-Za-z0-9]{36,}\b|\bgithub_pat_[A-Za-z0-9_]{22,}",
+        r"|\bxox[abposr]-[A-Za-z0-9-]{10,}",
+        r"|\bAIza[0-9A-Za-z_-]{35}",
+        r"|\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}",
+        r"|\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+    ))
+});
 static DATE_LIKE: LazyLock<Option<Regex>> = LazyLock::new(|| compile(r"^\d{1,4}([-./])\d{1,2}([-./])\d{1,4}$"));
 
 fn candidates<'a>(
@@ -86,6 +107,15 @@ fn candidates<'a>(
 fn card_shaped(s: &str) -> bool {
     let groups: Vec<&str> = s.split([' ', '-']).collect();
     groups.len() == 1 || groups.iter().all(|g| (3..=6).contains(&g.len()))
+}
+
+/// An `sk-` match is a key only when its body mixes digits, upper- and lower-case letters
+/// (keys are random; "sk-learn-is-a-python-library" is prose).
+fn secret_valid(s: &str) -> bool {
+    let Some(body) = s.strip_prefix("sk-") else { return true };
+    body.bytes().any(|b| b.is_ascii_digit())
+        && body.bytes().any(|b| b.is_ascii_uppercase())
+        && body.bytes().any(|b| b.is_ascii_lowercase())
 }
 
 fn ssn_valid(s: &str) -> bool {
@@ -164,11 +194,17 @@ fn digit_candidates(text: &str, push: &mut impl FnMut(PiiKind, usize, usize)) {
     }
 }
 
-/// Find personal data in `text` (use the normalised text). Overlaps are resolved by kind
-/// priority (e-mail, IBAN, card, SSN, IPv6, IPv4, phone); findings are sorted by start.
+/// Find personal data and credentials in `text` (use the normalised text). Overlaps are
+/// resolved by kind priority (secret, e-mail, IBAN, card, SSN, IPv6, IPv4, phone); findings
+/// are sorted by start.
 pub fn detect_pii(text: &str) -> Vec<PiiFinding> {
     let mut raw: Vec<PiiFinding> = Vec::new();
     let mut push = |kind, start, end| raw.push(PiiFinding { kind, start, end });
+    for (s, e, m) in candidates(&SECRET, text) {
+        if secret_valid(m) {
+            push(PiiKind::Secret, s, e);
+        }
+    }
     // Every pattern but the e-mail one needs a digit (`\d` is Unicode: any numeric character
     // is a superset; IPv6 candidates without an ASCII digit are rejected below), and the
     // e-mail one needs an `@`. Skipping the scans that cannot match keeps long prompts cheap.
@@ -225,6 +261,45 @@ mod tests {
         assert!(kinds("version 300.1.2.999").is_empty());
         assert!(kinds("meet at 12:30:45").is_empty());
         assert!(kinds("use std::net::Ipv6Addr").is_empty());
+    }
+
+    #[test]
+    fn finds_credentials_and_leaves_prose_alone() {
+        let keys = [
+            "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
+            "sk-ant-api03-Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0Fe-AbCdEf",
+            "AKIAIOSFODNN7EXAMPLE",
+            "ghp_0123456789abcdefghijABCDEFGHIJ012345",
+            "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuv",
+            "xoxb-123456789012-abcdefghij",
+            "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q",
+            "sk_live_51H8abcdEFGHijklMNOP",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        ];
+        for k in keys {
+            let text = format!("my key is {k} thanks");
+            let f = detect_pii(&text);
+            assert_eq!(f.len(), 1, "{k}: {f:?}");
+            assert_eq!((f[0].kind, &text[f[0].start..f[0].end]), (PiiKind::Secret, k));
+        }
+        let pem =
+            "here:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA1234\nabcd\n-----END RSA PRIVATE KEY-----\nbye";
+        let f = detect_pii(pem);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(pem[f[0].start..f[0].end].ends_with("END RSA PRIVATE KEY-----"));
+        // A block cut off before its end line is redacted to the end of the text.
+        let cut = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC";
+        assert_eq!(detect_pii(cut).first().map(|f| (f.start, f.end)), Some((0, cut.len())));
+        for prose in [
+            "sk-learn-is-a-python-library-for-machine-learning",
+            "how do I rotate my sk- key?",
+            "AKIA is how AWS access keys start",
+            "the ghp_ prefix marks GitHub tokens",
+            "eyJ is base64 for {\"",
+            "my task-based workflow uses skills",
+        ] {
+            assert!(kinds(prose).is_empty(), "{prose}: {:?}", kinds(prose));
+        }
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct PiiPolicy {
     pub ssn: PiiAction,
     pub ipv4: PiiAction,
     pub ipv6: PiiAction,
+    /// Credentials (API keys, tokens, private keys).
+    pub secret: PiiAction,
 }
 
 impl Default for PiiPolicy {
@@ -41,6 +43,7 @@ impl Default for PiiPolicy {
             ssn: PiiAction::Redact,
             ipv4: PiiAction::Allow,
             ipv6: PiiAction::Allow,
+            secret: PiiAction::Redact,
         }
     }
 }
@@ -48,7 +51,16 @@ impl Default for PiiPolicy {
 impl PiiPolicy {
     /// The same action for every kind.
     pub fn uniform(action: PiiAction) -> Self {
-        Self { email: action, phone: action, card: action, iban: action, ssn: action, ipv4: action, ipv6: action }
+        Self {
+            email: action,
+            phone: action,
+            card: action,
+            iban: action,
+            ssn: action,
+            ipv4: action,
+            ipv6: action,
+            secret: action,
+        }
     }
 
     /// The action for `kind`.
@@ -61,6 +73,7 @@ impl PiiPolicy {
             PiiKind::Ssn => self.ssn,
             PiiKind::Ipv4 => self.ipv4,
             PiiKind::Ipv6 => self.ipv6,
+            PiiKind::Secret => self.secret,
         }
     }
 }
