@@ -128,7 +128,8 @@ async fn wildcard_routes_pass_the_asked_model_through_and_exact_routes_win() {
     let (base, log) = start_fake().await;
     let toml = format!(
         "[[providers]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"{base}/v1\"\n\n\
-         [[routes]]\nmodel = \"openai/*\"\ntargets = [{{ provider = \"p\", model = \"*\" }}]\n\n\
+         [[routes]]\nmodel = \"openai/*\"\n\
+         targets = [{{ provider = \"p\", model = \"*\", price = {{ input = \"1\", output = \"2\" }} }}]\n\n\
          [[routes]]\nmodel = \"openai/gpt-4o\"\ntargets = [{{ provider = \"p\", model = \"exact-4o\" }}]\n\n\
          [[routes]]\nmodel = \"*\"\ntargets = [{{ provider = \"p\", model = \"local/*\" }}]\n"
     );
@@ -146,6 +147,13 @@ async fn wildcard_routes_pass_the_asked_model_through_and_exact_routes_win() {
         models,
         vec![json!("gpt-4o-mini"), json!("exact-4o"), json!("local/mistral-7b"), json!("local/openai/")]
     );
+    // The attempt names the model the wildcard target was asked for, and the target's own
+    // price applies: 3 prompt tokens at $1/M and 1 completion token at $2/M.
+    let body = json!({ "model": "openai/o3", "messages": [{ "role": "user", "content": "hi" }] });
+    let res =
+        reqwest::Client::new().post(format!("http://{addr}/v1/chat/completions")).json(&body).send().await.unwrap();
+    assert_eq!(res.headers()["x-keel-target"], "p/o3");
+    assert_eq!(res.headers()["x-keel-cost-nanodollars"], "5000");
     let listed: Value = reqwest::get(format!("http://{addr}/v1/models")).await.unwrap().json().await.unwrap();
     let ids: Vec<&str> = listed["data"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
     assert_eq!(ids, vec!["openai/gpt-4o"], "patterns are not model names");

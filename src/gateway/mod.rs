@@ -97,6 +97,22 @@ pub struct Target {
     pub breaker: Breaker,
 }
 
+impl Target {
+    /// Whether an attempt's target name is this target's: its label, or for a wildcard
+    /// target (`p/*`, `p/llama-*`) a name its pattern fills (`p/gpt-4o`, `p/llama-3`).
+    fn serves(&self, name: &str) -> bool {
+        if name == self.label {
+            return true;
+        }
+        match self.label.split_once('*') {
+            Some((head, tail)) if self.model.contains('*') => {
+                name.len() > head.len() + tail.len() && name.starts_with(head) && name.ends_with(tail)
+            }
+            _ => false,
+        }
+    }
+}
+
 enum Op {
     Complete,
     Stream,
@@ -264,7 +280,7 @@ impl Gateway {
     /// The price of a request served by `target` (a label from the call report) on route
     /// `model`: the target's own, else the route's.
     pub fn served_price(&self, model: &str, target: Option<&str>) -> Option<Price> {
-        let own = target.and_then(|l| self.targets.iter().find(|t| t.label == l)).and_then(|t| t.price);
+        let own = target.and_then(|l| self.targets.iter().find(|t| t.serves(l))).and_then(|t| t.price);
         own.or_else(|| self.price(model).copied())
     }
 
@@ -449,11 +465,19 @@ impl Gateway {
                 );
             }
             tried_any = true;
-            let want = match &filled {
+            // A wildcard target's attempts name the model it was asked for ("p/gpt-4o"); its
+            // breaker and metrics keep the pattern ("p/*"), one per target.
+            let (want, shown) = match &filled {
                 Some(rest) if target.model.contains('*') => {
-                    std::borrow::Cow::Owned(target.model.replacen('*', rest, 1))
+                    let want = target.model.replacen('*', rest, 1);
+                    let provider = &target.label[..target.label.len() - target.model.len()];
+                    let shown = format!("{provider}{want}");
+                    (std::borrow::Cow::Owned(want), std::borrow::Cow::Owned(shown))
                 }
-                _ => std::borrow::Cow::Borrowed(target.model.as_str()),
+                _ => (
+                    std::borrow::Cow::Borrowed(target.model.as_str()),
+                    std::borrow::Cow::Borrowed(target.label.as_str()),
+                ),
             };
             if body.get("model").and_then(Value::as_str) != Some(&*want) {
                 body["model"] = Value::String(want.into_owned());
@@ -489,7 +513,7 @@ impl Gateway {
                     Ok(o) => {
                         target.breaker.record_success();
                         count_attempt(&target.label, "ok");
-                        report.attempts.push(Attempt { target: target.label.clone(), outcome: "ok".into(), ms });
+                        report.attempts.push(Attempt { target: shown.into_owned(), outcome: "ok".into(), ms });
                         return Ok(o);
                     }
                     Err(e) => e,
@@ -500,7 +524,7 @@ impl Gateway {
                 };
                 target.breaker.record_failure(retry_after);
                 count_attempt(&target.label, "error");
-                report.attempts.push(Attempt { target: target.label.clone(), outcome: err.to_string(), ms });
+                report.attempts.push(Attempt { target: shown.to_string(), outcome: err.to_string(), ms });
                 last_error = err.to_string();
                 if Instant::now() >= deadline {
                     return Err(GatewayError::Deadline(self.cfg.deadline));
@@ -523,7 +547,7 @@ impl Gateway {
                                 .max(err.retry_after().unwrap_or_default());
                         if Instant::now() + wait >= deadline {
                             report.attempts.push(Attempt {
-                                target: target.label.clone(),
+                                target: shown.to_string(),
                                 outcome: format!("retry skipped: a {wait:?} wait passes the deadline"),
                                 ms: 0,
                             });
