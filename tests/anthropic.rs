@@ -113,6 +113,7 @@ async fn start_keel(upstream: &str) -> SocketAddr {
         api_key_env: None,
         stream_usage: true,
         wire: Default::default(),
+        timeouts: Default::default(),
     }];
     g.routes = vec![RouteConfig {
         model: "sonnet".into(),

@@ -127,6 +127,7 @@ fn config(a: &str, b: &str) -> Config {
             api_key_env: None,
             stream_usage: true,
             wire: Default::default(),
+            timeouts: Default::default(),
         },
         ProviderConfig {
             name: "b".into(),
@@ -135,6 +136,7 @@ fn config(a: &str, b: &str) -> Config {
             api_key_env: None,
             stream_usage: true,
             wire: Default::default(),
+            timeouts: Default::default(),
         },
     ];
     g.routes = vec![

@@ -171,6 +171,7 @@ async fn the_model_judge_blocks_on_unsafe_flags_when_uncertain_and_never_sees_pi
         api_key_env: None,
         stream_usage: true,
         wire: Default::default(),
+        timeouts: Default::default(),
     }];
     cfg.gateway.routes = vec![RouteConfig {
         model: "judge".into(),

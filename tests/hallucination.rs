@@ -306,6 +306,7 @@ async fn setup_at(
         api_key_env: None,
         stream_usage: true,
         wire: Default::default(),
+        timeouts: Default::default(),
     }];
     cfg.gateway.routes = vec![RouteConfig {
         model: ROUTE.into(),

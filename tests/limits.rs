@@ -119,6 +119,7 @@ fn config(url: &str, dir: &Path) -> Config {
         api_key_env: None,
         stream_usage: true,
         wire: Default::default(),
+        timeouts: Default::default(),
     }];
     let target = vec![TargetConfig { provider: "p".into(), model: "gpt-4o-mini".into(), price: None, weight: None }];
     let price = Price { input: 1_000_000_000, output: 2_000_000_000, cached_input: 500_000_000 };

@@ -1,7 +1,8 @@
 //! Provider calls addressed the way Azure OpenAI, OpenRouter or a company gateway want them,
 //! and wildcard routes: a fake provider records each call's path, query, headers and model,
 //! and the gateway is configured from `keel.toml` text (the `{model}` URL placeholder,
-//! `query`, `auth_header`, `headers`, routes named `openai/*` or `*`, weighted chains).
+//! `query`, `auth_header`, `headers`, routes named `openai/*` or `*`, weighted chains, a
+//! provider's own attempt timeout).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic is a failed test")]
 
@@ -38,6 +39,9 @@ async fn record(State(log): State<Log>, req: Request) -> Response {
     let stream = body["stream"].as_bool().unwrap_or(false);
     let model = body["model"].as_str().unwrap_or("").to_string();
     log.lock().unwrap().push(Seen { path_and_query, headers, body });
+    if model.starts_with("slow") {
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    }
     if stream {
         let chunk =
             json!({ "object": "chat.completion.chunk", "choices": [{ "index": 0, "delta": { "content": "hi" } }] });
@@ -202,4 +206,31 @@ async fn weighted_chains_spread_first_tries_and_still_fall_back() {
         assert_eq!(status, 200, "{text}");
     }
     assert_eq!(count("spare"), 5);
+}
+
+#[tokio::test]
+async fn a_providers_own_attempt_timeout_moves_on_to_the_next_target() {
+    let (base, log) = start_fake().await;
+    // The gateway waits up to 15 s per attempt; the `local` provider only 100 ms, so its slow
+    // model (800 ms) times out and the chain's next target answers.
+    let toml = format!(
+        "[gateway]\nmax_attempts = 1\n\n\
+         [[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{base}/v1\"\nattempt_timeout = \"100ms\"\n\n\
+         [[providers]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"{base}/v1\"\n\n\
+         [[routes]]\nmodel = \"m\"\ntargets = [{{ provider = \"local\", model = \"slow-llama\" }}, \
+         {{ provider = \"p\", model = \"fast\" }}]\n\n\
+         [[routes]]\nmodel = \"patient\"\ntargets = [{{ provider = \"p\", model = \"slow-but-fine\" }}]\n"
+    );
+    let addr = start_keel(&toml, &[]).await;
+    let body = json!({ "model": "m", "messages": [{ "role": "user", "content": "hi" }] });
+    let res =
+        reqwest::Client::new().post(format!("http://{addr}/v1/chat/completions")).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-keel-target"], "p/fast");
+    assert_eq!(res.headers()["x-keel-attempts"], "2");
+    // The same slow answer from a provider without its own timeout is waited for.
+    let (status, text) = chat(addr, "patient", false).await;
+    assert_eq!(status, 200, "{text}");
+    let models: Vec<Value> = log.lock().unwrap().iter().map(|s| s.body["model"].clone()).collect();
+    assert_eq!(models, vec![json!("slow-llama"), json!("fast"), json!("slow-but-fine")]);
 }

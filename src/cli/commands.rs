@@ -487,6 +487,7 @@ async fn serve_proxy(
         api_key_env: quick.api_key_env.clone(),
         stream_usage: !quick.no_stream_usage,
         wire,
+        timeouts: Default::default(),
     }];
     config.gateway.routes = vec![RouteConfig {
         model: model.to_string(),

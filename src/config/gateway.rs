@@ -48,6 +48,10 @@ pub struct RawProvider {
     pub headers: Option<BTreeMap<String, String>>,
     /// Query parameters of every call's URL: `query = { "api-version" = "2024-10-21" }`.
     pub query: Option<BTreeMap<String, String>>,
+    /// This provider's attempt timeout (a slow local model), instead of `[gateway]`'s.
+    pub attempt_timeout: Option<String>,
+    /// This provider's time-to-first-token limit for streams, instead of `[gateway]`'s.
+    pub first_token_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +120,15 @@ pub struct ProviderConfig {
     /// How calls to this provider are addressed beyond its URL: key header, extra headers,
     /// query parameters (Azure OpenAI, OpenRouter, gateways in front of a provider).
     pub wire: super::wire::WireOptions,
+    /// Timeouts of this provider's calls that differ from `[gateway]`'s.
+    pub timeouts: ProviderTimeouts,
+}
+
+/// A provider's own timeouts (`None`: the gateway's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProviderTimeouts {
+    pub attempt: Option<Duration>,
+    pub first_token: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -287,6 +300,12 @@ pub fn validate(parts: RawGatewayParts, file: &str) -> Result<GatewayConfig, Con
     let mut names = HashSet::new();
     let mut out_providers = Vec::new();
     for p in providers {
+        if p.name.is_empty() || p.name.contains(['/', '*', '#']) || p.name.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                "providers.name",
+                format!("`{}`: a provider name is one word without `/`, `*` or `#`", p.name),
+            ));
+        }
         if !names.insert(p.name.clone()) {
             return Err(invalid("providers.name", format!("provider `{}` is defined twice", p.name)));
         }
@@ -301,6 +320,11 @@ pub fn validate(parts: RawGatewayParts, file: &str) -> Result<GatewayConfig, Con
             return Err(invalid("providers.base_url", format!("`{}` must start with http:// or https://", p.base_url)));
         }
         let wire = super::wire::wire_options(&p).map_err(|(key, message)| invalid(key, message))?;
+        let own = |key: &'static str, v: Option<String>| v.map(|s| dur(key, Some(s), Duration::ZERO)).transpose();
+        let timeouts = ProviderTimeouts {
+            attempt: own("providers.attempt_timeout", p.attempt_timeout)?,
+            first_token: own("providers.first_token_timeout", p.first_token_timeout)?,
+        };
         out_providers.push(ProviderConfig {
             name: p.name,
             kind,
@@ -308,6 +332,7 @@ pub fn validate(parts: RawGatewayParts, file: &str) -> Result<GatewayConfig, Con
             api_key_env: p.api_key_env,
             stream_usage: p.stream_usage.unwrap_or(true),
             wire,
+            timeouts,
         });
     }
     let mut models = HashSet::new();
@@ -553,5 +578,25 @@ mod tests {
         assert!(e.contains("routes.targets.weight") && e.contains("above 0"), "{e}");
         let e = chain("{ provider = \"p\", model = \"a\", weight = -1 }").unwrap_err();
         assert!(e.contains("weight"), "{e}");
+    }
+
+    #[test]
+    fn provider_names_and_own_timeouts_are_checked() {
+        let provider = |extra: &str| {
+            let toml = format!("[[providers]]\n{extra}\nkind = \"openai\"\nbase_url = \"http://x/v1\"\n");
+            crate::config::Config::parse(&toml, "k.toml").map_err(|e| e.to_string())
+        };
+        let c = provider("name = \"local\"\nattempt_timeout = \"90s\"\nfirst_token_timeout = \"250ms\"").unwrap();
+        let t = c.gateway.providers[0].timeouts;
+        assert_eq!((t.attempt, t.first_token), (Some(Duration::from_secs(90)), Some(Duration::from_millis(250))));
+        assert_eq!(provider("name = \"p\"").unwrap().gateway.providers[0].timeouts, ProviderTimeouts::default());
+        let e = provider("name = \"p\"\nattempt_timeout = \"soon\"").unwrap_err();
+        assert!(e.contains("providers.attempt_timeout") && e.contains("soon"), "{e}");
+        let e = provider("name = \"p\"\nfirst_token_timeout = \"0s\"").unwrap_err();
+        assert!(e.contains("providers.first_token_timeout"), "{e}");
+        for bad in ["a/b", "all*", "x#1", "", "two words"] {
+            let e = provider(&format!("name = \"{bad}\"")).unwrap_err();
+            assert!(e.contains("providers.name") && e.contains("one word"), "{bad}: {e}");
+        }
     }
 }

@@ -49,6 +49,8 @@ pub fn quick_wire(
         auth_header: auth_header.map(str::to_string),
         headers: Some(headers),
         query: Some(query),
+        attempt_timeout: None,
+        first_token_timeout: None,
     };
     wire_options(&raw).map_err(|(key, message)| {
         let flag = match key {

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::gateway::{RouteGuard, TargetConfig};
+use crate::config::gateway::{ProviderTimeouts, RouteGuard, TargetConfig};
 use crate::config::limits::{LimitsConfig, Price};
 use crate::config::GatewayConfig;
 use crate::metrics;
@@ -94,6 +94,8 @@ pub struct Target {
     /// The target's own price (else its route's).
     price: Option<Price>,
     provider: Arc<Provider>,
+    /// The provider's own timeouts, where they differ from the gateway's.
+    timeouts: ProviderTimeouts,
     pub breaker: Breaker,
 }
 
@@ -200,6 +202,8 @@ impl Gateway {
             .iter()
             .map(|p| (p.name.as_str(), Arc::new(Provider::new(p, secrets.0.get(&p.name).map(String::as_str), &client))))
             .collect();
+        let timeouts: HashMap<&str, ProviderTimeouts> =
+            cfg.providers.iter().map(|p| (p.name.as_str(), p.timeouts)).collect();
         let bcfg = BreakerConfig {
             window: cfg.breaker_window as usize,
             min_requests: cfg.breaker_min_requests as usize,
@@ -245,6 +249,7 @@ impl Gateway {
                             model: t.model.clone(),
                             price: t.price,
                             provider: p.clone(),
+                            timeouts: timeouts.get(t.provider.as_str()).copied().unwrap_or_default(),
                             breaker: Breaker::new(bcfg),
                         });
                         targets.len() - 1
@@ -498,11 +503,15 @@ impl Gateway {
                 let started = Instant::now();
                 let result = match op {
                     Op::Complete => {
-                        target.provider.complete(body, self.cfg.attempt_timeout.min(left)).await.map(Outcome::Reply)
+                        let limit = target.timeouts.attempt.unwrap_or(self.cfg.attempt_timeout);
+                        target.provider.complete(body, limit.min(left)).await.map(Outcome::Reply)
                     }
                     Op::Stream => target
                         .provider
-                        .open_stream(body, self.cfg.first_token_timeout.min(left))
+                        .open_stream(
+                            body,
+                            target.timeouts.first_token.unwrap_or(self.cfg.first_token_timeout).min(left),
+                        )
                         .await
                         .map(Outcome::Stream),
                 };
