@@ -197,13 +197,14 @@ fn count_attempt(target: &str, outcome: &str) {
 impl Gateway {
     pub fn new(cfg: &GatewayConfig, secrets: &Secrets) -> Result<Self, GatewayError> {
         let client = provider::Transport::new(Duration::from_secs(90)).map_err(GatewayError::Client)?;
-        let providers: HashMap<&str, Arc<Provider>> = cfg
+        let providers: HashMap<&str, (Arc<Provider>, ProviderTimeouts)> = cfg
             .providers
             .iter()
-            .map(|p| (p.name.as_str(), Arc::new(Provider::new(p, secrets.0.get(&p.name).map(String::as_str), &client))))
+            .map(|p| {
+                let provider = Provider::new(p, secrets.0.get(&p.name).map(String::as_str), &client);
+                (p.name.as_str(), (Arc::new(provider), p.timeouts))
+            })
             .collect();
-        let timeouts: HashMap<&str, ProviderTimeouts> =
-            cfg.providers.iter().map(|p| (p.name.as_str(), p.timeouts)).collect();
         let bcfg = BreakerConfig {
             window: cfg.breaker_window as usize,
             min_requests: cfg.breaker_min_requests as usize,
@@ -241,7 +242,7 @@ impl Gateway {
                 let idx = match targets.iter().position(|x| x.label == label) {
                     Some(i) => i,
                     None => {
-                        let Some(p) = providers.get(t.provider.as_str()) else {
+                        let Some((p, timeouts)) = providers.get(t.provider.as_str()) else {
                             return Err(GatewayError::Client(format!("unknown provider `{}`", t.provider)));
                         };
                         targets.push(Target {
@@ -249,7 +250,7 @@ impl Gateway {
                             model: t.model.clone(),
                             price: t.price,
                             provider: p.clone(),
-                            timeouts: timeouts.get(t.provider.as_str()).copied().unwrap_or_default(),
+                            timeouts: *timeouts,
                             breaker: Breaker::new(bcfg),
                         });
                         targets.len() - 1
@@ -264,10 +265,11 @@ impl Gateway {
         let storm =
             std::sync::Mutex::new(StormWindow { started: Instant::now(), requests: 0, retries: 0, raised: false });
         let cache = cfg.cache.enabled.then(|| cache::ResponseCache::new(&cfg.cache));
-        let mut wildcards: Vec<(String, String)> = cfg
-            .routes
+        // The wildcard routes themselves (their rule chains, `route#n`, share their prefix).
+        let mut wildcards: Vec<(String, String)> = routes
             .iter()
-            .filter_map(|r| r.model.strip_suffix('*').map(|p| (p.to_string(), r.model.clone())))
+            .filter(|(key, _)| !key.contains('#'))
+            .filter_map(|(key, c)| c.prefix.clone().map(|p| (p, key.clone())))
             .collect();
         wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         Ok(Self { routes, rules, wildcards, meta, cache, targets, cfg: cfg.clone(), storm })

@@ -20,6 +20,23 @@ def free_port():
         return s.getsockname()[1]
 
 
+def send_completion(handler, model, content, usage):
+    """Answers a fake upstream's request (`handler`: a BaseHTTPRequestHandler) with an
+    OpenAI chat completion of `content`, naming `model`, with `usage` (prompt, completion)."""
+    prompt, completion = usage
+    reply = {"id": "c1", "object": "chat.completion", "created": 1, "model": model,
+             "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                          "finish_reason": "stop"}],
+             "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                       "total_tokens": prompt + completion}}
+    data = json.dumps(reply).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 def start_keel(args, env=None, ready=False, timeout=120):
     """Starts `keel ARGS --listen 127.0.0.1:PORT` and waits for /healthz (or, with `ready`, for
     /readyz to say ready). Returns the process and its base URL."""

@@ -10,7 +10,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from conftest import KEEL, start_keel, stop_keel, stored_trace
+from conftest import KEEL, send_completion, start_keel, stop_keel, stored_trace
 
 FAILS = {"left": 0}
 SEEN = []
@@ -49,16 +49,7 @@ class Upstream(BaseHTTPRequestHandler):
                 self.wfile.write(f"data: {json.dumps(usage)}\n\n".encode())
             self.wfile.write(b"data: [DONE]\n\n")
             return
-        reply = {"id": "c1", "object": "chat.completion", "created": 1, "model": body["model"],
-                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from upstream"},
-                              "finish_reason": "stop"}],
-                 "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_completion(self, body["model"], "Hello from upstream", (5, 3))
 
 
 @pytest.fixture(scope="module")

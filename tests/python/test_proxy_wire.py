@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from openai import OpenAI
 
-from conftest import start_keel, stop_keel, stored_trace
+from conftest import send_completion, start_keel, stop_keel, stored_trace
 
 CALLS = []
 
@@ -23,16 +23,7 @@ class AzureLike(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         CALLS.append({"path": self.path, "api-key": self.headers.get("api-key"),
                       "authorization": self.headers.get("authorization"), "body": body})
-        reply = {"id": "c1", "object": "chat.completion", "created": 1, "model": body["model"],
-                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "deployed " + body["model"]},
-                              "finish_reason": "stop"}],
-                 "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_completion(self, body["model"], "deployed " + body["model"], (5, 3))
 
 
 @pytest.fixture(scope="module")

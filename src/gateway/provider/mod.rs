@@ -75,33 +75,19 @@ pub enum Provider {
 
 impl Provider {
     /// Builds a provider; `api_key` was read by the caller from the configured variable.
-    /// The endpoint carries the URL (with `query`), the kind's fixed headers, the key in its
-    /// header, then the provider's `headers`.
     pub fn new(cfg: &ProviderConfig, api_key: Option<&str>, client: &Transport) -> Self {
-        let (path, fixed, key_header) = match cfg.kind {
-            ProviderKind::OpenAi => (openai::OpenAiProvider::PATH, None, "authorization"),
-            ProviderKind::Anthropic => {
-                (anthropic::AnthropicProvider::PATH, Some(anthropic::AnthropicProvider::VERSION_HEADER), "x-api-key")
-            }
-        };
-        let mut endpoint = Endpoint::new(&transport::url_with_query(&cfg.base_url, path, &cfg.wire.query));
-        if let Some((name, value)) = fixed {
-            endpoint = endpoint.header(name, value, false);
-        }
-        if let Some(k) = api_key {
-            endpoint = match cfg.wire.auth_header.as_deref().unwrap_or(key_header) {
-                "authorization" => endpoint.header("authorization", &format!("Bearer {k}"), true),
-                other => endpoint.header(other, k, true),
-            };
-        }
-        for (name, value) in &cfg.wire.headers {
-            endpoint = endpoint.header(name, value, false);
-        }
+        let ep = |path, fixed, key_header| endpoint(cfg, api_key, path, fixed, key_header);
         match cfg.kind {
-            ProviderKind::OpenAi => Provider::OpenAi(openai::OpenAiProvider::new(endpoint, client, cfg.stream_usage)),
-            ProviderKind::Anthropic => {
-                Provider::Anthropic(anthropic::AnthropicProvider::new(endpoint, client, cfg.stream_usage))
-            }
+            ProviderKind::OpenAi => Provider::OpenAi(openai::OpenAiProvider::new(
+                ep(openai::OpenAiProvider::PATH, None, "authorization"),
+                client,
+                cfg.stream_usage,
+            )),
+            ProviderKind::Anthropic => Provider::Anthropic(anthropic::AnthropicProvider::new(
+                ep(anthropic::AnthropicProvider::PATH, Some(anthropic::AnthropicProvider::VERSION_HEADER), "x-api-key"),
+                client,
+                cfg.stream_usage,
+            )),
         }
     }
 
@@ -122,6 +108,32 @@ impl Provider {
             Provider::Anthropic(p) => p.open_stream(body, first_token_timeout).await,
         }
     }
+}
+
+/// Where a provider of this kind posts: the URL (with `query`), the kind's fixed header, the
+/// key in its header (`auth_header`, else the kind's; `authorization` carries `Bearer KEY`),
+/// then the provider's `headers`.
+fn endpoint(
+    cfg: &ProviderConfig,
+    api_key: Option<&str>,
+    path: &str,
+    fixed: Option<(&str, &str)>,
+    key_header: &str,
+) -> Endpoint {
+    let mut endpoint = Endpoint::new(&transport::url_with_query(&cfg.base_url, path, &cfg.wire.query));
+    if let Some((name, value)) = fixed {
+        endpoint = endpoint.header(name, value, false);
+    }
+    if let Some(k) = api_key {
+        endpoint = match cfg.wire.auth_header.as_deref().unwrap_or(key_header) {
+            "authorization" => endpoint.header("authorization", &format!("Bearer {k}"), true),
+            other => endpoint.header(other, k, true),
+        };
+    }
+    for (name, value) in &cfg.wire.headers {
+        endpoint = endpoint.header(name, value, false);
+    }
+    endpoint
 }
 
 /// `Retry-After` in seconds (HTTP dates are rare from model APIs and are ignored).
