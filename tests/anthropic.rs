@@ -1,5 +1,6 @@
 //! Anthropic both ways: the `anthropic` provider against a scripted fake Messages API (plain,
-//! streamed, an overloaded 529 retried, an error event mid-stream, a 400 not retried), and
+//! streamed, an overloaded 529 retried, an error event mid-stream, a 400 not retried, tool
+//! calls and their results, plain and streamed), and
 //! Keel's own `/v1/messages` face in front of a route.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic is a failed test")]
@@ -24,6 +25,8 @@ use serde_json::{json, Value};
 #[derive(Clone, Copy, Debug)]
 enum Play {
     Ok,
+    /// The model calls `get_weather` (after a line of text).
+    ToolUse,
     Status(u16),
     StreamError,
 }
@@ -84,6 +87,30 @@ async fn fake_messages(State(f): State<Fake>, headers: HeaderMap, Json(body): Js
             });
             ([("content-type", "text/event-stream")], axum::body::Body::from_stream(parts)).into_response()
         }
+        Play::ToolUse if body["stream"] == true => {
+            let s = [
+                event("message_start", start),
+                event("content_block_start", json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "text", "text": "" } })),
+                event("content_block_delta", delta("Let me check.")),
+                event("content_block_stop", json!({ "type": "content_block_stop", "index": 0 })),
+                event("content_block_start", json!({ "type": "content_block_start", "index": 1,
+                    "content_block": { "type": "tool_use", "id": "toolu_7", "name": "get_weather", "input": {} } })),
+                event("content_block_delta", json!({ "type": "content_block_delta", "index": 1,
+                    "delta": { "type": "input_json_delta", "partial_json": "{\"city\": " } })),
+                event("content_block_delta", json!({ "type": "content_block_delta", "index": 1,
+                    "delta": { "type": "input_json_delta", "partial_json": "\"Paris\"}" } })),
+                event("content_block_stop", json!({ "type": "content_block_stop", "index": 1 })),
+                event("message_delta", json!({ "type": "message_delta", "delta": { "stop_reason": "tool_use" }, "usage": { "output_tokens": 9 } })),
+                event("message_stop", json!({ "type": "message_stop" })),
+            ]
+            .concat();
+            ([("content-type", "text/event-stream")], s).into_response()
+        }
+        Play::ToolUse => Json(json!({ "id": "msg_up", "type": "message", "role": "assistant", "model": model,
+            "content": [{ "type": "text", "text": "Let me check." },
+                        { "type": "tool_use", "id": "toolu_7", "name": "get_weather", "input": { "city": "Paris" } }],
+            "stop_reason": "tool_use", "usage": { "input_tokens": 20, "output_tokens": 9 } }))
+        .into_response(),
         Play::Ok => Json(json!({ "id": "msg_up", "type": "message", "role": "assistant", "model": model,
             "content": [{ "type": "text", "text": "Hello from claude" }], "stop_reason": "end_turn",
             "usage": { "input_tokens": 11, "output_tokens": 4 } }))
@@ -190,6 +217,85 @@ async fn the_anthropic_provider_translates_requests_replies_and_streams() {
     let (_, body) = send(keel, "/v1/chat/completions", streamed).await;
     assert!(body.contains("half") && body.contains("stream_interrupted") && body.contains("Overloaded"), "{body}");
     assert!(!body.contains("[DONE]"), "{body}");
+}
+
+#[tokio::test]
+async fn tool_calls_cross_the_anthropic_provider_both_ways_plain_and_streamed() {
+    let (fake, url) = start_fake().await;
+    let keel = start_keel(&url).await;
+    let tools = json!([{ "type": "function", "function": { "name": "get_weather", "description": "Weather in a city",
+        "parameters": { "type": "object", "properties": { "city": { "type": "string" } }, "required": ["city"] } } }]);
+    let ask = json!({ "model": "sonnet", "tools": tools, "tool_choice": "auto",
+                      "messages": [{ "role": "user", "content": "Weather in Paris?" }] });
+    fake.script.lock().unwrap().extend([Play::ToolUse]);
+    let (status, body) = send(keel, "/v1/chat/completions", ask.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let choice = &v["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert_eq!(choice["message"]["content"], "Let me check.");
+    let call = &choice["message"]["tool_calls"][0];
+    assert_eq!((call["id"].as_str(), call["type"].as_str()), (Some("toolu_7"), Some("function")));
+    assert_eq!(call["function"]["name"], "get_weather");
+    let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args, json!({ "city": "Paris" }));
+    {
+        let seen = fake.seen.lock().unwrap();
+        let sent = &seen.last().unwrap().0;
+        assert_eq!(sent["tools"][0]["name"], "get_weather");
+        assert_eq!(sent["tools"][0]["input_schema"]["required"], json!(["city"]));
+        assert_eq!(sent["tool_choice"], json!({ "type": "auto" }));
+    }
+
+    // The client runs the tool and sends its result back with the assistant's call.
+    let mut answer = ask.clone();
+    let history = answer["messages"].as_array_mut().unwrap();
+    history.push(choice["message"].clone());
+    history.push(json!({ "role": "tool", "tool_call_id": "toolu_7", "content": "18°C, sunny" }));
+    let (status, body) = send(keel, "/v1/chat/completions", answer).await;
+    assert_eq!(status, 200, "{body}");
+    {
+        let seen = fake.seen.lock().unwrap();
+        let sent = &seen.last().unwrap().0;
+        assert_eq!(
+            sent["messages"][1]["content"],
+            json!([{ "type": "text", "text": "Let me check." },
+                   { "type": "tool_use", "id": "toolu_7", "name": "get_weather", "input": { "city": "Paris" } }])
+        );
+        assert_eq!(
+            sent["messages"][2],
+            json!({ "role": "user", "content": [{ "type": "tool_result", "tool_use_id": "toolu_7", "content": "18°C, sunny" }] })
+        );
+    }
+
+    // Streamed: the tool call arrives as deltas a client can assemble.
+    let mut streamed = ask.clone();
+    streamed["stream"] = json!(true);
+    fake.script.lock().unwrap().extend([Play::ToolUse]);
+    let (status, body) = send(keel, "/v1/chat/completions", streamed).await;
+    assert_eq!(status, 200, "{body}");
+    let chunks: Vec<Value> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .collect();
+    let calls: Vec<&Value> = chunks.iter().filter_map(|c| c.pointer("/choices/0/delta/tool_calls/0")).collect();
+    assert_eq!(calls[0]["id"], "toolu_7");
+    assert_eq!(calls[0]["function"]["name"], "get_weather");
+    let args: String = calls.iter().filter_map(|c| c["function"]["arguments"].as_str()).collect();
+    assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({ "city": "Paris" }));
+    assert!(calls.iter().all(|c| c["index"] == 0));
+    assert!(chunks.iter().any(|c| c.pointer("/choices/0/finish_reason") == Some(&json!("tool_calls"))));
+    assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
+
+    // A malformed tool call in the history is the client's error, and no call is made.
+    let before = fake.seen.lock().unwrap().len();
+    let bad = json!({ "model": "sonnet", "messages": [{ "role": "assistant", "tool_calls": [
+        { "id": "c1", "type": "function", "function": { "name": "f", "arguments": "not json" } }] }] });
+    let (status, body) = send(keel, "/v1/chat/completions", bad).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("messages[0].tool_calls[0].function.arguments must be a JSON object"), "{body}");
+    assert_eq!(fake.seen.lock().unwrap().len(), before);
 }
 
 #[tokio::test]

@@ -277,6 +277,12 @@ async fn the_breaker_opens_at_its_threshold_fails_fast_and_half_opens() {
     cfg.gateway.breaker_error_ratio = 0.5;
     cfg.gateway.breaker_cooldown = Duration::from_millis(300);
     let (keel, gateway) = start_keel(&cfg).await;
+    // A client's bad requests (400) say nothing about the target: they never open it.
+    fa.push(&[Play::Status(400, None); 6]);
+    for _ in 0..6 {
+        assert_eq!(chat(keel, "solo", false).await.0, 400);
+    }
+    assert_eq!(gateway.breaker_states()[0].1, "closed", "400s are not the target's failures");
     fa.push(&[Play::Ok("fine"), Play::Ok("fine"), Play::Status(500, None)]);
     for _ in 0..3 {
         chat(keel, "solo", false).await;
@@ -288,7 +294,7 @@ async fn the_breaker_opens_at_its_threshold_fails_fast_and_half_opens() {
     let (status, _, body) = chat(keel, "solo", false).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("all_targets_unavailable"));
-    assert_eq!(fa.calls(), 4, "an open breaker sends nothing");
+    assert_eq!(fa.calls(), 10, "an open breaker sends nothing");
     let admin: Value = reqwest::get(format!("http://{keel}/v1/admin/breakers")).await.unwrap().json().await.unwrap();
     assert_eq!(admin["breakers"][0]["state"], "open");
 

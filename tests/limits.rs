@@ -461,23 +461,44 @@ async fn two_store_handles_on_one_file_still_reserve_exactly() {
     assert!(b.usage.reserve("key_t", &limits, 10, 0, now + 60_001).await.unwrap().is_ok(), "the window slid");
 }
 
-#[test]
-fn a_target_with_its_own_price_is_charged_at_it_and_reservations_assume_the_dearest() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config("http://127.0.0.1:9/v1", dir.path());
+#[tokio::test]
+async fn a_target_is_charged_at_the_price_its_chain_gives_it_and_reservations_assume_the_dearest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fake, url) = start_fake().await;
+    let mut cfg = config(&url, tmp.path());
     let dear = Price { input: 10_000_000_000, output: 30_000_000_000, cached_input: 0 };
-    cfg.gateway.routes[0].targets.push(TargetConfig {
-        provider: "p".into(),
-        model: "gpt-4o".into(),
-        price: Some(dear),
-        weight: None,
+    let cheap = Price { input: 2_000_000_000, output: 4_000_000_000, cached_input: 0 };
+    let gpt4o = |price| TargetConfig { provider: "p".into(), model: "gpt-4o".into(), price: Some(price), weight: None };
+    cfg.gateway.routes[0].targets.push(gpt4o(dear));
+    // The same target, priced differently by another route: each route's price holds.
+    cfg.gateway.routes.push(RouteConfig {
+        model: "m2".into(),
+        targets: vec![gpt4o(cheap)],
+        price: None,
+        rules: vec![],
+        guard: None,
     });
     let g = Gateway::new(&cfg.gateway, &Default::default()).unwrap();
     let route = *g.price("m").unwrap();
-    assert_eq!(g.served_price("m", Some("p/gpt-4o")), Some(dear), "the fallback target's own price");
-    assert_eq!(g.served_price("m", Some("p/gpt-4o-mini")), Some(route), "no own price: the route's");
-    assert_eq!(g.served_price("m", None), Some(route));
     let worst = g.worst_price("m").unwrap();
     assert_eq!((worst.input, worst.output, worst.cached_input), (dear.input, dear.output, route.cached_input));
+    assert_eq!(g.worst_price("m2"), Some(cheap));
     assert_eq!(g.worst_price("free"), None);
+
+    let (addr, store) = start_keel(&cfg).await;
+    let (_, k) = key(&store, KeyLimits::default()).await;
+    // Each reply uses 3 prompt and 2 completion tokens.
+    let cost = |p: Price| (3 * p.input + 2 * p.output) / 1_000_000;
+    let r = chat(addr, &k, hello("m"), None).await;
+    assert_eq!(r.headers["x-keel-target"], "p/gpt-4o-mini");
+    assert_eq!(r.headers["x-keel-cost-nanodollars"], cost(route).to_string().as_str(), "no own price: the route's");
+    fake.push(&[Play::Status(500)]);
+    let r = chat(addr, &k, hello("m"), None).await;
+    assert_eq!(r.headers["x-keel-target"], "p/gpt-4o", "the first target failed");
+    assert_eq!(r.headers["x-keel-cost-nanodollars"], cost(dear).to_string().as_str(), "the fallback's own price");
+    let r = chat(addr, &k, hello("m2"), None).await;
+    assert_eq!(r.headers["x-keel-target"], "p/gpt-4o");
+    assert_eq!(r.headers["x-keel-cost-nanodollars"], cost(cheap).to_string().as_str(), "m2's price for it");
+    assert_eq!(r.body["keel"]["usage"]["cost_nanodollars"], cost(cheap));
+    assert_eq!(fake.calls(), 4);
 }

@@ -86,33 +86,19 @@ pub struct CallReport {
     /// Time spent waiting on providers (the rest is Keel's own overhead).
     #[serde(skip)]
     pub provider_wait: Duration,
+    /// The price of the target that answered, as its chain declares it (its own `price`, else
+    /// the chain's); `None` until a target answers, or when neither has a price.
+    #[serde(skip)]
+    pub price: Option<Price>,
 }
 
 pub struct Target {
     pub label: String,
     model: String,
-    /// The target's own price (else its route's).
-    price: Option<Price>,
     provider: Arc<Provider>,
     /// The provider's own timeouts, where they differ from the gateway's.
     timeouts: ProviderTimeouts,
     pub breaker: Breaker,
-}
-
-impl Target {
-    /// Whether an attempt's target name is this target's: its label, or for a wildcard
-    /// target (`p/*`, `p/llama-*`) a name its pattern fills (`p/gpt-4o`, `p/llama-3`).
-    fn serves(&self, name: &str) -> bool {
-        if name == self.label {
-            return true;
-        }
-        match self.label.split_once('*') {
-            Some((head, tail)) if self.model.contains('*') => {
-                name.len() > head.len() + tail.len() && name.starts_with(head) && name.ends_with(tail)
-            }
-            _ => false,
-        }
-    }
 }
 
 enum Op {
@@ -138,6 +124,9 @@ struct RouteMeta {
 struct Chain {
     /// Indices into `Gateway::targets`, in configured order.
     targets: Vec<usize>,
+    /// Each target's own price in this chain (the same target may be priced differently by
+    /// two routes), in the same order.
+    prices: Vec<Option<Price>>,
     /// A weighted chain's weights, in the same order.
     weights: Option<Vec<u32>>,
     /// A wildcard route's prefix (`openai/` of `openai/*`): what follows it in the requested
@@ -248,7 +237,6 @@ impl Gateway {
                         targets.push(Target {
                             label,
                             model: t.model.clone(),
-                            price: t.price,
                             provider: p.clone(),
                             timeouts: *timeouts,
                             breaker: Breaker::new(bcfg),
@@ -258,9 +246,10 @@ impl Gateway {
                 };
                 chain.push(idx);
             }
+            let prices = chain_targets.iter().map(|t| t.price).collect();
             let weights = chain_targets.iter().map(|t| t.weight).collect::<Option<Vec<u32>>>();
             let prefix = key.split('#').next().and_then(|name| name.strip_suffix('*')).map(str::to_string);
-            routes.insert(key, Chain { targets: chain, weights, prefix });
+            routes.insert(key, Chain { targets: chain, prices, weights, prefix });
         }
         let storm =
             std::sync::Mutex::new(StormWindow { started: Instant::now(), requests: 0, retries: 0, raised: false });
@@ -284,20 +273,11 @@ impl Gateway {
         self.meta.get(model)?.price.as_ref()
     }
 
-    /// The price of a request served by `target` (a label from the call report) on route
-    /// `model`: the target's own, else the route's.
-    pub fn served_price(&self, model: &str, target: Option<&str>) -> Option<Price> {
-        let own = target.and_then(|l| self.targets.iter().find(|t| t.serves(l))).and_then(|t| t.price);
-        own.or_else(|| self.price(model).copied())
-    }
-
     /// The dearest price any target of the route could charge, per component: what a
     /// reservation must assume so a fallback never spends past it.
     pub fn worst_price(&self, model: &str) -> Option<Price> {
         let mut prices: Vec<Price> = self.price(model).copied().into_iter().collect();
-        for &i in self.routes.get(model).into_iter().flat_map(|c| &c.targets) {
-            prices.extend(self.targets[i].price);
-        }
+        prices.extend(self.routes.get(model).into_iter().flat_map(|c| c.prices.iter().flatten()));
         prices.into_iter().reduce(|a, b| Price {
             input: a.input.max(b.input),
             output: a.output.max(b.output),
@@ -358,8 +338,7 @@ impl Gateway {
         report: &mut CallReport,
     ) -> Result<(Value, usage::Usage), GatewayError> {
         let reply = self.complete(model, body.clone(), report).await?;
-        let served = report.attempts.last().map(|a| a.target.as_str());
-        let u = usage::of_response(model, &body, &reply).priced(self.served_price(model, served).as_ref());
+        let u = usage::of_response(model, &body, &reply).priced(report.price.as_ref());
         u.count(model);
         Ok((reply, u))
     }
@@ -453,8 +432,8 @@ impl Gateway {
         let deadline = Instant::now() + self.cfg.deadline;
         let mut tried_any = false;
         let mut last_error = String::from("no target was tried");
-        for &ti in chain.order().iter() {
-            let target = &self.targets[ti];
+        for pos in chain.order() {
+            let target = &self.targets[chain.targets[pos]];
             if !target.breaker.try_acquire() {
                 report.attempts.push(Attempt {
                     target: target.label.clone(),
@@ -525,6 +504,7 @@ impl Gateway {
                         target.breaker.record_success();
                         count_attempt(&target.label, "ok");
                         report.attempts.push(Attempt { target: shown.into_owned(), outcome: "ok".into(), ms });
+                        report.price = chain.prices[pos].or_else(|| self.price(model).copied());
                         return Ok(o);
                     }
                     Err(e) => e,
@@ -533,14 +513,21 @@ impl Gateway {
                     ProviderError::Status { status: 429, retry_after, .. } => *retry_after,
                     _ => None,
                 };
-                target.breaker.record_failure(retry_after);
+                let verdict = retry::classify(&err);
+                if matches!(verdict, Verdict::Fail) {
+                    // The client's error (a 400, a request the wire format cannot carry) says
+                    // nothing about the target's health: it neither opens nor closes its breaker.
+                    target.breaker.release();
+                } else {
+                    target.breaker.record_failure(retry_after);
+                }
                 count_attempt(&target.label, "error");
                 report.attempts.push(Attempt { target: shown.to_string(), outcome: err.to_string(), ms });
                 last_error = err.to_string();
                 if Instant::now() >= deadline {
                     return Err(GatewayError::Deadline(self.cfg.deadline));
                 }
-                match retry::classify(&err) {
+                match verdict {
                     Verdict::Fail => {
                         let status = match &err {
                             ProviderError::Status { status, .. } => *status,

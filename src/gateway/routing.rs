@@ -2,8 +2,6 @@
 //! or the wildcard route with its longest prefix, the first rule whose conditions hold, and a
 //! weighted chain's first pick.
 
-use std::borrow::Cow;
-
 use serde_json::Value;
 
 use super::{retry, usage, Chain, Gateway, RouteInput};
@@ -67,27 +65,28 @@ impl Gateway {
 }
 
 impl Chain {
-    /// The targets of a chain in the order this request tries them: as configured, or for a
-    /// weighted chain, one picked by weight first and the others after it in order.
-    pub(super) fn order(&self) -> Cow<'_, [usize]> {
-        let chain = &self.targets;
-        let Some(ws) = self.weights.as_ref().filter(|ws| ws.len() == chain.len()) else {
-            return Cow::Borrowed(chain);
+    /// The positions of a chain's targets in the order this request tries them: as
+    /// configured, or for a weighted chain, one picked by weight first and the others after it
+    /// in order.
+    pub(super) fn order(&self) -> impl Iterator<Item = usize> {
+        let n = self.targets.len();
+        let first = match self.weights.as_ref().filter(|ws| ws.len() == n) {
+            None => 0,
+            Some(ws) => {
+                let total: u64 = ws.iter().map(|&w| u64::from(w)).sum();
+                let mut r = (retry::jitter_unit() * total as f64) as u64;
+                ws.iter()
+                    .position(|&w| {
+                        let w = u64::from(w);
+                        if r < w {
+                            return true;
+                        }
+                        r -= w;
+                        false
+                    })
+                    .unwrap_or(0)
+            }
         };
-        let total: u64 = ws.iter().map(|&w| u64::from(w)).sum();
-        let mut r = (retry::jitter_unit() * total as f64) as u64;
-        let first = ws
-            .iter()
-            .position(|&w| {
-                let w = u64::from(w);
-                if r < w {
-                    return true;
-                }
-                r -= w;
-                false
-            })
-            .unwrap_or(0);
-        let rest = chain.iter().enumerate().filter(|&(i, _)| i != first).map(|(_, &t)| t);
-        Cow::Owned(std::iter::once(chain[first]).chain(rest).collect())
+        std::iter::once(first).filter(move |_| n > 0).chain((0..n).filter(move |&i| i != first))
     }
 }

@@ -141,7 +141,7 @@ pub async fn complete(
     let mut report = CallReport::default();
     let result = gateway.complete_reply(model, &mut body, &mut report).await;
     trace.provider(&report);
-    meter.served_by(gateway, report.attempts.last().map(|a| a.target.as_str()));
+    meter.served_by(report.price);
     // Passed through as it came when nothing needs the reply as a tree (no cache to store it,
     // and the provider's own usage in it); the output guard reads only the reply's text.
     let passthrough = match &result {
@@ -339,7 +339,7 @@ pub async fn stream(state: &ServerState, caller: &Caller, model: &str, mut body:
             return Ok(res);
         }
     };
-    meter.served_by(gateway, report.attempts.last().map(|a| a.target.as_str()));
+    meter.served_by(report.price);
     let watch = state.output.clone().filter(|g| g.watches_text()).map(|g| OutputWatch::new(g, system_prompt(&body)));
     let mut res = Response::new(Body::empty());
     trace.stamp_sampled(&mut res);

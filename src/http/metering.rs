@@ -93,9 +93,12 @@ impl Meter {
         u.priced(self.price.as_ref())
     }
 
-    /// From now on, price usage at what the target that served the request charges.
-    pub fn served_by(&mut self, gateway: &Gateway, target: Option<&str>) {
-        self.price = gateway.served_price(&self.model, target);
+    /// From now on, price usage at what the target that served the request charges in its
+    /// chain (`CallReport::price`), when one answered.
+    pub fn served_by(&mut self, served: Option<Price>) {
+        if served.is_some() {
+            self.price = served;
+        }
     }
 
     /// Settles a grounded-pipeline request: `usage` is what its model calls used (already

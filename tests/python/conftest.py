@@ -29,9 +29,14 @@ def send_completion(handler, model, content, usage):
                           "finish_reason": "stop"}],
              "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                        "total_tokens": prompt + completion}}
-    data = json.dumps(reply).encode()
-    handler.send_response(200)
-    handler.send_header("Content-Type", "application/json")
+    respond(handler, 200, json.dumps(reply))
+
+
+def respond(handler, status, text, ctype="application/json"):
+    """Sends `text` as a fake upstream's whole reply (`handler`: a BaseHTTPRequestHandler)."""
+    data = text.encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", ctype)
     handler.send_header("Content-Length", str(len(data)))
     handler.end_headers()
     handler.wfile.write(data)
@@ -62,6 +67,26 @@ def start_keel(args, env=None, ready=False, timeout=120):
 def stop_keel(proc):
     proc.terminate()
     proc.wait(timeout=30)
+
+
+def quick_anthropic_proxy(handler, tmp, model, key):
+    """Starts a fake Anthropic Messages API (`handler`: a BaseHTTPRequestHandler class) and
+    Keel's quick proxy mode in front of it, the key in KEEL_TEST_ANTHROPIC_KEY. Returns Keel's
+    URL and a function that stops both."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    env = dict(os.environ, KEEL_TEST_ANTHROPIC_KEY=key)
+    proc, url = start_keel(["--data-dir", str(tmp), "serve", "--no-auth",
+                            "--anthropic-base-url", f"http://127.0.0.1:{upstream.server_port}/v1",
+                            "--api-key-env", "KEEL_TEST_ANTHROPIC_KEY", "--model", model], env=env)
+
+    def stop():
+        stop_keel(proc)
+        upstream.shutdown()
+    return url, stop
 
 
 def stored_trace(url, trace_id, key=None):

@@ -10,7 +10,7 @@ import anthropic
 import pytest
 from anthropic import Anthropic
 
-from conftest import start_keel, stop_keel, stored_trace
+from conftest import quick_anthropic_proxy, respond, start_keel, stop_keel, stored_trace
 
 QUESTION = "How long do I have to return an item?"
 OVERLOADED = {"left": 0}
@@ -51,12 +51,7 @@ class Upstream(BaseHTTPRequestHandler):
         pass
 
     def send(self, status, payload, ctype="application/json"):
-        data = payload.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        respond(self, status, payload, ctype)
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -117,16 +112,10 @@ targets = [{{ provider = "claude", model = "claude-sonnet-test" }}]
 @pytest.fixture(scope="module")
 def quick_url(tmp_path_factory):
     """Quick proxy mode in front of the fake Anthropic API: no config file."""
-    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    tmp = tmp_path_factory.mktemp("anthropic-quick")
-    env = dict(os.environ, KEEL_TEST_ANTHROPIC_KEY="sk-ant-quick")
-    proc, url = start_keel(["--data-dir", str(tmp), "serve", "--no-auth",
-                            "--anthropic-base-url", f"http://127.0.0.1:{upstream.server_port}/v1",
-                            "--api-key-env", "KEEL_TEST_ANTHROPIC_KEY", "--model", "claude-quick"], env=env)
+    url, stop = quick_anthropic_proxy(Upstream, tmp_path_factory.mktemp("anthropic-quick"), "claude-quick",
+                                      "sk-ant-quick")
     yield url
-    stop_keel(proc)
-    upstream.shutdown()
+    stop()
 
 
 def test_gateway_route_to_an_anthropic_provider(gateway_url):
