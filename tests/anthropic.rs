@@ -339,3 +339,65 @@ async fn v1_messages_speaks_the_messages_api_plain_streamed_and_in_errors() {
     assert_eq!(status, 422, "max_tokens is required: {body}");
     assert!(body.contains("max_tokens") && body.contains("invalid_request_error"), "{body}");
 }
+
+#[tokio::test]
+async fn v1_messages_carries_tools_through_a_route_and_back() {
+    // The Messages API in, the chat shape inside, the Messages API out to the provider: the
+    // tools, the call and its result must come out as they went in.
+    let (fake, url) = start_fake().await;
+    let keel = start_keel(&url).await;
+    let tools = json!([{ "name": "get_weather", "description": "Weather in a city",
+        "input_schema": { "type": "object", "properties": { "city": { "type": "string" } }, "required": ["city"] } }]);
+    let ask = json!({ "model": "sonnet", "max_tokens": 200, "tools": tools, "tool_choice": { "type": "auto" },
+                      "messages": [{ "role": "user", "content": "Weather in Paris?" }] });
+    fake.script.lock().unwrap().extend([Play::ToolUse]);
+    let (status, body) = send(keel, "/v1/messages", ask.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["stop_reason"], "tool_use");
+    assert_eq!(v["content"][0], json!({ "type": "text", "text": "Let me check." }));
+    assert_eq!(
+        v["content"][1],
+        json!({ "type": "tool_use", "id": "toolu_7", "name": "get_weather", "input": { "city": "Paris" } })
+    );
+    {
+        let seen = fake.seen.lock().unwrap();
+        let sent = &seen.last().unwrap().0;
+        assert_eq!(sent["tools"], tools, "the tools reach the provider as the client sent them");
+        assert_eq!(sent["tool_choice"], json!({ "type": "auto" }));
+    }
+
+    let mut answer = ask.clone();
+    let history = answer["messages"].as_array_mut().unwrap();
+    history.push(json!({ "role": "assistant", "content": v["content"] }));
+    history.push(json!({ "role": "user", "content": [
+        { "type": "tool_result", "tool_use_id": "toolu_7", "content": "18°C" }] }));
+    let (status, body) = send(keel, "/v1/messages", answer.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    {
+        let seen = fake.seen.lock().unwrap();
+        let sent = &seen.last().unwrap().0;
+        assert_eq!(sent["messages"][1], answer["messages"][1], "the assistant's call, unchanged");
+        assert_eq!(sent["messages"][2], answer["messages"][2], "the tool result, unchanged");
+    }
+
+    // Streamed: a text block, then a tool_use block built from JSON deltas.
+    let mut streamed = ask.clone();
+    streamed["stream"] = json!(true);
+    fake.script.lock().unwrap().extend([Play::ToolUse]);
+    let (status, body) = send(keel, "/v1/messages", streamed).await;
+    assert_eq!(status, 200, "{body}");
+    let datas: Vec<Value> =
+        body.lines().filter_map(|l| l.strip_prefix("data: ")).map(|d| serde_json::from_str(d).unwrap()).collect();
+    let start = datas.iter().find(|d| d["type"] == "content_block_start" && d["index"] == 1).unwrap();
+    assert_eq!(start["content_block"]["type"], "tool_use");
+    assert_eq!(start["content_block"]["name"], "get_weather");
+    let args: String = datas
+        .iter()
+        .filter(|d| d["index"] == 1)
+        .filter_map(|d| d.pointer("/delta/partial_json").and_then(Value::as_str))
+        .collect();
+    assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({ "city": "Paris" }));
+    let end = datas.iter().find(|d| d["type"] == "message_delta").unwrap();
+    assert_eq!(end["delta"]["stop_reason"], "tool_use");
+}

@@ -1,14 +1,17 @@
-"""The real `openai` client calling tools through Keel's quick proxy mode in front of a fake
-Anthropic Messages API: the function definitions, the model's tool call, the tool's result and
-the final answer cross the translation both ways, plain and streamed (the client assembles the
-streamed call from its deltas)."""
+"""Tools across wire formats, with the real clients. The `openai` client calls tools through
+Keel's quick proxy mode in front of a fake Anthropic Messages API, and the `anthropic` client
+through quick mode in front of a fake OpenAI-compatible API: the tool definitions, the model's
+tool call, the tool's result and the final answer cross the translation both ways, plain and
+streamed (each client assembles the streamed call from its deltas)."""
 import json
-from http.server import BaseHTTPRequestHandler
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from anthropic import Anthropic
 from openai import OpenAI
 
-from conftest import quick_anthropic_proxy, respond
+from conftest import quick_anthropic_proxy, respond, start_keel, stop_keel
 
 SEEN = []
 TOOLS = [{"type": "function", "function": {
@@ -135,3 +138,83 @@ def test_a_streamed_tool_call_is_assembled_by_the_client(client):
                    client.chat.completions.create(model="claude-tools", messages=messages, tools=TOOLS, stream=True)
                    if c.choices)
     assert text == "It is 3°C"
+
+
+OPENAI_SEEN = []
+
+
+class OpenAIUpstream(BaseHTTPRequestHandler):
+    """A fake OpenAI-compatible API: a tool call until a tool message comes back, then text."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        OPENAI_SEEN.append(body)
+        done = [m for m in body["messages"] if m["role"] == "tool"]
+        if done:
+            message, finish = {"role": "assistant", "content": "It is " + done[-1]["content"]}, "stop"
+        else:
+            message, finish = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}}]}, "tool_calls"
+        if body.get("stream"):
+            delta = ({"role": "assistant", "content": message["content"]} if done else
+                     {"role": "assistant", "tool_calls": [dict(message["tool_calls"][0], index=0)]})
+            chunks = [{"id": "chatcmpl-s", "object": "chat.completion.chunk", "model": body["model"],
+                       "choices": [{"index": 0, "delta": d, "finish_reason": f}]}
+                      for d, f in [(delta, None), ({}, finish)]]
+            chunks.append({"id": "chatcmpl-s", "object": "chat.completion.chunk", "model": body["model"],
+                           "choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27}})
+            respond(self, 200, "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n",
+                    "text/event-stream")
+            return
+        respond(self, 200, json.dumps({"id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
+                                       "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                                       "usage": {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27}}))
+
+
+@pytest.fixture(scope="module")
+def anthropic_client(tmp_path_factory):
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), OpenAIUpstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    tmp = tmp_path_factory.mktemp("tools-openai")
+    proc, url = start_keel(["--data-dir", str(tmp), "serve", "--no-auth", "--openai-base-url",
+                            f"http://127.0.0.1:{upstream.server_port}/v1", "--model", "gpt-tools"])
+    yield Anthropic(base_url=url, api_key="unused", max_retries=0)
+    stop_keel(proc)
+    upstream.shutdown()
+
+
+ANTHROPIC_TOOLS = [{"name": "get_weather", "description": "Current weather in a city",
+                    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+
+
+def test_the_anthropic_client_calls_tools_on_an_openai_model(anthropic_client):
+    messages = [{"role": "user", "content": "Weather in Rome?"}]
+    first = anthropic_client.messages.create(model="gpt-tools", max_tokens=200, messages=messages,
+                                             tools=ANTHROPIC_TOOLS, tool_choice={"type": "tool", "name": "get_weather"})
+    assert first.stop_reason == "tool_use"
+    use = [b for b in first.content if b.type == "tool_use"][0]
+    assert (use.id, use.name, use.input) == ("call_1", "get_weather", {"city": "Rome"})
+    sent = OPENAI_SEEN[-1]
+    assert sent["tools"][0]["function"]["name"] == "get_weather"
+    assert sent["tools"][0]["function"]["parameters"]["required"] == ["city"]
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+
+    messages.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]})
+    messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "25°C"}]})
+    final = anthropic_client.messages.create(model="gpt-tools", max_tokens=200, messages=messages, tools=ANTHROPIC_TOOLS)
+    assert final.content[0].text == "It is 25°C" and final.stop_reason == "end_turn"
+    sent = OPENAI_SEEN[-1]
+    assert sent["messages"][1]["tool_calls"][0]["id"] == "call_1"
+    assert json.loads(sent["messages"][1]["tool_calls"][0]["function"]["arguments"]) == {"city": "Rome"}
+    assert sent["messages"][2] == {"role": "tool", "tool_call_id": "call_1", "content": "25°C"}
+
+    with anthropic_client.messages.stream(model="gpt-tools", max_tokens=200, tools=ANTHROPIC_TOOLS,
+                                          messages=messages[:1]) as s:
+        streamed = s.get_final_message()
+    use = [b for b in streamed.content if b.type == "tool_use"][0]
+    assert (use.id, use.name, use.input) == ("call_1", "get_weather", {"city": "Rome"})
+    assert streamed.stop_reason == "tool_use"

@@ -1,0 +1,344 @@
+//! A chat completion → a Messages reply, whole or as a stream translated chunk by chunk: the
+//! text becomes a `text` block, `tool_calls` become `tool_use` blocks (streamed argument
+//! deltas as `input_json_delta`s), usage and finish reasons are mapped; errors take
+//! Anthropic's error shape.
+
+use serde_json::{json, Value};
+
+use crate::gateway::sse::{write_event, SseParser};
+
+/// OpenAI `finish_reason` → Anthropic `stop_reason`.
+fn stop_reason(finish: Option<&str>) -> &'static str {
+    match finish {
+        Some("length") => "max_tokens",
+        Some("tool_calls") => "tool_use",
+        Some("content_filter") => "refusal",
+        _ => "end_turn",
+    }
+}
+
+fn usage_of(u: Option<&Value>) -> Value {
+    let n = |p: &str| u.and_then(|u| u.pointer(p)).and_then(Value::as_u64).unwrap_or(0);
+    let cached = n("/prompt_tokens_details/cached_tokens");
+    json!({ "input_tokens": n("/prompt_tokens").saturating_sub(cached), "output_tokens": n("/completion_tokens"),
+            "cache_read_input_tokens": cached })
+}
+
+fn message_id(v: &Value) -> String {
+    let id = v.get("id").and_then(Value::as_str).unwrap_or("");
+    format!("msg_{}", id.trim_start_matches("chatcmpl-"))
+}
+
+/// A tool call's arguments as a `tool_use` input (an object; arguments that do not parse as
+/// one are kept as text under `_arguments` rather than lost).
+fn tool_input(args: Option<&str>) -> Value {
+    match args.map(str::trim).filter(|a| !a.is_empty()) {
+        None => json!({}),
+        Some(a) => {
+            serde_json::from_str::<Value>(a).ok().filter(Value::is_object).unwrap_or_else(|| json!({ "_arguments": a }))
+        }
+    }
+}
+
+/// A chat completion as a Messages reply (Keel's `keel` extension kept).
+pub(super) fn to_message(v: &Value) -> Value {
+    let choice = &v["choices"][0];
+    let text = choice.pointer("/message/content").and_then(Value::as_str).unwrap_or("");
+    let calls = choice.pointer("/message/tool_calls").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let mut content = Vec::new();
+    if !text.is_empty() || calls.is_empty() {
+        content.push(json!({ "type": "text", "text": text }));
+    }
+    for c in calls {
+        content.push(json!({ "type": "tool_use", "id": c.get("id").cloned().unwrap_or(Value::Null),
+            "name": c.pointer("/function/name").cloned().unwrap_or(Value::Null),
+            "input": tool_input(c.pointer("/function/arguments").and_then(Value::as_str)) }));
+    }
+    let mut out = json!({
+        "id": message_id(v),
+        "type": "message",
+        "role": "assistant",
+        "model": v.get("model").cloned().unwrap_or(Value::Null),
+        "content": content,
+        "stop_reason": stop_reason(choice.get("finish_reason").and_then(Value::as_str)),
+        "stop_sequence": null,
+        "usage": usage_of(v.get("usage")),
+    });
+    if let Some(k) = v.get("keel") {
+        out["keel"] = k.clone();
+    }
+    out
+}
+
+/// Anthropic's error type for a status.
+fn error_type(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        529 => "overloaded_error",
+        400..=499 => "invalid_request_error",
+        _ => "api_error",
+    }
+}
+
+pub(super) fn error_body(status: u16, message: &str) -> Value {
+    json!({ "type": "error", "error": { "type": error_type(status), "message": message } })
+}
+
+/// Translates an OpenAI chunk stream into Anthropic's events: a text block first (index 0),
+/// then one `tool_use` block per streamed tool call, each closed before the next opens.
+#[derive(Default)]
+pub(super) struct ToAnthropic {
+    sse: SseParser,
+    started: bool,
+    finish: Option<String>,
+    usage: Option<Value>,
+    keel: Option<Value>,
+    ended: bool,
+    /// The block open now (the first text block is 0), and whether it is a text block.
+    block: usize,
+    in_text: bool,
+    /// Each tool call's OpenAI index and its block index, in the order they opened.
+    tool_blocks: Vec<(u64, usize)>,
+}
+
+impl ToAnthropic {
+    fn start(&mut self, out: &mut String, chunk: &Value) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let start = json!({ "type": "message_start", "message": {
+            "id": message_id(chunk), "type": "message", "role": "assistant", "content": [],
+            "model": chunk.get("model").cloned().unwrap_or(Value::Null), "stop_reason": null, "stop_sequence": null,
+            "usage": { "input_tokens": 0, "output_tokens": 0 } } });
+        write_event(out, Some("message_start"), &start.to_string());
+        let block =
+            json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "text", "text": "" } });
+        write_event(out, Some("content_block_start"), &block.to_string());
+        self.in_text = true;
+    }
+
+    fn stop_block(&self, out: &mut String) {
+        write_event(
+            out,
+            Some("content_block_stop"),
+            &json!({ "type": "content_block_stop", "index": self.block }).to_string(),
+        );
+    }
+
+    /// One streamed tool-call delta: a new call closes the open block and opens a `tool_use`
+    /// block; argument text goes to its call's block.
+    fn tool_delta(&mut self, out: &mut String, d: &Value) {
+        let index = d.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let block = match self.tool_blocks.iter().find(|(i, _)| *i == index) {
+            Some(&(_, b)) => b,
+            None => {
+                self.stop_block(out);
+                self.block += 1;
+                self.in_text = false;
+                self.tool_blocks.push((index, self.block));
+                let start = json!({ "type": "content_block_start", "index": self.block, "content_block": {
+                    "type": "tool_use", "id": d.get("id").cloned().unwrap_or(Value::Null),
+                    "name": d.pointer("/function/name").cloned().unwrap_or(Value::Null), "input": {} } });
+                write_event(out, Some("content_block_start"), &start.to_string());
+                self.block
+            }
+        };
+        if let Some(part) = d.pointer("/function/arguments").and_then(Value::as_str).filter(|p| !p.is_empty()) {
+            let delta = json!({ "type": "content_block_delta", "index": block,
+                                "delta": { "type": "input_json_delta", "partial_json": part } });
+            write_event(out, Some("content_block_delta"), &delta.to_string());
+        }
+    }
+
+    pub(super) fn feed(&mut self, bytes: &[u8]) -> String {
+        let mut out = String::new();
+        for ev in self.sse.push(bytes) {
+            if self.ended {
+                break;
+            }
+            if ev.data.trim() == "[DONE]" {
+                self.start(&mut out, &Value::Null);
+                self.stop_block(&mut out);
+                let mut delta = json!({ "type": "message_delta",
+                    "delta": { "stop_reason": stop_reason(self.finish.as_deref()), "stop_sequence": null },
+                    "usage": usage_of(self.usage.as_ref()) });
+                if let Some(k) = self.keel.take() {
+                    delta["keel"] = k;
+                }
+                write_event(&mut out, Some("message_delta"), &delta.to_string());
+                write_event(&mut out, Some("message_stop"), &json!({ "type": "message_stop" }).to_string());
+                self.ended = true;
+                continue;
+            }
+            let Ok(v) = serde_json::from_str::<Value>(&ev.data) else { continue };
+            if let Some(e) = v.get("error") {
+                let msg = e.get("message").and_then(Value::as_str).unwrap_or("the stream failed");
+                write_event(&mut out, Some("error"), &error_body(500, msg).to_string());
+                self.ended = true;
+                continue;
+            }
+            self.start(&mut out, &v);
+            if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
+                self.usage = Some(u.clone());
+            }
+            if let Some(k) = v.get("keel") {
+                self.keel = Some(k.clone());
+            }
+            let choice = &v["choices"][0];
+            if let Some(t) = choice.pointer("/delta/content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                if !self.in_text {
+                    // Text after a tool call: a new text block after the tool's.
+                    self.stop_block(&mut out);
+                    self.block += 1;
+                    self.in_text = true;
+                    let start = json!({ "type": "content_block_start", "index": self.block,
+                                        "content_block": { "type": "text", "text": "" } });
+                    write_event(&mut out, Some("content_block_start"), &start.to_string());
+                }
+                let d = json!({ "type": "content_block_delta", "index": self.block,
+                                "delta": { "type": "text_delta", "text": t } });
+                write_event(&mut out, Some("content_block_delta"), &d.to_string());
+            }
+            for d in
+                choice.pointer("/delta/tool_calls").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+            {
+                self.tool_delta(&mut out, d);
+            }
+            if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
+                self.finish = Some(f.to_string());
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_and_errors_take_the_messages_shape() {
+        let v = json!({ "id": "chatcmpl-abc", "model": "m", "choices": [{ "message": { "content": "Hello" }, "finish_reason": "length" }],
+                        "usage": { "prompt_tokens": 9, "completion_tokens": 2, "prompt_tokens_details": { "cached_tokens": 4 } } });
+        let m = to_message(&v);
+        assert_eq!((m["id"].as_str(), m["content"][0]["text"].as_str()), (Some("msg_abc"), Some("Hello")));
+        assert_eq!(m["stop_reason"], "max_tokens");
+        assert_eq!(m["usage"], json!({ "input_tokens": 5, "output_tokens": 2, "cache_read_input_tokens": 4 }));
+        assert_eq!(error_body(429, "slow down")["error"]["type"], "rate_limit_error");
+        assert_eq!(error_body(504, "late")["error"]["type"], "api_error");
+    }
+
+    #[test]
+    fn tool_calls_become_tool_use_blocks() {
+        let v = json!({ "id": "chatcmpl-t", "model": "m", "choices": [{ "finish_reason": "tool_calls", "message": {
+            "content": null, "tool_calls": [
+                { "id": "call_1", "type": "function", "function": { "name": "get_weather", "arguments": "{\"city\":\"Paris\"}" } },
+                { "id": "call_2", "type": "function", "function": { "name": "now", "arguments": "" } }] } }] });
+        let m = to_message(&v);
+        assert_eq!(m["stop_reason"], "tool_use");
+        assert_eq!(
+            m["content"],
+            json!([{ "type": "tool_use", "id": "call_1", "name": "get_weather", "input": { "city": "Paris" } },
+                   { "type": "tool_use", "id": "call_2", "name": "now", "input": {} }])
+        );
+        assert_eq!(tool_input(Some("[1,2]")), json!({ "_arguments": "[1,2]" }), "kept, not lost");
+    }
+
+    fn events(src: &str) -> Vec<crate::gateway::sse::SseEvent> {
+        let mut t = ToAnthropic::default();
+        let mut out = String::new();
+        for piece in src.as_bytes().chunks(11) {
+            out.push_str(&t.feed(piece));
+        }
+        SseParser::default().push(out.as_bytes())
+    }
+
+    #[test]
+    fn chunk_streams_become_message_events_and_errors_stay_errors() {
+        let src = "data: {\"id\":\"chatcmpl-1\",\"model\":\"m\",\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n\
+                   data: {\"id\":\"chatcmpl-1\",\"choices\":[{\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\n\n\
+                   data: {\"id\":\"chatcmpl-1\",\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
+                   data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n";
+        let evs = events(src);
+        let names: Vec<&str> = evs.iter().filter_map(|e| e.event.as_deref()).collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        let delta: Value = serde_json::from_str(&evs[4].data).unwrap();
+        assert_eq!(
+            (delta["delta"]["stop_reason"].as_str(), delta["usage"]["output_tokens"].as_u64()),
+            (Some("end_turn"), Some(1))
+        );
+
+        let mut t = ToAnthropic::default();
+        let out = t.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"half\"}}]}\n\n\n\ndata: {\"error\":{\"message\":\"cut\"}}\n\n");
+        assert!(out.contains("event: error") && !out.contains("message_stop"), "{out}");
+    }
+
+    #[test]
+    fn streamed_tool_calls_become_tool_use_blocks_with_json_deltas() {
+        let chunk = |delta: Value, finish: Value| {
+            format!(
+                "data: {}\n\n",
+                json!({ "id": "chatcmpl-2", "model": "m", "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }] })
+            )
+        };
+        let src = [
+            chunk(json!({ "role": "assistant", "content": "Checking." }), Value::Null),
+            chunk(json!({ "tool_calls": [{ "index": 0, "id": "call_9", "type": "function", "function": { "name": "get_weather", "arguments": "" } }] }), Value::Null),
+            chunk(json!({ "tool_calls": [{ "index": 0, "function": { "arguments": "{\"city\":" } }] }), Value::Null),
+            chunk(json!({ "tool_calls": [{ "index": 0, "function": { "arguments": "\"Oslo\"}" } }] }), Value::Null),
+            chunk(json!({ "tool_calls": [{ "index": 1, "id": "call_10", "type": "function", "function": { "name": "now", "arguments": "{}" } }] }), Value::Null),
+            chunk(json!({}), json!("tool_calls")),
+            "data: [DONE]\n\n".to_string(),
+        ]
+        .concat();
+        let evs = events(&src);
+        let datas: Vec<Value> = evs.iter().map(|e| serde_json::from_str(&e.data).unwrap()).collect();
+        let kinds: Vec<String> = datas
+            .iter()
+            .map(|d| {
+                format!("{}:{}", d["type"].as_str().unwrap(), d.get("index").map_or(String::new(), Value::to_string))
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "message_start:",
+                "content_block_start:0",
+                "content_block_delta:0",
+                "content_block_stop:0",
+                "content_block_start:1",
+                "content_block_delta:1",
+                "content_block_delta:1",
+                "content_block_stop:1",
+                "content_block_start:2",
+                "content_block_delta:2",
+                "content_block_stop:2",
+                "message_delta:",
+                "message_stop:"
+            ]
+        );
+        assert_eq!(
+            datas[4]["content_block"],
+            json!({ "type": "tool_use", "id": "call_9", "name": "get_weather", "input": {} })
+        );
+        let args: String =
+            datas[5..7].iter().map(|d| d["delta"]["partial_json"].as_str().unwrap().to_string()).collect();
+        assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({ "city": "Oslo" }));
+        assert_eq!(datas[11]["delta"]["stop_reason"], "tool_use");
+    }
+}
