@@ -27,6 +27,8 @@ enum Play {
     Ok,
     /// The model calls `get_weather` (after a line of text).
     ToolUse,
+    /// The model calls the tool a JSON `response_format` was asked through.
+    JsonAnswer,
     Status(u16),
     StreamError,
 }
@@ -48,7 +50,10 @@ async fn fake_messages(State(f): State<Fake>, headers: HeaderMap, Json(body): Js
     let key = headers.get("x-api-key").map(|v| v.to_str().unwrap().to_string());
     assert_eq!(headers.get("anthropic-version").unwrap(), "2023-06-01");
     f.seen.lock().unwrap().push((body.clone(), key));
-    let play = f.script.lock().unwrap().pop_front().unwrap_or(Play::Ok);
+    let mut play = f.script.lock().unwrap().pop_front().unwrap_or(Play::Ok);
+    if body.pointer("/tool_choice/name") == Some(&json!("json_answer")) {
+        play = Play::JsonAnswer;
+    }
     let model = body["model"].as_str().unwrap_or("").to_string();
     let start = json!({ "type": "message_start", "message": { "id": "msg_up", "type": "message", "role": "assistant",
         "content": [], "model": model, "usage": { "input_tokens": 11, "output_tokens": 1 } } });
@@ -106,6 +111,10 @@ async fn fake_messages(State(f): State<Fake>, headers: HeaderMap, Json(body): Js
             .concat();
             ([("content-type", "text/event-stream")], s).into_response()
         }
+        Play::JsonAnswer => Json(json!({ "id": "msg_up", "type": "message", "role": "assistant", "model": model,
+            "content": [{ "type": "tool_use", "id": "toolu_j", "name": "json_answer", "input": { "days": 30 } }],
+            "stop_reason": "tool_use", "usage": { "input_tokens": 20, "output_tokens": 9 } }))
+        .into_response(),
         Play::ToolUse => Json(json!({ "id": "msg_up", "type": "message", "role": "assistant", "model": model,
             "content": [{ "type": "text", "text": "Let me check." },
                         { "type": "tool_use", "id": "toolu_7", "name": "get_weather", "input": { "city": "Paris" } }],
@@ -400,4 +409,24 @@ async fn v1_messages_carries_tools_through_a_route_and_back() {
     assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({ "city": "Paris" }));
     let end = datas.iter().find(|d| d["type"] == "message_delta").unwrap();
     assert_eq!(end["delta"]["stop_reason"], "tool_use");
+}
+
+#[tokio::test]
+async fn a_json_response_format_is_answered_through_a_forced_tool() {
+    let (fake, url) = start_fake().await;
+    let keel = start_keel(&url).await;
+    let schema = json!({ "type": "object", "properties": { "days": { "type": "integer" } }, "required": ["days"] });
+    let ask = json!({ "model": "sonnet", "messages": [{ "role": "user", "content": "Return window, as JSON?" }],
+        "response_format": { "type": "json_schema", "json_schema": { "name": "policy", "schema": schema } } });
+    let (status, body) = send(keel, "/v1/chat/completions", ask).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let content = v["choices"][0]["message"]["content"].as_str().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(content).unwrap(), json!({ "days": 30 }));
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert!(v["choices"][0]["message"].get("tool_calls").is_none());
+    let seen = fake.seen.lock().unwrap();
+    let sent = &seen.last().unwrap().0;
+    assert_eq!(sent["tools"][0]["input_schema"], schema);
+    assert_eq!(sent["tool_choice"], json!({ "type": "tool", "name": "json_answer" }));
 }

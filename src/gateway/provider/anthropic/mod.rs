@@ -14,7 +14,7 @@ use super::transport::{body_bytes, body_stream, status_error, Endpoint, Transpor
 use super::{OpenStream, ProviderError};
 use crate::gateway::usage::asks_usage;
 use reply::{from_anthropic, StreamTranslator};
-use request::to_anthropic;
+use request::{json_format, to_anthropic, JSON_TOOL};
 
 /// The API version this translation follows.
 const API_VERSION: &str = "2023-06-01";
@@ -39,6 +39,7 @@ impl AnthropicProvider {
 
     pub async fn complete(&self, body: &Value, timeout: Duration) -> Result<Value, ProviderError> {
         let req = to_anthropic(body)?;
+        let json_tool = json_format(body)?.map(|_| JSON_TOOL);
         let work = async {
             let res = self.client.post_json(&self.endpoint, &req).await?;
             if !res.status().is_success() {
@@ -46,7 +47,7 @@ impl AnthropicProvider {
             }
             let bytes = body_bytes(res).await?;
             let v: Value = serde_json::from_slice(&bytes).map_err(|e| ProviderError::Malformed(e.to_string()))?;
-            from_anthropic(&v)
+            from_anthropic(&v, json_tool)
         };
         tokio::time::timeout(timeout, work).await.map_err(|_| ProviderError::Timeout)?
     }
@@ -55,12 +56,13 @@ impl AnthropicProvider {
         let mut req = to_anthropic(body)?;
         req["stream"] = Value::Bool(true);
         let include_usage = self.stream_usage || asks_usage(body);
+        let json_tool = json_format(body)?.map(|_| JSON_TOOL);
         let work = async {
             let res = self.client.post_json(&self.endpoint, &req).await?;
             if !res.status().is_success() {
                 return Err(status_error(res).await);
             }
-            let mut tr = StreamTranslator::new(include_usage);
+            let mut tr = StreamTranslator::new(include_usage, json_tool);
             let mut upstream = body_stream(res);
             // The first translated bytes (Anthropic's `ping`s translate to nothing).
             let first = loop {

@@ -39,11 +39,27 @@ fn tool_call(b: &Value) -> Value {
                           "arguments": b.get("input").map_or_else(|| "{}".to_string(), Value::to_string) } })
 }
 
-pub fn from_anthropic(v: &Value) -> Result<Value, ProviderError> {
+/// The reply as a chat completion; with `json_tool`, the call of that tool (asked for a JSON
+/// `response_format`) is the answer: its input becomes the message's content.
+pub fn from_anthropic(v: &Value, json_tool: Option<&str>) -> Result<Value, ProviderError> {
     let blocks = v
         .get("content")
         .and_then(Value::as_array)
         .ok_or_else(|| ProviderError::Malformed("no `content` array".into()))?;
+    if let Some(tool) = json_tool {
+        let answer = blocks.iter().find(|b| b["type"] == "tool_use" && b["name"] == tool);
+        if let Some(input) = answer.and_then(|b| b.get("input")) {
+            let mut out = from_anthropic(&json!({ "content": [] }), None)?;
+            for f in ["id", "model"] {
+                out[f] = v.get(f).cloned().unwrap_or(Value::Null);
+            }
+            out["choices"][0]["message"]["content"] = Value::String(input.to_string());
+            if let Some(u) = v.get("usage") {
+                out["usage"] = usage_of(u, None);
+            }
+            return Ok(out);
+        }
+    }
     let text: String = blocks
         .iter()
         .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
@@ -86,10 +102,14 @@ pub struct StreamTranslator {
     /// Anthropic's block index of each tool call so far, in order: a call's position here is
     /// its OpenAI `tool_calls[].index`.
     tool_blocks: Vec<u64>,
+    /// The tool a JSON `response_format` was asked through, and its block once it opened: its
+    /// input streams as the message's content.
+    json_tool: Option<&'static str>,
+    json_block: Option<u64>,
 }
 
 impl StreamTranslator {
-    pub fn new(include_usage: bool) -> Self {
+    pub fn new(include_usage: bool, json_tool: Option<&'static str>) -> Self {
         Self {
             sse: SseParser::default(),
             id: String::new(),
@@ -99,6 +119,8 @@ impl StreamTranslator {
             usage: json!({}),
             output_tokens: None,
             tool_blocks: Vec::new(),
+            json_tool,
+            json_block: None,
         }
     }
 
@@ -121,6 +143,12 @@ impl StreamTranslator {
                     self.chunk(&mut out, json!({ "role": "assistant", "content": "" }), Value::Null);
                 }
                 "content_block_start"
+                    if self.json_tool.is_some()
+                        && v.pointer("/content_block/name").and_then(Value::as_str) == self.json_tool =>
+                {
+                    self.json_block = v.get("index").and_then(Value::as_u64);
+                }
+                "content_block_start"
                     if v.pointer("/content_block/type").and_then(Value::as_str) == Some("tool_use") =>
                 {
                     let index = self.tool_blocks.len();
@@ -135,7 +163,11 @@ impl StreamTranslator {
                     Some("input_json_delta") => {
                         let block = v.get("index").and_then(Value::as_u64).unwrap_or(u64::MAX);
                         let part = v.pointer("/delta/partial_json").and_then(Value::as_str).unwrap_or_default();
-                        if let Some(index) = self.tool_blocks.iter().position(|&b| b == block) {
+                        if self.json_block == Some(block) {
+                            if !part.is_empty() {
+                                self.chunk(&mut out, json!({ "content": part }), Value::Null);
+                            }
+                        } else if let Some(index) = self.tool_blocks.iter().position(|&b| b == block) {
                             if !part.is_empty() {
                                 let call = json!({ "index": index, "function": { "arguments": part } });
                                 self.chunk(&mut out, json!({ "tool_calls": [call] }), Value::Null);
@@ -152,7 +184,11 @@ impl StreamTranslator {
                     if let Some(n) = v.pointer("/usage/output_tokens").and_then(Value::as_u64) {
                         self.output_tokens = Some(n);
                     }
-                    let reason = finish_reason(v.pointer("/delta/stop_reason").and_then(Value::as_str));
+                    let mut reason = finish_reason(v.pointer("/delta/stop_reason").and_then(Value::as_str));
+                    if self.json_block.is_some() && self.tool_blocks.is_empty() && reason == "tool_calls" {
+                        // The forced JSON tool's call is the answer, not a call for the client.
+                        reason = "stop";
+                    }
                     self.chunk(&mut out, json!({}), json!(reason));
                 }
                 "message_stop" => {
@@ -183,7 +219,7 @@ mod tests {
         let v = json!({ "id": "msg_1", "type": "message", "model": "claude-x", "stop_reason": "max_tokens",
             "content": [{ "type": "text", "text": "Hello" }, { "type": "text", "text": " world" }],
             "usage": { "input_tokens": 10, "output_tokens": 4, "cache_read_input_tokens": 6 } });
-        let o = from_anthropic(&v).unwrap();
+        let o = from_anthropic(&v, None).unwrap();
         assert_eq!(o["choices"][0]["message"]["content"], "Hello world");
         assert!(o["choices"][0]["message"].get("tool_calls").is_none());
         assert_eq!(o["choices"][0]["finish_reason"], "length");
@@ -192,7 +228,7 @@ mod tests {
             (Some(16), Some(4))
         );
         assert_eq!(o["usage"]["prompt_tokens_details"]["cached_tokens"], 6);
-        assert!(matches!(from_anthropic(&json!({ "id": "x" })), Err(ProviderError::Malformed(_))));
+        assert!(matches!(from_anthropic(&json!({ "id": "x" }), None), Err(ProviderError::Malformed(_))));
     }
 
     #[test]
@@ -200,7 +236,7 @@ mod tests {
         let v = json!({ "id": "msg_2", "model": "claude-x", "stop_reason": "tool_use", "content": [
             { "type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": { "city": "Paris" } },
             { "type": "tool_use", "id": "toolu_2", "name": "now", "input": {} }] });
-        let o = from_anthropic(&v).unwrap();
+        let o = from_anthropic(&v, None).unwrap();
         let m = &o["choices"][0]["message"];
         assert_eq!(m["content"], Value::Null, "no text beside tool calls");
         assert_eq!(o["choices"][0]["finish_reason"], "tool_calls");
@@ -212,8 +248,8 @@ mod tests {
     }
 
     /// Feeds events in 9-byte pieces and returns the translated events' data.
-    fn translate(events: &str, include_usage: bool) -> Vec<String> {
-        let mut t = StreamTranslator::new(include_usage);
+    fn translate(events: &str, include_usage: bool, json_tool: Option<&'static str>) -> Vec<String> {
+        let mut t = StreamTranslator::new(include_usage, json_tool);
         let mut out = String::new();
         for piece in events.as_bytes().chunks(9) {
             out.push_str(std::str::from_utf8(&t.feed(piece).unwrap()).unwrap());
@@ -228,7 +264,7 @@ mod tests {
             event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n\
             event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":3}}\n\n\
             event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
-        let out = translate(events, true);
+        let out = translate(events, true, None);
         let datas: Vec<Value> = out.iter().filter_map(|d| serde_json::from_str(d).ok()).collect();
         assert_eq!(datas[1]["choices"][0]["delta"]["content"], "Hi");
         assert_eq!(datas[2]["choices"][0]["finish_reason"], "stop");
@@ -238,7 +274,7 @@ mod tests {
         );
         assert_eq!(out.last().unwrap(), "[DONE]");
 
-        let mut t = StreamTranslator::new(false);
+        let mut t = StreamTranslator::new(false, None);
         let err = t.feed(b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n");
         assert!(matches!(err, Err(ProviderError::StreamBroken(m)) if m.contains("Overloaded")));
     }
@@ -259,7 +295,7 @@ mod tests {
             ev(r#"{"type":"message_stop"}"#),
         ]
         .concat();
-        let out = translate(&events, false);
+        let out = translate(&events, false, None);
         let deltas: Vec<Value> =
             out.iter().filter_map(|d| serde_json::from_str::<Value>(d).ok()).map(|c| c["choices"][0].clone()).collect();
         assert_eq!(deltas[1]["delta"]["content"], "Checking.");
@@ -276,5 +312,36 @@ mod tests {
         assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({ "city": "Paris" }));
         assert_eq!(deltas.last().unwrap()["finish_reason"], "tool_calls");
         assert_eq!(out.last().unwrap(), "[DONE]");
+    }
+
+    #[test]
+    fn the_forced_json_tool_becomes_the_answer_plain_and_streamed() {
+        let v = json!({ "id": "msg_j", "model": "m", "stop_reason": "tool_use", "content": [
+            { "type": "tool_use", "id": "toolu_j", "name": "json_answer", "input": { "days": 30 } }] });
+        let o = from_anthropic(&v, Some("json_answer")).unwrap();
+        let m = &o["choices"][0];
+        assert_eq!(m["finish_reason"], "stop");
+        assert!(m["message"].get("tool_calls").is_none());
+        let answer: Value = serde_json::from_str(m["message"]["content"].as_str().unwrap()).unwrap();
+        assert_eq!(answer, json!({ "days": 30 }));
+        assert_eq!(o["id"], "msg_j");
+
+        let ev = |data: &str| format!("data: {data}\n\n");
+        let events = [
+            ev(r#"{"type":"message_start","message":{"id":"msg_j","model":"m","usage":{"input_tokens":5}}}"#),
+            ev(r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_j","name":"json_answer","input":{}}}"#),
+            ev(r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"days\": "}}"#),
+            ev(r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"30}"}}"#),
+            ev(r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":4}}"#),
+            ev(r#"{"type":"message_stop"}"#),
+        ]
+        .concat();
+        let out = translate(&events, false, Some("json_answer"));
+        let chunks: Vec<Value> = out.iter().filter_map(|d| serde_json::from_str(d).ok()).collect();
+        let text: String =
+            chunks.iter().filter_map(|c| c.pointer("/choices/0/delta/content").and_then(Value::as_str)).collect();
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({ "days": 30 }));
+        assert!(chunks.iter().all(|c| c.pointer("/choices/0/delta/tool_calls").is_none()));
+        assert_eq!(chunks.last().unwrap()["choices"][0]["finish_reason"], "stop");
     }
 }

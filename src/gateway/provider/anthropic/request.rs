@@ -8,6 +8,10 @@ use serde_json::{json, Map, Value};
 
 use super::super::ProviderError;
 
+/// The tool a JSON `response_format` is asked through (Anthropic has no JSON mode): the model
+/// is made to call it, and its input is the answer.
+pub(super) const JSON_TOOL: &str = "json_answer";
+
 /// Anthropic requires `max_tokens`; this is used when the client sent none.
 pub(super) const DEFAULT_MAX_TOKENS: u64 = 4096;
 
@@ -179,6 +183,29 @@ fn tool_choice(choice: Option<&Value>, parallel: Option<&Value>) -> Result<Optio
     Ok(out)
 }
 
+/// The schema a JSON `response_format` asks for (`json_object`: any object), or `None` for
+/// text. A tool's input is an object, so only an object schema can be carried.
+pub(super) fn json_format(body: &Value) -> Result<Option<Value>, ProviderError> {
+    let Some(f) = body.get("response_format").filter(|f| !f.is_null()) else { return Ok(None) };
+    let schema = match f.get("type").and_then(Value::as_str) {
+        Some("text") => return Ok(None),
+        Some("json_object") => json!({ "type": "object" }),
+        Some("json_schema") => f.pointer("/json_schema/schema").cloned().unwrap_or_else(|| json!({ "type": "object" })),
+        other => {
+            return Err(unsupported(format!(
+                "response_format type `{}` is not one of text, json_object, json_schema",
+                other.unwrap_or("?")
+            )))
+        }
+    };
+    if schema.get("type").is_some_and(|t| t != "object") {
+        return Err(unsupported(
+            "the anthropic provider answers JSON as an object: the response_format schema's type must be `object`",
+        ));
+    }
+    Ok(Some(schema))
+}
+
 /// Appends a message's blocks to a turn; text meeting text across messages is joined by a
 /// blank line, as one turn.
 fn extend_turn(turn: &mut Vec<Value>, add: Vec<Value>) {
@@ -282,6 +309,15 @@ pub fn to_anthropic(body: &Value) -> Result<Value, ProviderError> {
             out.insert("tool_choice".into(), c);
         }
     }
+    if let Some(schema) = json_format(body)? {
+        if out.contains_key("tools") {
+            return Err(unsupported("the anthropic provider cannot combine `tools` with a JSON `response_format`"));
+        }
+        let tool = json!({ "name": JSON_TOOL, "input_schema": schema,
+                           "description": "Give your whole answer by calling this tool: its input is the answer." });
+        out.insert("tools".into(), json!([tool]));
+        out.insert("tool_choice".into(), json!({ "type": "tool", "name": JSON_TOOL }));
+    }
     if let Some(u) = body.get("user").and_then(Value::as_str) {
         out.insert("metadata".into(), json!({ "user_id": u }));
     }
@@ -359,6 +395,33 @@ mod tests {
             let b = json!({ "messages": [], "tools": body["tools"], "tool_choice": choice });
             assert_eq!(to_anthropic(&b).unwrap()["tool_choice"]["type"], want);
         }
+    }
+
+    #[test]
+    fn a_json_response_format_is_asked_through_a_forced_tool() {
+        let schema = json!({ "type": "object", "properties": { "days": { "type": "integer" } }, "required": ["days"] });
+        let body = json!({ "messages": [{ "role": "user", "content": "Return window?" }],
+            "response_format": { "type": "json_schema", "json_schema": { "name": "policy", "schema": schema } } });
+        let a = to_anthropic(&body).unwrap();
+        assert_eq!(a["tools"][0]["name"], JSON_TOOL);
+        assert_eq!(a["tools"][0]["input_schema"], schema);
+        assert_eq!(a["tool_choice"], json!({ "type": "tool", "name": JSON_TOOL }));
+        let object = json!({ "messages": [], "response_format": { "type": "json_object" } });
+        assert_eq!(to_anthropic(&object).unwrap()["tools"][0]["input_schema"], json!({ "type": "object" }));
+        let text = json!({ "messages": [], "response_format": { "type": "text" } });
+        assert!(to_anthropic(&text).unwrap().get("tools").is_none());
+        for (bad, needle) in [
+            (json!({ "type": "json_schema", "json_schema": { "schema": { "type": "array" } } }), "must be `object`"),
+            (json!({ "type": "yaml" }), "`yaml`"),
+        ] {
+            match to_anthropic(&json!({ "messages": [], "response_format": bad })) {
+                Err(ProviderError::Status { status: 400, body, .. }) => assert!(body.contains(needle), "{body}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        let both = json!({ "messages": [], "response_format": { "type": "json_object" },
+                           "tools": [{ "type": "function", "function": { "name": "f" } }] });
+        assert!(matches!(to_anthropic(&both), Err(ProviderError::Status { status: 400, .. })));
     }
 
     #[test]
