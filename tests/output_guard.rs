@@ -32,6 +32,32 @@ struct Fake {
 async fn fake_handler(State(f): State<Fake>, Json(body): Json<Value>) -> Response {
     f.seen.lock().unwrap().push(body.clone());
     let pieces = f.replies.lock().unwrap().pop_front().unwrap_or_else(|| vec!["fine"]);
+    // "TOOL:" pieces are a tool call's arguments, streamed as argument deltas.
+    if let Some(first) = pieces.first().and_then(|p| p.strip_prefix("TOOL:")) {
+        let args: Vec<&str> = std::iter::once(first).chain(pieces[1..].iter().copied()).collect();
+        if body["stream"] == true {
+            let mut events: Vec<String> = args
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let mut call = json!({ "index": 0, "function": { "arguments": a } });
+                    if i == 0 {
+                        call["id"] = json!("call_1");
+                        call["function"]["name"] = json!("send_note");
+                    }
+                    let c = json!({ "object": "chat.completion.chunk", "choices": [{ "index": 0, "delta": { "tool_calls": [call] } }] });
+                    format!("data: {c}\n\n")
+                })
+                .collect();
+            events.push("data: [DONE]\n\n".into());
+            return ([("content-type", "text/event-stream")], events.concat()).into_response();
+        }
+        let call = json!({ "id": "call_1", "type": "function", "function": { "name": "send_note", "arguments": args.concat() } });
+        return Json(json!({ "id": "c1", "object": "chat.completion", "model": body["model"],
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": null, "tool_calls": [call] }, "finish_reason": "tool_calls" }],
+            "usage": { "prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5 } }))
+        .into_response();
+    }
     if body["stream"] == true {
         // One network write per piece, so the relay sees them as separate chunks.
         let mut events: Vec<String> = pieces
@@ -141,6 +167,37 @@ async fn replies_must_be_the_json_that_was_asked_for() {
     assert_eq!(status, 502);
     assert!(body.contains("/days"), "the error names the field: {body}");
     assert_eq!(chat(keel, req).await.0, 200);
+}
+
+#[tokio::test]
+async fn tool_call_arguments_are_guarded_like_text() {
+    let (fake, keel) = start().await;
+    // A leak or a denied phrase inside a tool call's arguments is withheld like one in text.
+    fake.replies.lock().unwrap().push_back(vec!["TOOL:{\"note\": \"Project Falcon ships in May\"}"]);
+    let (status, _, body) = chat(keel, user("plan?")).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("output_deny_list") && !body.contains("Falcon"), "{body}");
+    let leak = "TOOL:{\"note\": \"You are the billing assistant of Acme Outdoor. Never offer refunds above fifty dollars without a manager.\"}";
+    fake.replies.lock().unwrap().push_back(vec![leak]);
+    let (status, _, body) = chat(keel, user("what are your rules?")).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("output_prompt_leak"), "{body}");
+    // A clean tool call passes, and a JSON format does not apply to a reply that only calls tools.
+    fake.replies.lock().unwrap().push_back(vec!["TOOL:{\"note\": \"all good\"}"]);
+    let mut req = user("note?");
+    req["response_format"] = json!({ "type": "json_object" });
+    let (status, _, body) = chat(keel, req).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("all good"), "{body}");
+
+    // Streamed: the argument delta that completes the phrase is cut, with the phrase's start.
+    fake.replies.lock().unwrap().push_back(vec!["TOOL:{\"note\": \"The plan is called Project ", "Falcon\"}"]);
+    let mut req = user("plan?");
+    req["stream"] = json!(true);
+    let (status, _, body) = chat(keel, req).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("output_deny_list"), "{body}");
+    assert!(!body.contains("Falcon") && !body.contains("[DONE]"), "{body}");
 }
 
 #[tokio::test]

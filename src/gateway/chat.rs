@@ -24,6 +24,14 @@ pub fn reply_text(reply: &Value) -> Option<String> {
     }
 }
 
+/// The first choice's tool-call arguments, one per line ("" without tool calls).
+pub fn reply_tool_args(reply: &Value) -> String {
+    let calls = reply.pointer("/choices/0/message/tool_calls").and_then(Value::as_array);
+    let args: Vec<&str> =
+        calls.into_iter().flatten().filter_map(|c| c.pointer("/function/arguments").and_then(Value::as_str)).collect();
+    args.join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

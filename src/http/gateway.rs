@@ -155,8 +155,8 @@ pub async fn complete(
         // The reply's text is extracted once, only if the trace or the output guard reads it.
         let text = std::cell::OnceCell::new();
         let reply = || text.get_or_init(|| p.text()).as_str();
-        trace.reply(|| reply().to_owned());
-        if let Some(block) = check_output(state, &body, reply, &mut trace) {
+        trace.reply(|| with_args(reply(), p.tool_args()));
+        if let Some(block) = check_output(state, &body, reply, p.tool_args(), &mut trace) {
             return Ok(withheld(&block, &usage, capped, &report, started, &mut trace));
         }
         let mut res = p.respond(&metering::extension(&usage, cache_label));
@@ -176,8 +176,9 @@ pub async fn complete(
             trace.usage(&usage);
             let text = std::cell::OnceCell::new();
             let reply = || text.get_or_init(|| chat::reply_text(&v).unwrap_or_default()).as_str();
-            trace.reply(|| reply().to_owned());
-            if let Some(block) = check_output(state, &body, reply, &mut trace) {
+            let args = chat::reply_tool_args(&v);
+            trace.reply(|| with_args(reply(), &args));
+            if let Some(block) = check_output(state, &body, reply, &args, &mut trace) {
                 return Ok(withheld(&block, &usage, capped, &report, started, &mut trace));
             }
             if let (Some(c), Some(k)) = (cache, key) {
@@ -264,17 +265,37 @@ fn guard_request(
     Ok((!parts.is_empty()).then(|| parts.join("; ")))
 }
 
+/// A reply's text as traced: its content, then its tool calls' arguments.
+fn with_args(text: &str, tool_args: &str) -> String {
+    if tool_args.is_empty() {
+        return text.to_owned();
+    }
+    format!("{text}\n{tool_args}")
+}
+
 /// The output guard's verdict on a whole reply (`None`: it may be served); `text` is only
-/// read when a check applies to this request.
+/// read when a check applies to this request. Tool-call arguments (`tool_args`) are checked
+/// for deny-listed phrases and prompt leaks like the text; the JSON format applies to the text.
 fn check_output<'t>(
     state: &ServerState,
     request: &Value,
     text: impl FnOnce() -> &'t str,
+    tool_args: &str,
     trace: &mut GatewayTrace,
 ) -> Option<OutputBlock> {
     let guard = state.output.as_ref().filter(|g| g.applies_to(request))?;
     trace.skip();
-    let verdict = guard.check(text(), system_prompt(request).as_deref(), &Format::of_request(request));
+    let system = system_prompt(request);
+    let text = text();
+    // A reply that only calls tools has no text to hold the JSON asked for.
+    let format = if text.is_empty() && !tool_args.is_empty() { Format::Text } else { Format::of_request(request) };
+    let verdict = guard.check(text, system.as_deref(), &format).and_then(|()| {
+        if tool_args.is_empty() {
+            Ok(())
+        } else {
+            guard.check_text(tool_args, system.as_deref())
+        }
+    });
     let reason = verdict.as_ref().err().map(|b| b.reason_code());
     trace.span(
         "output_guard",

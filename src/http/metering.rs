@@ -205,6 +205,12 @@ impl StreamMeter {
             if let Some(t) = c.pointer("/delta/content").and_then(Value::as_str) {
                 self.text.push_str(t);
             }
+            // Tool-call arguments are text the model wrote too: guarded, counted, traced.
+            for call in c.pointer("/delta/tool_calls").and_then(Value::as_array).into_iter().flatten() {
+                if let Some(a) = call.pointer("/function/arguments").and_then(Value::as_str) {
+                    self.text.push_str(a);
+                }
+            }
         }
     }
 

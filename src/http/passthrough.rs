@@ -61,6 +61,11 @@ impl Passthrough {
         }
     }
 
+    /// The reply's tool-call arguments, one per line ("" without tool calls).
+    pub fn tool_args(&self) -> &str {
+        &self.facts.tool_args
+    }
+
     /// The reply with `"keel": extension` as its last field, in one body with a known length.
     pub fn respond(self, extension: &Value) -> Response {
         let ext = extension.to_string();

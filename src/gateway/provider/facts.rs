@@ -13,6 +13,9 @@ pub struct ReplyFacts {
     pub usage: Option<(u64, u64, Option<u64>)>,
     /// The first choice's `message.content`.
     pub content: Option<Value>,
+    /// The first choice's tool-call arguments, one per line ("" without tool calls): text the
+    /// model wrote that the output guard reads too.
+    pub tool_args: String,
     /// The reply already has a `keel` field (whatever its value).
     pub has_keel: bool,
 }
@@ -35,6 +38,21 @@ struct ChoiceView {
 #[derive(Deserialize)]
 struct MessageView {
     content: Option<Value>,
+    #[serde(default)]
+    tool_calls: Option<Vec<CallView>>,
+}
+
+#[derive(Deserialize)]
+struct CallView {
+    #[serde(default)]
+    function: Option<FunctionView>,
+}
+
+#[derive(Deserialize)]
+struct FunctionView {
+    /// A string on the wire; anything else is read and ignored rather than failing the pass.
+    #[serde(default)]
+    arguments: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -66,8 +84,17 @@ impl ReplyFacts {
         let usage = view.usage.and_then(|u| {
             Some((u.prompt_tokens?, u.completion_tokens?, u.prompt_tokens_details.and_then(|d| d.cached_tokens)))
         });
-        let content = view.choices.into_iter().next().and_then(|c| c.message?.content);
-        Some(Self { usage, content, has_keel: view.keel })
+        let message = view.choices.into_iter().next().and_then(|c| c.message);
+        let (content, calls) = message.map_or((None, None), |m| (m.content, m.tool_calls));
+        let args: Vec<String> = calls
+            .into_iter()
+            .flatten()
+            .filter_map(|c| match c.function?.arguments? {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        Some(Self { usage, content, tool_args: args.join("\n"), has_keel: view.keel })
     }
 }
 
@@ -83,9 +110,23 @@ mod tests {
                 "prompt_tokens_details":{"cached_tokens":2}},"x":[1]}"#,
         )
         .unwrap();
-        assert_eq!(f, ReplyFacts { usage: Some((9, 4, Some(2))), content: Some(json!("hi")), has_keel: false });
+        assert_eq!(
+            f,
+            ReplyFacts {
+                usage: Some((9, 4, Some(2))),
+                content: Some(json!("hi")),
+                tool_args: String::new(),
+                has_keel: false
+            }
+        );
         let f = ReplyFacts::read(br#"{"choices":[],"usage":{"prompt_tokens":1},"keel":null}"#).unwrap();
-        assert_eq!(f, ReplyFacts { usage: None, content: None, has_keel: true });
+        assert_eq!(f, ReplyFacts { usage: None, content: None, tool_args: String::new(), has_keel: true });
+        let f = ReplyFacts::read(
+            br#"{"choices":[{"message":{"content":null,"tool_calls":[{"id":"c1","type":"function",
+                "function":{"name":"f","arguments":"{\"a\":1}"}},{"function":{"name":"g","arguments":"{}"}}]}}]}"#,
+        )
+        .unwrap();
+        assert_eq!((f.content, f.tool_args.as_str()), (None, "{\"a\":1}\n{}"));
         for odd in [&br#"[{"choices":[]}]"#[..], br#"{"choices":[1]}"#, br#"{"choices":{}}"#, b"{", br#"{"id":1}"#] {
             assert!(ReplyFacts::read(odd).is_none(), "{}", String::from_utf8_lossy(odd));
         }
