@@ -67,7 +67,16 @@ pub fn from_anthropic(v: &Value, json_tool: Option<&str>) -> Result<Value, Provi
         .collect();
     let calls: Vec<Value> =
         blocks.iter().filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_use")).map(tool_call).collect();
+    let thinking: String = blocks
+        .iter()
+        .filter(|b| b.get("type").and_then(Value::as_str) == Some("thinking"))
+        .filter_map(|b| b["thinking"].as_str())
+        .collect();
     let mut message = json!({ "role": "assistant", "content": text });
+    if !thinking.is_empty() {
+        // Where OpenAI-compatible servers (vLLM, DeepSeek) put a model's reasoning.
+        message["reasoning_content"] = Value::String(thinking);
+    }
     if !calls.is_empty() {
         // OpenAI's shape: no text beside tool calls is `null`, not "".
         if text.is_empty() {
@@ -174,6 +183,11 @@ impl StreamTranslator {
                             }
                         }
                     }
+                    Some("thinking_delta") => {
+                        if let Some(t) = v.pointer("/delta/thinking").and_then(Value::as_str) {
+                            self.chunk(&mut out, json!({ "reasoning_content": t }), Value::Null);
+                        }
+                    }
                     _ => {
                         if let Some(t) = v.pointer("/delta/text").and_then(Value::as_str) {
                             self.chunk(&mut out, json!({ "content": t }), Value::Null);
@@ -229,6 +243,37 @@ mod tests {
         );
         assert_eq!(o["usage"]["prompt_tokens_details"]["cached_tokens"], 6);
         assert!(matches!(from_anthropic(&json!({ "id": "x" }), None), Err(ProviderError::Malformed(_))));
+    }
+
+    #[test]
+    fn thinking_becomes_reasoning_content_plain_and_streamed() {
+        let v = json!({ "id": "msg_t", "model": "m", "stop_reason": "end_turn", "content": [
+            { "type": "thinking", "thinking": "The policy says 30 days.", "signature": "sig" },
+            { "type": "text", "text": "30 days." }] });
+        let m = &from_anthropic(&v, None).unwrap()["choices"][0]["message"];
+        assert_eq!(
+            (m["content"].as_str(), m["reasoning_content"].as_str()),
+            (Some("30 days."), Some("The policy says 30 days."))
+        );
+        assert!(from_anthropic(&json!({ "content": [] }), None).unwrap()["choices"][0]["message"]
+            .get("reasoning_content")
+            .is_none());
+
+        let ev = |data: &str| format!("data: {data}\n\n");
+        let events = [
+            ev(r#"{"type":"message_start","message":{"id":"msg_t","model":"m","usage":{"input_tokens":5}}}"#),
+            ev(r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#),
+            ev(r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Policy: 30"}}"#),
+            ev(r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"sig"}}"#),
+            ev(r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"30 days."}}"#),
+            ev(r#"{"type":"message_stop"}"#),
+        ]
+        .concat();
+        let chunks: Vec<Value> =
+            translate(&events, false, None).iter().filter_map(|d| serde_json::from_str(d).ok()).collect();
+        let deltas: Vec<&Value> = chunks.iter().map(|c| &c["choices"][0]["delta"]).collect();
+        assert_eq!(deltas[1], &json!({ "reasoning_content": "Policy: 30" }));
+        assert_eq!(deltas[2], &json!({ "content": "30 days." }), "a signature carries no text");
     }
 
     #[test]

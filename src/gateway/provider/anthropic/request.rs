@@ -206,6 +206,21 @@ pub(super) fn json_format(body: &Value) -> Result<Option<Value>, ProviderError> 
     Ok(Some(schema))
 }
 
+/// The thinking budget (tokens) of OpenAI's `reasoning_effort` (`minimal` and `none`: no
+/// extended thinking). Anthropic counts thinking inside `max_tokens`.
+fn thinking_budget(body: &Value) -> Result<Option<u64>, ProviderError> {
+    match body.get("reasoning_effort") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_str() {
+            Some("none" | "minimal") => Ok(None),
+            Some("low") => Ok(Some(1024)),
+            Some("medium") => Ok(Some(2048)),
+            Some("high") => Ok(Some(4096)),
+            _ => Err(unsupported(format!("reasoning_effort {v} is not one of none, minimal, low, medium, high"))),
+        },
+    }
+}
+
 /// Appends a message's blocks to a turn; text meeting text across messages is joined by a
 /// blank line, as one turn.
 fn extend_turn(turn: &mut Vec<Value>, add: Vec<Value>) {
@@ -283,7 +298,17 @@ pub fn to_anthropic(body: &Value) -> Result<Value, ProviderError> {
         out.insert("system".into(), Value::String(system.join("\n\n")));
     }
     let max = ["max_completion_tokens", "max_tokens"].iter().find_map(|f| body.get(*f).and_then(Value::as_u64));
-    out.insert("max_tokens".into(), json!(max.unwrap_or(DEFAULT_MAX_TOKENS)));
+    let budget = thinking_budget(body)?;
+    if let Some(b) = budget {
+        // A client's max_tokens may be a reservation Keel made (a metered key): never raised.
+        if max.is_some_and(|m| m <= b) {
+            return Err(unsupported(format!(
+                "max_tokens must be above the thinking budget of reasoning_effort ({b} tokens) on an anthropic target"
+            )));
+        }
+        out.insert("thinking".into(), json!({ "type": "enabled", "budget_tokens": b }));
+    }
+    out.insert("max_tokens".into(), json!(max.unwrap_or(DEFAULT_MAX_TOKENS + budget.unwrap_or(0))));
     for f in ["temperature", "top_p"] {
         if let Some(v) = body.get(f).filter(|v| !v.is_null()) {
             out.insert(f.into(), v.clone());
@@ -422,6 +447,26 @@ mod tests {
         let both = json!({ "messages": [], "response_format": { "type": "json_object" },
                            "tools": [{ "type": "function", "function": { "name": "f" } }] });
         assert!(matches!(to_anthropic(&both), Err(ProviderError::Status { status: 400, .. })));
+    }
+
+    #[test]
+    fn reasoning_effort_becomes_a_thinking_budget_inside_max_tokens() {
+        let a = to_anthropic(&json!({ "messages": [], "reasoning_effort": "medium", "max_tokens": 5000 })).unwrap();
+        assert_eq!(a["thinking"], json!({ "type": "enabled", "budget_tokens": 2048 }));
+        assert_eq!(a["max_tokens"], 5000, "a client's (or a reservation's) max_tokens is kept");
+        let a = to_anthropic(&json!({ "messages": [], "reasoning_effort": "high" })).unwrap();
+        assert_eq!(a["max_tokens"], DEFAULT_MAX_TOKENS + 4096);
+        let a = to_anthropic(&json!({ "messages": [], "reasoning_effort": "minimal" })).unwrap();
+        assert!(a.get("thinking").is_none());
+        for (bad, needle) in [
+            (json!({ "messages": [], "reasoning_effort": "low", "max_tokens": 1000 }), "above the thinking budget"),
+            (json!({ "messages": [], "reasoning_effort": "extreme" }), "\"extreme\" is not one of"),
+        ] {
+            match to_anthropic(&bad) {
+                Err(ProviderError::Status { status: 400, body, .. }) => assert!(body.contains(needle), "{body}"),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]
