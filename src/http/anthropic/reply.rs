@@ -46,6 +46,10 @@ pub(super) fn to_message(v: &Value) -> Value {
     let text = choice.pointer("/message/content").and_then(Value::as_str).unwrap_or("");
     let calls = choice.pointer("/message/tool_calls").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     let mut content = Vec::new();
+    if let Some(r) = choice.pointer("/message/reasoning_content").and_then(Value::as_str).filter(|r| !r.is_empty()) {
+        // A model's reasoning (vLLM, DeepSeek, Keel's own Anthropic translation), unsigned.
+        content.push(json!({ "type": "thinking", "thinking": r, "signature": "" }));
+    }
     if !text.is_empty() || calls.is_empty() {
         content.push(json!({ "type": "text", "text": text }));
     }
@@ -88,8 +92,17 @@ pub(super) fn error_body(status: u16, message: &str) -> Value {
     json!({ "type": "error", "error": { "type": error_type(status), "message": message } })
 }
 
-/// Translates an OpenAI chunk stream into Anthropic's events: a text block first (index 0),
-/// then one `tool_use` block per streamed tool call, each closed before the next opens.
+/// What kind of block is open in a translated stream.
+#[derive(Clone, Copy, PartialEq)]
+enum Open {
+    Thinking,
+    Text,
+    Tool,
+}
+
+/// Translates an OpenAI chunk stream into Anthropic's events: one block at a time, opened as
+/// its first delta arrives — reasoning (`reasoning_content`) as a `thinking` block, text as a
+/// `text` block, each tool call as a `tool_use` block — and closed when another opens.
 #[derive(Default)]
 pub(super) struct ToAnthropic {
     sse: SseParser,
@@ -98,9 +111,9 @@ pub(super) struct ToAnthropic {
     usage: Option<Value>,
     keel: Option<Value>,
     ended: bool,
-    /// The block open now (the first text block is 0), and whether it is a text block.
-    block: usize,
-    in_text: bool,
+    /// The open block, with its index; `blocks` were opened so far.
+    open: Option<(Open, usize)>,
+    blocks: usize,
     /// Each tool call's OpenAI index and its block index, in the order they opened.
     tool_blocks: Vec<(u64, usize)>,
 }
@@ -116,42 +129,54 @@ impl ToAnthropic {
             "model": chunk.get("model").cloned().unwrap_or(Value::Null), "stop_reason": null, "stop_sequence": null,
             "usage": { "input_tokens": 0, "output_tokens": 0 } } });
         write_event(out, Some("message_start"), &start.to_string());
-        let block =
-            json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "text", "text": "" } });
-        write_event(out, Some("content_block_start"), &block.to_string());
-        self.in_text = true;
     }
 
-    fn stop_block(&self, out: &mut String) {
-        write_event(
-            out,
-            Some("content_block_stop"),
-            &json!({ "type": "content_block_stop", "index": self.block }).to_string(),
-        );
+    fn close(&mut self, out: &mut String) {
+        if let Some((_, index)) = self.open.take() {
+            write_event(
+                out,
+                Some("content_block_stop"),
+                &json!({ "type": "content_block_stop", "index": index }).to_string(),
+            );
+        }
     }
 
-    /// One streamed tool-call delta: a new call closes the open block and opens a `tool_use`
-    /// block; argument text goes to its call's block.
+    /// The index of an open block of `kind`, opening one (`block` is its start) if the open
+    /// block is of another kind.
+    fn ensure(&mut self, out: &mut String, kind: Open, block: Value) -> usize {
+        if let Some((_, index)) = self.open.filter(|(k, _)| *k == kind && kind != Open::Tool) {
+            return index;
+        }
+        self.close(out);
+        let index = self.blocks;
+        self.blocks += 1;
+        self.open = Some((kind, index));
+        let start = json!({ "type": "content_block_start", "index": index, "content_block": block });
+        write_event(out, Some("content_block_start"), &start.to_string());
+        index
+    }
+
+    fn delta(out: &mut String, index: usize, delta: Value) {
+        let d = json!({ "type": "content_block_delta", "index": index, "delta": delta });
+        write_event(out, Some("content_block_delta"), &d.to_string());
+    }
+
+    /// One streamed tool-call delta: a new call opens a `tool_use` block; argument text goes
+    /// to its call's block.
     fn tool_delta(&mut self, out: &mut String, d: &Value) {
-        let index = d.get("index").and_then(Value::as_u64).unwrap_or(0);
-        let block = match self.tool_blocks.iter().find(|(i, _)| *i == index) {
+        let call = d.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let index = match self.tool_blocks.iter().find(|(i, _)| *i == call) {
             Some(&(_, b)) => b,
             None => {
-                self.stop_block(out);
-                self.block += 1;
-                self.in_text = false;
-                self.tool_blocks.push((index, self.block));
-                let start = json!({ "type": "content_block_start", "index": self.block, "content_block": {
-                    "type": "tool_use", "id": d.get("id").cloned().unwrap_or(Value::Null),
-                    "name": d.pointer("/function/name").cloned().unwrap_or(Value::Null), "input": {} } });
-                write_event(out, Some("content_block_start"), &start.to_string());
-                self.block
+                let block = json!({ "type": "tool_use", "id": d.get("id").cloned().unwrap_or(Value::Null),
+                    "name": d.pointer("/function/name").cloned().unwrap_or(Value::Null), "input": {} });
+                let index = self.ensure(out, Open::Tool, block);
+                self.tool_blocks.push((call, index));
+                index
             }
         };
         if let Some(part) = d.pointer("/function/arguments").and_then(Value::as_str).filter(|p| !p.is_empty()) {
-            let delta = json!({ "type": "content_block_delta", "index": block,
-                                "delta": { "type": "input_json_delta", "partial_json": part } });
-            write_event(out, Some("content_block_delta"), &delta.to_string());
+            Self::delta(out, index, json!({ "type": "input_json_delta", "partial_json": part }));
         }
     }
 
@@ -163,7 +188,11 @@ impl ToAnthropic {
             }
             if ev.data.trim() == "[DONE]" {
                 self.start(&mut out, &Value::Null);
-                self.stop_block(&mut out);
+                if self.blocks == 0 {
+                    // A reply with nothing in it still has its (empty) text block.
+                    self.ensure(&mut out, Open::Text, json!({ "type": "text", "text": "" }));
+                }
+                self.close(&mut out);
                 let mut delta = json!({ "type": "message_delta",
                     "delta": { "stop_reason": stop_reason(self.finish.as_deref()), "stop_sequence": null },
                     "usage": usage_of(self.usage.as_ref()) });
@@ -190,19 +219,14 @@ impl ToAnthropic {
                 self.keel = Some(k.clone());
             }
             let choice = &v["choices"][0];
-            if let Some(t) = choice.pointer("/delta/content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
-                if !self.in_text {
-                    // Text after a tool call: a new text block after the tool's.
-                    self.stop_block(&mut out);
-                    self.block += 1;
-                    self.in_text = true;
-                    let start = json!({ "type": "content_block_start", "index": self.block,
-                                        "content_block": { "type": "text", "text": "" } });
-                    write_event(&mut out, Some("content_block_start"), &start.to_string());
-                }
-                let d = json!({ "type": "content_block_delta", "index": self.block,
-                                "delta": { "type": "text_delta", "text": t } });
-                write_event(&mut out, Some("content_block_delta"), &d.to_string());
+            let text_of = |f: &str| choice.pointer(f).and_then(Value::as_str).filter(|t| !t.is_empty());
+            if let Some(t) = text_of("/delta/reasoning_content") {
+                let index = self.ensure(&mut out, Open::Thinking, json!({ "type": "thinking", "thinking": "" }));
+                Self::delta(&mut out, index, json!({ "type": "thinking_delta", "thinking": t }));
+            }
+            if let Some(t) = text_of("/delta/content") {
+                let index = self.ensure(&mut out, Open::Text, json!({ "type": "text", "text": "" }));
+                Self::delta(&mut out, index, json!({ "type": "text_delta", "text": t }));
             }
             for d in
                 choice.pointer("/delta/tool_calls").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
@@ -247,6 +271,18 @@ mod tests {
                    { "type": "tool_use", "id": "call_2", "name": "now", "input": {} }])
         );
         assert_eq!(tool_input(Some("[1,2]")), json!({ "_arguments": "[1,2]" }), "kept, not lost");
+    }
+
+    /// The translated events' data, and each one's `type:index`.
+    fn kinds(src: &str) -> (Vec<Value>, Vec<String>) {
+        let datas: Vec<Value> = events(src).iter().map(|e| serde_json::from_str(&e.data).unwrap()).collect();
+        let kinds = datas
+            .iter()
+            .map(|d| {
+                format!("{}:{}", d["type"].as_str().unwrap(), d.get("index").map_or(String::new(), Value::to_string))
+            })
+            .collect();
+        (datas, kinds)
     }
 
     fn events(src: &str) -> Vec<crate::gateway::sse::SseEvent> {
@@ -306,14 +342,7 @@ mod tests {
             "data: [DONE]\n\n".to_string(),
         ]
         .concat();
-        let evs = events(&src);
-        let datas: Vec<Value> = evs.iter().map(|e| serde_json::from_str(&e.data).unwrap()).collect();
-        let kinds: Vec<String> = datas
-            .iter()
-            .map(|d| {
-                format!("{}:{}", d["type"].as_str().unwrap(), d.get("index").map_or(String::new(), Value::to_string))
-            })
-            .collect();
+        let (datas, kinds) = kinds(&src);
         assert_eq!(
             kinds,
             [
@@ -340,5 +369,47 @@ mod tests {
             datas[5..7].iter().map(|d| d["delta"]["partial_json"].as_str().unwrap().to_string()).collect();
         assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({ "city": "Oslo" }));
         assert_eq!(datas[11]["delta"]["stop_reason"], "tool_use");
+    }
+
+    #[test]
+    fn reasoning_becomes_a_thinking_block_first_plain_and_streamed() {
+        let v = json!({ "id": "chatcmpl-r", "model": "m", "choices": [{ "finish_reason": "stop",
+            "message": { "content": "30 days.", "reasoning_content": "The policy page says 30." } }] });
+        let m = to_message(&v);
+        assert_eq!(
+            m["content"][0],
+            json!({ "type": "thinking", "thinking": "The policy page says 30.", "signature": "" })
+        );
+        assert_eq!(m["content"][1], json!({ "type": "text", "text": "30 days." }));
+
+        let chunk = |delta: Value| {
+            format!("data: {}\n\n", json!({ "id": "chatcmpl-r", "choices": [{ "index": 0, "delta": delta }] }))
+        };
+        let src = [
+            chunk(json!({ "role": "assistant", "reasoning_content": "The policy " })),
+            chunk(json!({ "reasoning_content": "says 30." })),
+            chunk(json!({ "content": "30 days." })),
+            "data: [DONE]\n\n".to_string(),
+        ]
+        .concat();
+        let (datas, kinds) = kinds(&src);
+        assert_eq!(
+            kinds,
+            [
+                "message_start:",
+                "content_block_start:0",
+                "content_block_delta:0",
+                "content_block_delta:0",
+                "content_block_stop:0",
+                "content_block_start:1",
+                "content_block_delta:1",
+                "content_block_stop:1",
+                "message_delta:",
+                "message_stop:"
+            ]
+        );
+        assert_eq!(datas[1]["content_block"]["type"], "thinking");
+        assert_eq!(datas[3]["delta"], json!({ "type": "thinking_delta", "thinking": "says 30." }));
+        assert_eq!(datas[6]["delta"]["text"], "30 days.");
     }
 }

@@ -30,6 +30,8 @@ pub(super) struct MessagesRequest {
     metadata: Option<Value>,
     tools: Option<Vec<Value>>,
     tool_choice: Option<Value>,
+    /// Extended thinking: its budget becomes OpenAI's `reasoning_effort`.
+    thinking: Option<Value>,
     #[expect(dead_code, reason = "accepted for compatibility")]
     service_tier: Option<String>,
 }
@@ -193,7 +195,9 @@ fn assistant_message(content: &InContent, at: &str) -> Result<Value, ApiError> {
                 let args = b.input.as_ref().map_or_else(|| "{}".to_string(), Value::to_string);
                 calls.push(json!({ "id": id, "type": "function", "function": { "name": name, "arguments": args } }));
             }
-            kind => return Err(unsupported_block(kind, &at, "text, tool_use")),
+            // Earlier turns' reasoning: no OpenAI-shaped request can carry it back.
+            "thinking" | "redacted_thinking" => {}
+            kind => return Err(unsupported_block(kind, &at, "text, tool_use, thinking")),
         }
     }
     let mut m = json!({ "role": "assistant", "content": text.join("\n") });
@@ -281,6 +285,25 @@ pub(super) fn to_chat(req: &MessagesRequest) -> Result<Value, ApiError> {
             tool_choice(c, &mut body)?;
         }
     }
+    if let Some(t) = &req.thinking {
+        match (t.get("type").and_then(Value::as_str), t.get("budget_tokens").and_then(Value::as_u64)) {
+            (Some("disabled"), _) => {}
+            (Some("enabled"), Some(b)) => {
+                let effort = match b {
+                    0..=1024 => "low",
+                    1025..=2048 => "medium",
+                    _ => "high",
+                };
+                body.insert("reasoning_effort".into(), json!(effort));
+            }
+            _ => {
+                return Err(invalid(
+                    "`thinking` must be {\"type\":\"enabled\",\"budget_tokens\":N} or {\"type\":\"disabled\"}".into(),
+                    "thinking",
+                ))
+            }
+        }
+    }
     if let Some(u) = req.metadata.as_ref().and_then(|m| m.get("user_id")).and_then(Value::as_str) {
         body.insert("user".into(), json!(u));
     }
@@ -355,5 +378,21 @@ mod tests {
                              "messages": [{ "role": "user", "content": [{ "type": "tool_result", "content": "x" }] }] });
         let err = to_chat(&parse_value(&orphan).unwrap()).unwrap_err();
         assert_eq!(err.param.as_deref(), Some("messages[0].content[0].tool_use_id"));
+    }
+
+    #[test]
+    fn thinking_becomes_a_reasoning_effort_and_earlier_thinking_is_dropped() {
+        let raw = json!({ "model": "m", "max_tokens": 8000, "thinking": { "type": "enabled", "budget_tokens": 2000 },
+            "messages": [{ "role": "user", "content": "Q" },
+                         { "role": "assistant", "content": [{ "type": "thinking", "thinking": "hmm", "signature": "s" },
+                                                            { "type": "text", "text": "A" }] },
+                         { "role": "user", "content": "Q2" }] });
+        let chat = to_chat(&parse_value(&raw).unwrap()).unwrap();
+        assert_eq!(chat["reasoning_effort"], "medium");
+        assert_eq!(chat["messages"][1], json!({ "role": "assistant", "content": "A" }));
+        let off = json!({ "model": "m", "max_tokens": 5, "messages": [], "thinking": { "type": "disabled" } });
+        assert!(to_chat(&parse_value(&off).unwrap()).unwrap().get("reasoning_effort").is_none());
+        let bad = json!({ "model": "m", "max_tokens": 5, "messages": [], "thinking": { "type": "enabled" } });
+        assert_eq!(to_chat(&parse_value(&bad).unwrap()).unwrap_err().param.as_deref(), Some("thinking"));
     }
 }
