@@ -46,32 +46,17 @@ pub fn from_anthropic(v: &Value, json_tool: Option<&str>) -> Result<Value, Provi
         .get("content")
         .and_then(Value::as_array)
         .ok_or_else(|| ProviderError::Malformed("no `content` array".into()))?;
-    if let Some(tool) = json_tool {
-        let answer = blocks.iter().find(|b| b["type"] == "tool_use" && b["name"] == tool);
-        if let Some(input) = answer.and_then(|b| b.get("input")) {
-            let mut out = from_anthropic(&json!({ "content": [] }), None)?;
-            for f in ["id", "model"] {
-                out[f] = v.get(f).cloned().unwrap_or(Value::Null);
-            }
-            out["choices"][0]["message"]["content"] = Value::String(input.to_string());
-            if let Some(u) = v.get("usage") {
-                out["usage"] = usage_of(u, None);
-            }
-            return Ok(out);
+    let of_type = |t: &'static str| blocks.iter().filter(move |b| b.get("type").and_then(Value::as_str) == Some(t));
+    // The forced JSON tool's input is the answer, not a call for the client.
+    let answer =
+        json_tool.and_then(|tool| of_type("tool_use").find(|b| b["name"] == tool)).and_then(|b| b.get("input"));
+    let (text, calls): (String, Vec<Value>) = match answer {
+        Some(input) => (input.to_string(), Vec::new()),
+        None => {
+            (of_type("text").filter_map(|b| b["text"].as_str()).collect(), of_type("tool_use").map(tool_call).collect())
         }
-    }
-    let text: String = blocks
-        .iter()
-        .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
-        .filter_map(|b| b["text"].as_str())
-        .collect();
-    let calls: Vec<Value> =
-        blocks.iter().filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_use")).map(tool_call).collect();
-    let thinking: String = blocks
-        .iter()
-        .filter(|b| b.get("type").and_then(Value::as_str) == Some("thinking"))
-        .filter_map(|b| b["thinking"].as_str())
-        .collect();
+    };
+    let thinking: String = of_type("thinking").filter_map(|b| b["thinking"].as_str()).collect();
     let mut message = json!({ "role": "assistant", "content": text });
     if !thinking.is_empty() {
         // Where OpenAI-compatible servers (vLLM, DeepSeek) put a model's reasoning.
@@ -90,7 +75,7 @@ pub fn from_anthropic(v: &Value, json_tool: Option<&str>) -> Result<Value, Provi
         "created": unix_now(),
         "model": v.get("model").cloned().unwrap_or(Value::Null),
         "choices": [{ "index": 0, "message": message,
-                      "finish_reason": finish_reason(v.get("stop_reason").and_then(Value::as_str)) }],
+                      "finish_reason": if answer.is_some() { "stop" } else { finish_reason(v.get("stop_reason").and_then(Value::as_str)) } }],
     });
     if let Some(u) = v.get("usage") {
         out["usage"] = usage_of(u, None);
