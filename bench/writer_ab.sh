@@ -4,13 +4,14 @@
 # requests/s, p50/p99, server CPU per request and traces dropped (keel_traces_dropped_total),
 # three rounds of 8 s per binary after a 2 s warm-up. Usage: bench/writer_ab.sh BIN_A BIN_B ...
 # (build a variant with `cargo build --release --bin keel` and copy target/release/keel aside).
+# AB_TRACE=metadata|off compares another capture setting (default messages).
 set -u
 SHARED="$(cd "$(dirname "$0")/../.." && pwd)/shared"
 W=${BENCH_WORK:-/tmp/keel-gateway-bench}
 export BENCH_WORK=$W
 python3 $SHARED/bench/gen-nginx-conf.py >/dev/null
 [ -f $W/nginx/nginx.pid ] && kill -0 "$(cat $W/nginx/nginx.pid)" 2>/dev/null || nginx -c $W/nginx/nginx.conf -p $W/nginx/
-printf '[gateway]\ntrace = "messages"\n' > /tmp/ab.toml
+printf '[gateway]\ntrace = "%s"\n' "${AB_TRACE:-messages}" > /tmp/ab.toml
 for round in 1 2 3; do
   for bin in "$@"; do
     rm -rf /tmp/ab-data

@@ -24,6 +24,17 @@ pub fn reply_text(reply: &Value) -> Option<String> {
     }
 }
 
+/// The first choice's reasoning (`reasoning_content`, then `reasoning`), one per line (""
+/// without), as `ReplyFacts::read` reads it from the reply's bytes.
+pub fn reply_reasoning(reply: &Value) -> String {
+    let message = reply.pointer("/choices/0/message");
+    let parts: Vec<&str> = ["reasoning_content", "reasoning"]
+        .iter()
+        .filter_map(|f| message.and_then(|m| m.get(*f)).and_then(Value::as_str))
+        .collect();
+    parts.join("\n")
+}
+
 /// The first choice's tool-call arguments, one per line ("" without tool calls).
 pub fn reply_tool_args(reply: &Value) -> String {
     let calls = reply.pointer("/choices/0/message/tool_calls").and_then(Value::as_array);

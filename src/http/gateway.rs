@@ -155,8 +155,10 @@ pub async fn complete(
         // The reply's text is extracted once, only if the trace or the output guard reads it.
         let text = std::cell::OnceCell::new();
         let reply = || text.get_or_init(|| p.text()).as_str();
-        trace.reply(|| with_args(reply(), p.tool_args()));
-        if let Some(block) = check_output(state, &body, reply, p.tool_args(), &mut trace) {
+        let beside = Beside { tool_args: p.tool_args(), reasoning: p.reasoning() };
+        trace.reply(|| with_args(reply(), beside.tool_args));
+        trace.reasoning(beside.reasoning);
+        if let Some(block) = check_output(state, &body, reply, beside, &mut trace) {
             return Ok(withheld(&block, &usage, capped, &report, started, &mut trace));
         }
         let mut res = p.respond(&metering::extension(&usage, cache_label));
@@ -176,9 +178,11 @@ pub async fn complete(
             trace.usage(&usage);
             let text = std::cell::OnceCell::new();
             let reply = || text.get_or_init(|| chat::reply_text(&v).unwrap_or_default()).as_str();
-            let args = chat::reply_tool_args(&v);
-            trace.reply(|| with_args(reply(), &args));
-            if let Some(block) = check_output(state, &body, reply, &args, &mut trace) {
+            let (args, reasoning) = (chat::reply_tool_args(&v), chat::reply_reasoning(&v));
+            let beside = Beside { tool_args: &args, reasoning: &reasoning };
+            trace.reply(|| with_args(reply(), beside.tool_args));
+            trace.reasoning(beside.reasoning);
+            if let Some(block) = check_output(state, &body, reply, beside, &mut trace) {
                 return Ok(withheld(&block, &usage, capped, &report, started, &mut trace));
             }
             if let (Some(c), Some(k)) = (cache, key) {
@@ -273,14 +277,24 @@ fn with_args(text: &str, tool_args: &str) -> String {
     format!("{text}\n{tool_args}")
 }
 
+/// What a model wrote beside its reply's content, which reaches the client too.
+#[derive(Clone, Copy)]
+struct Beside<'a> {
+    /// Its tool calls' arguments, one per line.
+    tool_args: &'a str,
+    /// Its reasoning.
+    reasoning: &'a str,
+}
+
 /// The output guard's verdict on a whole reply (`None`: it may be served); `text` is only
-/// read when a check applies to this request. Tool-call arguments (`tool_args`) are checked
-/// for deny-listed phrases and prompt leaks like the text; the JSON format applies to the text.
+/// read when a check applies to this request. Tool-call arguments and reasoning (`beside`)
+/// are checked for deny-listed phrases and prompt leaks like the text; the JSON format
+/// applies to the text.
 fn check_output<'t>(
     state: &ServerState,
     request: &Value,
     text: impl FnOnce() -> &'t str,
-    tool_args: &str,
+    beside: Beside<'_>,
     trace: &mut GatewayTrace,
 ) -> Option<OutputBlock> {
     let guard = state.output.as_ref().filter(|g| g.applies_to(request))?;
@@ -288,13 +302,13 @@ fn check_output<'t>(
     let system = system_prompt(request);
     let text = text();
     // A reply that only calls tools has no text to hold the JSON asked for.
-    let format = if text.is_empty() && !tool_args.is_empty() { Format::Text } else { Format::of_request(request) };
+    let only_calls = text.is_empty() && !beside.tool_args.is_empty();
+    let format = if only_calls { Format::Text } else { Format::of_request(request) };
     let verdict = guard.check(text, system.as_deref(), &format).and_then(|()| {
-        if tool_args.is_empty() {
-            Ok(())
-        } else {
-            guard.check_text(tool_args, system.as_deref())
-        }
+        [beside.tool_args, beside.reasoning]
+            .into_iter()
+            .filter(|t| !t.is_empty())
+            .try_for_each(|t| guard.check_text(t, system.as_deref()))
     });
     let reason = verdict.as_ref().err().map(|b| b.reason_code());
     trace.span(

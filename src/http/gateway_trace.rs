@@ -85,6 +85,7 @@ impl GatewayTraces {
             target: None,
             usage: None,
             reply: None,
+            reasoning: None,
         })))
     }
 }
@@ -107,6 +108,8 @@ struct Open {
     usage: Option<Usage>,
     /// The reply's text, not yet redacted or cut (`messages` capture only).
     reply: Option<String>,
+    /// The reply's reasoning, when it has some, likewise.
+    reasoning: Option<String>,
 }
 
 struct SpanRec {
@@ -269,6 +272,8 @@ struct OutputRow<'a> {
     reply: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     reply_truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning: Option<String>,
 }
 
 fn to_json<T: Serialize + ?Sized>(v: &T) -> String {
@@ -294,14 +299,17 @@ impl Recordable for Finished {
             messages,
         };
         let mut reply_truncated = false;
-        let reply = o.reply.as_deref().map(|text| {
+        // Redacted, then cut to `MAX_REPLY_CHARS` (noted in `reply_truncated`).
+        let mut kept = |text: &str| {
             let mut t = redact(text);
             if let Some((cut, _)) = t.char_indices().nth(MAX_REPLY_CHARS) {
                 t.truncate(cut);
                 reply_truncated = true;
             }
             t
-        });
+        };
+        let reply = o.reply.as_deref().map(&mut kept);
+        let reasoning = o.reasoning.as_deref().map(&mut kept);
         let output = OutputRow {
             http_status: self.http,
             error: self.error.as_deref(),
@@ -309,6 +317,7 @@ impl Recordable for Finished {
             usage: o.usage.as_ref(),
             reply,
             reply_truncated,
+            reasoning,
         };
         TraceRow {
             input: to_json(&input),
@@ -417,6 +426,14 @@ impl GatewayTrace {
     pub fn reply(&mut self, text: impl FnOnce() -> String) {
         let Some(o) = self.open().filter(|o| o.head.shared.capture == TraceCapture::Messages) else { return };
         o.reply = Some(text());
+    }
+
+    /// The reply's reasoning, when it has some (kept like the reply).
+    pub fn reasoning(&mut self, text: &str) {
+        let Some(o) = self.open().filter(|o| o.head.shared.capture == TraceCapture::Messages) else { return };
+        if !text.is_empty() {
+            o.reasoning = Some(text.to_owned());
+        }
     }
 
     /// Puts the id of a trace that will be kept on a response whose outcome is not known yet

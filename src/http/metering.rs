@@ -202,8 +202,11 @@ impl StreamMeter {
             self.usage = Some(u);
         }
         for c in v.get("choices").and_then(Value::as_array).into_iter().flatten() {
-            if let Some(t) = c.pointer("/delta/content").and_then(Value::as_str) {
-                self.text.push_str(t);
+            // Reasoning deltas come before the content's and are text the model wrote too.
+            for field in ["/delta/reasoning_content", "/delta/reasoning", "/delta/content"] {
+                if let Some(t) = c.pointer(field).and_then(Value::as_str) {
+                    self.text.push_str(t);
+                }
             }
             // Tool-call arguments are text the model wrote too: guarded, counted, traced.
             for call in c.pointer("/delta/tool_calls").and_then(Value::as_array).into_iter().flatten() {

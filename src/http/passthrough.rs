@@ -66,6 +66,11 @@ impl Passthrough {
         &self.facts.tool_args
     }
 
+    /// The reply's reasoning ("" without).
+    pub fn reasoning(&self) -> &str {
+        &self.facts.reasoning
+    }
+
     /// The reply with `"keel": extension` as its last field, in one body with a known length.
     pub fn respond(self, extension: &Value) -> Response {
         let ext = extension.to_string();

@@ -16,6 +16,10 @@ pub struct ReplyFacts {
     /// The first choice's tool-call arguments, one per line ("" without tool calls): text the
     /// model wrote that the output guard reads too.
     pub tool_args: String,
+    /// The first choice's reasoning (`message.reasoning_content`, as DeepSeek, vLLM and Keel's
+    /// Anthropic translation send it, or `message.reasoning`, as OpenRouter and Ollama do; ""
+    /// without): text the model wrote that reaches the client and the output guard reads.
+    pub reasoning: String,
     /// The reply already has a `keel` field (whatever its value).
     pub has_keel: bool,
 }
@@ -40,6 +44,10 @@ struct MessageView {
     content: Option<Value>,
     #[serde(default)]
     tool_calls: Option<Vec<CallView>>,
+    #[serde(default)]
+    reasoning_content: Option<Value>,
+    #[serde(default)]
+    reasoning: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -85,17 +93,25 @@ impl ReplyFacts {
             Some((u.prompt_tokens?, u.completion_tokens?, u.prompt_tokens_details.and_then(|d| d.cached_tokens)))
         });
         let message = view.choices.into_iter().next().and_then(|c| c.message);
-        let (content, calls) = message.map_or((None, None), |m| (m.content, m.tool_calls));
-        let args: Vec<String> = calls
-            .into_iter()
-            .flatten()
-            .filter_map(|c| match c.function?.arguments? {
-                Value::String(s) => Some(s),
-                _ => None,
-            })
-            .collect();
-        Some(Self { usage, content, tool_args: args.join("\n"), has_keel: view.keel })
+        let (content, calls, reasoning) = message.map_or((None, None, String::new()), |m| {
+            let reasoning = [m.reasoning_content, m.reasoning].into_iter().flatten().filter_map(string).collect();
+            (m.content, m.tool_calls, joined(reasoning))
+        });
+        let args: Vec<String> = calls.into_iter().flatten().filter_map(|c| string(c.function?.arguments?)).collect();
+        Some(Self { usage, content, tool_args: joined(args), reasoning, has_keel: view.keel })
     }
+}
+
+/// A string field's text (anything else is read and ignored rather than failing the pass).
+fn string(v: Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn joined(parts: Vec<String>) -> String {
+    parts.join("\n")
 }
 
 #[cfg(test)]
@@ -116,17 +132,36 @@ mod tests {
                 usage: Some((9, 4, Some(2))),
                 content: Some(json!("hi")),
                 tool_args: String::new(),
+                reasoning: String::new(),
                 has_keel: false
             }
         );
         let f = ReplyFacts::read(br#"{"choices":[],"usage":{"prompt_tokens":1},"keel":null}"#).unwrap();
-        assert_eq!(f, ReplyFacts { usage: None, content: None, tool_args: String::new(), has_keel: true });
+        assert_eq!(
+            f,
+            ReplyFacts {
+                usage: None,
+                content: None,
+                tool_args: String::new(),
+                reasoning: String::new(),
+                has_keel: true
+            }
+        );
         let f = ReplyFacts::read(
             br#"{"choices":[{"message":{"content":null,"tool_calls":[{"id":"c1","type":"function",
                 "function":{"name":"f","arguments":"{\"a\":1}"}},{"function":{"name":"g","arguments":"{}"}}]}}]}"#,
         )
         .unwrap();
         assert_eq!((f.content, f.tool_args.as_str()), (None, "{\"a\":1}\n{}"));
+        let f =
+            ReplyFacts::read(br#"{"choices":[{"message":{"content":"30.","reasoning_content":"Policy says 30."}}]}"#)
+                .unwrap();
+        assert_eq!((f.content, f.reasoning.as_str()), (Some(json!("30.")), "Policy says 30."));
+        let f = ReplyFacts::read(
+            br#"{"choices":[{"message":{"content":"","reasoning":"Thinking.","reasoning_content":7}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(f.reasoning, "Thinking.");
         for odd in [&br#"[{"choices":[]}]"#[..], br#"{"choices":[1]}"#, br#"{"choices":{}}"#, b"{", br#"{"id":1}"#] {
             assert!(ReplyFacts::read(odd).is_none(), "{}", String::from_utf8_lossy(odd));
         }
