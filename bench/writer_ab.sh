@@ -4,7 +4,8 @@
 # requests/s, p50/p99, server CPU per request and traces dropped (keel_traces_dropped_total),
 # three rounds of 8 s per binary after a 2 s warm-up. Usage: bench/writer_ab.sh BIN_A BIN_B ...
 # (build a variant with `cargo build --release --bin keel` and copy target/release/keel aside).
-# AB_TRACE=metadata|off compares another capture setting (default messages).
+# AB_TRACE=metadata|off compares another capture setting (default messages); AB_CONC another
+# concurrency (default 32).
 set -u
 SHARED="$(cd "$(dirname "$0")/../.." && pwd)/shared"
 W=${BENCH_WORK:-/tmp/keel-gateway-bench}
@@ -18,9 +19,9 @@ for round in 1 2 3; do
     $bin --config /tmp/ab.toml --data-dir /tmp/ab-data serve --listen 127.0.0.1:8090 --openai-base-url http://127.0.0.1:18080/v1 --model gpt-4o-mini --no-auth > /tmp/ab-keel.log 2>&1 &
     pid=$!
     for i in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:8090/healthz && break; sleep 0.1; done
-    oha -z 2s -c 32 --no-tui -m POST -H 'content-type: application/json' -D $SHARED/bench/req.json http://127.0.0.1:8090/v1/chat/completions > /dev/null
+    oha -z 2s -c ${AB_CONC:-32} --no-tui -m POST -H 'content-type: application/json' -D $SHARED/bench/req.json http://127.0.0.1:8090/v1/chat/completions > /dev/null
     c0=$(awk '{print $14+$15}' /proc/$pid/stat)
-    oha -z 8s -c 32 --no-tui --output-format json -m POST -H 'content-type: application/json' -D $SHARED/bench/req.json http://127.0.0.1:8090/v1/chat/completions > /tmp/ab-out.json
+    oha -z 8s -c ${AB_CONC:-32} --no-tui --output-format json -m POST -H 'content-type: application/json' -D $SHARED/bench/req.json http://127.0.0.1:8090/v1/chat/completions > /tmp/ab-out.json
     c1=$(awk '{print $14+$15}' /proc/$pid/stat)
     drops=$(curl -s http://127.0.0.1:8090/metrics | grep -E '^keel_traces_dropped_total' | awk '{print $2}')
     python3 - "$bin" "$round" "$c0" "$c1" "${drops:-0}" <<'PY'
