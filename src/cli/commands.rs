@@ -489,18 +489,21 @@ async fn serve_proxy(
         wire,
         timeouts: Default::default(),
     }];
-    config.gateway.routes = vec![RouteConfig {
-        model: model.to_string(),
-        targets: vec![TargetConfig {
-            provider: "upstream".into(),
-            model: model.to_string(),
+    config.gateway.routes = std::iter::once(model)
+        .chain(quick.also_models.iter().map(String::as_str))
+        .map(|m| RouteConfig {
+            model: m.to_string(),
+            targets: vec![TargetConfig {
+                provider: "upstream".into(),
+                model: m.to_string(),
+                price: None,
+                weight: None,
+            }],
             price: None,
-            weight: None,
-        }],
-        price: None,
-        rules: vec![],
-        guard: None,
-    }];
+            rules: vec![],
+            guard: None,
+        })
+        .collect();
     let gateway = Arc::new(Gateway::new(&config.gateway, &secrets_from_env(&config)?)?);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     println!("Keel (quick proxy mode) on http://{} → {url} as model `{model}`", listener.local_addr()?);
@@ -564,6 +567,7 @@ pub async fn quickstart(config: Config, kb: PathBuf, listen: Option<String>) -> 
         anthropic_base_url: None,
         api_key_env: None,
         model: None,
+        also_models: vec![],
         deadline: None,
         no_stream_usage: false,
         auth_header: None,

@@ -212,6 +212,10 @@ pub struct QuickProxy {
     /// Model name clients use (and that is sent upstream).
     #[arg(long)]
     pub model: Option<String>,
+    /// Another model name routed to the same upstream, e.g. an embedding model for
+    /// `/v1/embeddings` (repeatable).
+    #[arg(long = "also-model", value_name = "NAME", requires = "model")]
+    pub also_models: Vec<String>,
     /// Total deadline per request, e.g. 30s.
     #[arg(long, requires = "model")]
     pub deadline: Option<String>,

@@ -7,6 +7,7 @@
 //!         else the model's own chain                                  (`Gateway::resolve`)
 //! for target in route.chain:
 //!     if target.breaker is open: skip
+//!     if embeddings and the target's format has none (Anthropic): skip
 //!     for attempt in 1..=max_attempts (≤ 5):
 //!         if calls == max_model_calls: fail (loop guard)
 //!         if deadline passed: fail 504
@@ -38,6 +39,7 @@ use crate::config::limits::{LimitsConfig, Price};
 use crate::config::GatewayConfig;
 use crate::metrics;
 use breaker::{Breaker, BreakerConfig};
+pub use provider::Embedded;
 pub use provider::Reply;
 use provider::{OpenStream, Provider, ProviderError};
 use retry::Verdict;
@@ -104,11 +106,13 @@ pub struct Target {
 enum Op {
     Complete,
     Stream,
+    Embed,
 }
 
 enum Outcome {
     Reply(Reply),
     Stream(OpenStream),
+    Embedded(Embedded),
 }
 
 /// What cost controls need to know about a route.
@@ -325,7 +329,7 @@ impl Gateway {
     ) -> Result<Reply, GatewayError> {
         match self.call(model, body, Op::Complete, report).await? {
             Outcome::Reply(r) => Ok(r),
-            Outcome::Stream(_) => Err(GatewayError::Exhausted("internal: stream for a plain call".into())),
+            _ => Err(GatewayError::Exhausted("internal: not a reply for a plain call".into())),
         }
     }
 
@@ -353,7 +357,22 @@ impl Gateway {
     ) -> Result<OpenStream, GatewayError> {
         match self.call(model, body, Op::Stream, report).await? {
             Outcome::Stream(s) => Ok(s),
-            Outcome::Reply(_) => Err(GatewayError::Exhausted("internal: plain reply for a stream".into())),
+            _ => Err(GatewayError::Exhausted("internal: not a stream for a stream".into())),
+        }
+    }
+
+    /// Embeddings through the route's chain, with every control of a plain call; targets whose
+    /// wire format has no embeddings endpoint (Anthropic) are skipped. `body["model"]` is left
+    /// naming the target that answered.
+    pub async fn embed(
+        &self,
+        model: &str,
+        body: &mut Value,
+        report: &mut CallReport,
+    ) -> Result<Embedded, GatewayError> {
+        match self.call(model, body, Op::Embed, report).await? {
+            Outcome::Embedded(e) => Ok(e),
+            _ => Err(GatewayError::Exhausted("internal: not embeddings for an embeddings call".into())),
         }
     }
 
@@ -434,6 +453,14 @@ impl Gateway {
         let mut last_error = String::from("no target was tried");
         for pos in chain.order() {
             let target = &self.targets[chain.targets[pos]];
+            if matches!(op, Op::Embed) && !target.provider.embeds() {
+                report.attempts.push(Attempt {
+                    target: target.label.clone(),
+                    outcome: "skipped: no embeddings endpoint".into(),
+                    ms: 0,
+                });
+                continue;
+            }
             if !target.breaker.try_acquire() {
                 report.attempts.push(Attempt {
                     target: target.label.clone(),
@@ -495,6 +522,10 @@ impl Gateway {
                         )
                         .await
                         .map(Outcome::Stream),
+                    Op::Embed => {
+                        let limit = target.timeouts.attempt.unwrap_or(self.cfg.attempt_timeout);
+                        target.provider.embed(body, limit.min(left)).await.map(Outcome::Embedded)
+                    }
                 };
                 let took = started.elapsed();
                 report.provider_wait += took;
@@ -560,6 +591,12 @@ impl Gateway {
             }
         }
         if !tried_any {
+            if matches!(op, Op::Embed) && chain.targets.iter().all(|&t| !self.targets[t].provider.embeds()) {
+                return Err(GatewayError::Rejected {
+                    status: 400,
+                    message: format!("no target of `{model}` has an embeddings endpoint"),
+                });
+            }
             return Err(GatewayError::AllOpen(model.to_string()));
         }
         Err(GatewayError::Exhausted(last_error))

@@ -126,6 +126,22 @@ pub fn estimate_prompt(model: &str, body: &Value) -> u64 {
     n
 }
 
+/// The tokens of an embeddings request's `input`: a string, an array of strings, or token
+/// arrays (counted as they are).
+pub fn estimate_input(model: &str, body: &Value) -> u64 {
+    let count = |v: &Value| match v {
+        Value::String(s) => count_text(model, s),
+        Value::Array(tokens) => tokens.len() as u64,
+        _ => 0,
+    };
+    match body.get("input") {
+        Some(Value::Array(items)) if items.iter().all(Value::is_number) => items.len() as u64,
+        Some(Value::Array(items)) => items.iter().map(count).sum(),
+        Some(v) => count(v),
+        None => 0,
+    }
+}
+
 /// The usage of a non-streamed reply: the provider's counts, or an estimate when absent.
 pub fn of_response(model: &str, request: &Value, response: &Value) -> Usage {
     if let Some(u) = provider_usage(response.get("usage")) {

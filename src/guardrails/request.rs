@@ -1,5 +1,6 @@
 //! The input guard on gateway routes (`guard = { … }` on a `[[routes]]` entry): every user and
-//! tool message of a chat request is checked before the request reaches a provider. Personal
+//! tool message of a chat request (and every text of an embeddings request's `input`) is
+//! checked before the request reaches a provider. Personal
 //! data is handled per the route's policy (redacted in place, or the request refused); prompt
 //! injection is scored by the same layers as the grounded pipeline (refused or flagged).
 
@@ -41,8 +42,35 @@ fn push_unique(list: &mut Vec<String>, code: &str) {
     }
 }
 
-/// Checks (and redacts in place) the user and tool messages of `body`. `default_pii` is
-/// `[guard.pii]`, used when the route names no single action.
+/// The texts of a request that the guard reads and may rewrite: the user and tool messages of
+/// a chat request, or the strings of an embeddings request's `input`.
+fn guarded_texts(body: &mut Value) -> Vec<&mut String> {
+    if body.get("messages").is_some() {
+        return body
+            .get_mut("messages")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+            .filter(|m| matches!(m.get("role").and_then(Value::as_str), Some("user" | "tool" | "function")))
+            .filter_map(|m| m.get_mut("content"))
+            .flat_map(texts_mut)
+            .collect();
+    }
+    match body.get_mut("input") {
+        Some(Value::String(s)) => vec![s],
+        Some(Value::Array(items)) => items
+            .iter_mut()
+            .filter_map(|i| match i {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Checks (and redacts in place) the user and tool messages (or the embeddings input) of
+/// `body`. `default_pii` is `[guard.pii]`, used when the route names no single action.
 pub fn check_request(
     guard: &InputGuard,
     policy: RouteGuard,
@@ -51,39 +79,32 @@ pub fn check_request(
 ) -> RequestVerdict {
     let pii = policy.pii.map_or_else(|| default_pii.clone(), PiiPolicy::uniform);
     let mut v = RequestVerdict::default();
-    let Some(messages) = body.get_mut("messages").and_then(Value::as_array_mut) else { return v };
-    for m in messages {
-        if !matches!(m.get("role").and_then(Value::as_str), Some("user" | "tool" | "function")) {
-            continue;
+    for text in guarded_texts(body) {
+        if policy.injection != RouteInjection::Off {
+            let report = guard.check(text);
+            let reasons: Vec<&str> = report
+                .verdict
+                .reasons
+                .iter()
+                .map(|r| r.as_str())
+                .filter(|c| c.starts_with("injection.") || *c == "input.hidden_text")
+                .collect();
+            let hit = report.verdict.action != Action::Allow && !reasons.is_empty();
+            let block = report.verdict.action == Action::Block && policy.injection == RouteInjection::Block;
+            for r in reasons.iter().filter(|_| hit) {
+                push_unique(if block { &mut v.refused } else { &mut v.flagged }, r);
+            }
         }
-        let Some(content) = m.get_mut("content") else { continue };
-        for text in texts_mut(content) {
-            if policy.injection != RouteInjection::Off {
-                let report = guard.check(text);
-                let reasons: Vec<&str> = report
-                    .verdict
-                    .reasons
-                    .iter()
-                    .map(|r| r.as_str())
-                    .filter(|c| c.starts_with("injection.") || *c == "input.hidden_text")
-                    .collect();
-                let hit = report.verdict.action != Action::Allow && !reasons.is_empty();
-                let block = report.verdict.action == Action::Block && policy.injection == RouteInjection::Block;
-                for r in reasons.iter().filter(|_| hit) {
-                    push_unique(if block { &mut v.refused } else { &mut v.flagged }, r);
-                }
+        let out = apply_pii_policy(text, &pii);
+        for f in &out.findings {
+            if pii.action(f.kind) == PiiAction::Block {
+                push_unique(&mut v.refused, f.kind.reason_code());
             }
-            let out = apply_pii_policy(text, &pii);
-            for f in &out.findings {
-                if pii.action(f.kind) == PiiAction::Block {
-                    push_unique(&mut v.refused, f.kind.reason_code());
-                }
-            }
-            let replaced = out.findings.iter().filter(|f| pii.action(f.kind) == PiiAction::Redact).count();
-            if replaced > 0 {
-                v.redacted += replaced;
-                *text = out.redacted;
-            }
+        }
+        let replaced = out.findings.iter().filter(|f| pii.action(f.kind) == PiiAction::Redact).count();
+        if replaced > 0 {
+            v.redacted += replaced;
+            *text = out.redacted;
         }
     }
     v

@@ -46,7 +46,7 @@ impl From<GatewayError> for ApiError {
     }
 }
 
-fn stamp(res: &mut Response, report: &CallReport, started: Instant) {
+pub(super) fn stamp(res: &mut Response, report: &CallReport, started: Instant) {
     let overhead = started.elapsed().saturating_sub(report.provider_wait);
     let h = res.headers_mut();
     if let Some(t) = report.attempts.last() {
@@ -62,7 +62,7 @@ fn stamp(res: &mut Response, report: &CallReport, started: Instant) {
     }
 }
 
-fn header(res: &mut Response, name: &'static str, value: &str) {
+pub(super) fn header(res: &mut Response, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         res.headers_mut().insert(name, v);
     }
@@ -70,7 +70,7 @@ fn header(res: &mut Response, name: &'static str, value: &str) {
 
 /// Stamps cost headers: `x-keel-cost-nanodollars`, `x-keel-tokens` (prompt/completion) and,
 /// when the usage was estimated, `x-keel-usage-estimated: true`.
-fn stamp_usage(res: &mut Response, u: &Usage, capped: Option<u64>) {
+pub(super) fn stamp_usage(res: &mut Response, u: &Usage, capped: Option<u64>) {
     header(res, "x-keel-cost-nanodollars", &u.cost_nanodollars.to_string());
     header(res, "x-keel-tokens", &format!("{}/{}", u.prompt_tokens, u.completion_tokens));
     if u.estimated {
@@ -217,7 +217,7 @@ pub async fn complete(
 
 /// The route's input guard: the request is refused (400 naming the reason codes) or rewritten
 /// in place (personal data redacted); what to report in `x-keel-guard` comes back.
-fn guard_request(
+pub(super) fn guard_request(
     state: &ServerState,
     route: &str,
     body: &mut Value,
@@ -337,6 +337,24 @@ fn withheld(
     res
 }
 
+/// The answer to a call no target could serve: the reservation released, the error stamped
+/// with the attempts made, and the trace failed with its code.
+pub(super) async fn failed(
+    meter: metering::Meter,
+    e: GatewayError,
+    report: &CallReport,
+    started: Instant,
+    trace: &mut GatewayTrace,
+) -> Response {
+    meter.finish(None, false).await;
+    let e = ApiError::from(e);
+    let code = e.code;
+    let mut res = e.into_response();
+    stamp(&mut res, report, started);
+    trace.fail(&mut res, "error", code);
+    res
+}
+
 /// A stream: reserved like a plain call, never cached; its usage (the provider's final
 /// `usage` chunk, which providers are asked for and which reaches the client only when it asked
 /// too; else an estimate) is settled when it ends.
@@ -364,15 +382,7 @@ pub async fn stream(state: &ServerState, caller: &Caller, model: &str, mut body:
     trace.provider(&report);
     let open = match opened {
         Ok(s) => s,
-        Err(e) => {
-            meter.finish(None, false).await;
-            let e = ApiError::from(e);
-            let code = e.code;
-            let mut res = e.into_response();
-            stamp(&mut res, &report, started);
-            trace.fail(&mut res, "error", code);
-            return Ok(res);
-        }
+        Err(e) => return Ok(failed(meter, e, &report, started, &mut trace).await),
     };
     meter.served_by(report.price);
     let watch = state.output.clone().filter(|g| g.watches_text()).map(|g| OutputWatch::new(g, system_prompt(&body)));

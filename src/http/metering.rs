@@ -35,6 +35,14 @@ fn requested_completion(body: &Value) -> Option<u64> {
     ["max_completion_tokens", "max_tokens"].iter().find_map(|f| body.get(*f).and_then(Value::as_u64))
 }
 
+/// What a request will use, for its reservation.
+enum Ask<'a> {
+    /// A chat completion: its body, whose `max_tokens` is capped in place.
+    Chat(&'a mut Value),
+    /// Embeddings: the input's tokens, and no completion.
+    Input(u64),
+}
+
 /// Reserves the request under its key's limits (capping `max_tokens` in `body`), or returns
 /// the 429 (with `Retry-After`) that refuses it.
 pub async fn begin(
@@ -43,6 +51,28 @@ pub async fn begin(
     caller: &Caller,
     model: &str,
     body: &mut Value,
+) -> Result<Meter, Response> {
+    reserve(gateway, limiter, caller, model, Ask::Chat(body)).await
+}
+
+/// Reserves an embeddings request (`prompt` input tokens, no completion) under its key's
+/// limits, or returns the 429 that refuses it.
+pub async fn begin_embedding(
+    gateway: &Gateway,
+    limiter: Option<&Arc<Limiter>>,
+    caller: &Caller,
+    model: &str,
+    prompt: u64,
+) -> Result<Meter, Response> {
+    reserve(gateway, limiter, caller, model, Ask::Input(prompt)).await
+}
+
+async fn reserve(
+    gateway: &Gateway,
+    limiter: Option<&Arc<Limiter>>,
+    caller: &Caller,
+    model: &str,
+    mut ask: Ask<'_>,
 ) -> Result<Meter, Response> {
     let mut meter = Meter {
         limiter: limiter.cloned(),
@@ -55,11 +85,15 @@ pub async fn begin(
         capped: None,
     };
     let (Some(limiter), Some(key_id)) = (limiter, caller.key_id.as_deref()) else { return Ok(meter) };
-    let plan = limiter.plan(key_id, requested_completion(body)).await.map_err(|e| ApiError::from(e).into_response())?;
+    let requested = match &ask {
+        Ask::Chat(body) => requested_completion(body),
+        Ask::Input(_) => Some(0),
+    };
+    let plan = limiter.plan(key_id, requested).await.map_err(|e| ApiError::from(e).into_response())?;
     if plan.limits == Default::default() {
         return Ok(meter);
     }
-    if plan.limits.meters_tokens() {
+    if let (Ask::Chat(body), true) = (&mut ask, plan.limits.meters_tokens()) {
         // The reservation is only exact if the provider cannot write more than it reserved.
         let field = if body.get("max_completion_tokens").is_some() { "max_completion_tokens" } else { "max_tokens" };
         body[field] = json!(plan.completion_cap);
@@ -67,7 +101,10 @@ pub async fn begin(
     if plan.capped {
         meter.capped = Some(plan.completion_cap);
     }
-    let prompt = usage::estimate_prompt(model, body);
+    let prompt = match &ask {
+        Ask::Chat(body) => usage::estimate_prompt(model, body),
+        Ask::Input(tokens) => *tokens,
+    };
     let tokens = prompt + plan.completion_cap;
     let nanos = usage::worst_case_nanodollars(meter.worst.as_ref(), prompt, plan.completion_cap);
     match limiter.reserve(key_id, &plan.limits, tokens, nanos).await {

@@ -7,6 +7,7 @@
 mod admin;
 mod anthropic;
 mod auth;
+mod embeddings;
 mod error;
 mod extract;
 mod gateway;
@@ -147,6 +148,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/answer", post(native::answer))
         .route("/v1/traces", get(native::list_traces))
         .route("/v1/traces/{id}", get(native::trace))

@@ -1,6 +1,9 @@
 """Quick proxy mode with the real `openai` client: Keel in front of a fake OpenAI-compatible
-upstream (a tiny Python server), plain and streaming, with retries on an upstream 503."""
+upstream (a tiny Python server), plain and streaming, with retries on an upstream 503, and
+embeddings for a second model name (`--also-model`)."""
+import base64
 import json
+import struct
 import subprocess
 import threading
 import urllib.request
@@ -10,7 +13,9 @@ import openai
 import pytest
 from openai import OpenAI
 
-from conftest import KEEL, send_completion, start_keel, stop_keel, stored_trace
+from conftest import KEEL, respond, send_completion, start_keel, stop_keel, stored_trace
+
+VECTOR = [0.5, -0.25, 1.0]
 
 FAILS = {"left": 0}
 SEEN = []
@@ -23,6 +28,17 @@ class Upstream(BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         SEEN.append(body["model"])
+        if self.path == "/v1/embeddings":
+            inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+            if body.get("encoding_format") == "base64":
+                vec = base64.b64encode(struct.pack("<3f", *VECTOR)).decode()
+            else:
+                vec = VECTOR
+            data = [{"object": "embedding", "index": i, "embedding": vec} for i in range(len(inputs))]
+            reply = {"object": "list", "data": data, "model": body["model"],
+                     "usage": {"prompt_tokens": 4 * len(inputs), "total_tokens": 4 * len(inputs)}}
+            respond(self, 200, json.dumps(reply))
+            return
         if FAILS["left"] > 0:
             FAILS["left"] -= 1
             self.send_response(503)
@@ -59,7 +75,7 @@ def proxy_url(tmp_path_factory):
     data = str(tmp_path_factory.mktemp("proxy"))
     proc, url = start_keel(["--data-dir", data, "serve", "--no-auth",
                             "--openai-base-url", f"http://127.0.0.1:{upstream.server_port}/v1",
-                            "--model", "tiny-model", "--deadline", "10s"])
+                            "--model", "tiny-model", "--also-model", "tiny-embed", "--deadline", "10s"])
     yield url
     stop_keel(proc)
     upstream.shutdown()
@@ -124,3 +140,24 @@ def test_status_and_metrics_show_the_breaker(proxy_url):
     text = urllib.request.urlopen(proxy_url + "/metrics", timeout=5).read().decode()
     assert 'keel_breaker_state{target="upstream/tiny-model"} 0' in text
     assert 'keel_gateway_attempts_total{target="upstream/tiny-model",outcome="ok"}' in text
+
+
+def test_embeddings_through_the_gateway_with_the_openai_client(proxy_url):
+    c = client(proxy_url)
+    # The client asks for base64 by default and decodes it: the bytes passed through intact.
+    res = c.embeddings.with_raw_response.create(model="tiny-embed", input=["first text", "second text"])
+    out = res.parse()
+    assert [d.index for d in out.data] == [0, 1]
+    assert all(d.embedding == VECTOR for d in out.data)
+    assert out.usage.prompt_tokens == 8
+    assert res.headers["x-keel-tokens"] == "8/0"
+    assert res.headers["x-keel-attempts"] == "1"
+    # Floats asked for explicitly, one string.
+    out = c.embeddings.create(model="tiny-embed", input="one text", encoding_format="float")
+    assert out.data[0].embedding == VECTOR
+    # An empty input is refused before any upstream call, naming the field.
+    with pytest.raises(openai.UnprocessableEntityError) as e:
+        c.embeddings.create(model="tiny-embed", input="")
+    assert e.value.body["param"] == "input"
+    with pytest.raises(openai.NotFoundError):
+        c.embeddings.create(model="no-such-embedder", input="x")

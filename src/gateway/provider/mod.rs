@@ -62,6 +62,37 @@ impl Reply {
     }
 }
 
+/// A list of embeddings in OpenAI's shape: the provider's bytes as received (validated: JSON
+/// with a `data` array) and the input tokens its `usage` reports, if any.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    pub bytes: Bytes,
+    pub prompt_tokens: Option<u64>,
+}
+
+impl Embedded {
+    /// Checks `bytes` in one pass that builds no tree (the vectors are skipped unread).
+    pub fn read(bytes: Bytes) -> Result<Self, ProviderError> {
+        #[derive(serde::Deserialize)]
+        struct View {
+            #[serde(rename = "data")]
+            _data: Vec<serde::de::IgnoredAny>,
+            #[serde(default)]
+            usage: Option<UsageView>,
+        }
+        #[derive(serde::Deserialize)]
+        struct UsageView {
+            prompt_tokens: Option<u64>,
+        }
+        if !bytes.trim_ascii_start().starts_with(b"{") {
+            return Err(ProviderError::Malformed("embeddings: not a JSON object".into()));
+        }
+        let view: View = serde_json::from_slice(&bytes)
+            .map_err(|e| ProviderError::Malformed(format!("embeddings: no `data` array ({e})")))?;
+        Ok(Self { prompt_tokens: view.usage.and_then(|u| u.prompt_tokens), bytes })
+    }
+}
+
 /// A stream whose first chunk has arrived (so the gateway may still fall back before it).
 pub struct OpenStream {
     pub first: Bytes,
@@ -80,6 +111,7 @@ impl Provider {
         match cfg.kind {
             ProviderKind::OpenAi => Provider::OpenAi(openai::OpenAiProvider::new(
                 ep(openai::OpenAiProvider::PATH, None, "authorization"),
+                ep(openai::OpenAiProvider::EMBEDDINGS_PATH, None, "authorization"),
                 client,
                 cfg.stream_usage,
             )),
@@ -98,6 +130,24 @@ impl Provider {
                 p.complete(body, timeout).await.map(|(bytes, facts)| Reply::Bytes(bytes, facts.map(Arc::new)))
             }
             Provider::Anthropic(p) => p.complete(body, timeout).await.map(Reply::Json),
+        }
+    }
+
+    /// Whether this provider's wire format has an embeddings endpoint (Anthropic's has none).
+    pub fn embeds(&self) -> bool {
+        matches!(self, Provider::OpenAi(_))
+    }
+
+    /// Embeddings of `body["input"]`; `body` already names the target's model. Only called on
+    /// a provider that [`embeds`](Self::embeds).
+    pub async fn embed(&self, body: &Value, timeout: Duration) -> Result<Embedded, ProviderError> {
+        match self {
+            Provider::OpenAi(p) => p.embed(body, timeout).await,
+            Provider::Anthropic(_) => Err(ProviderError::Status {
+                status: 400,
+                retry_after: None,
+                body: "the Anthropic API has no embeddings endpoint".into(),
+            }),
         }
     }
 

@@ -1,4 +1,5 @@
-//! The OpenAI-compatible wire format: `POST {base_url}/chat/completions`, JSON or SSE.
+//! The OpenAI-compatible wire format: `POST {base_url}/chat/completions`, JSON or SSE, and
+//! `POST {base_url}/embeddings`.
 
 use std::time::Duration;
 
@@ -7,11 +8,13 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::transport::{body_bytes, body_stream, status_error, Endpoint, Transport};
-use super::{OpenStream, ProviderError, ReplyFacts};
+use super::{Embedded, OpenStream, ProviderError, ReplyFacts};
 use crate::gateway::usage::asks_usage;
 
 pub struct OpenAiProvider {
     endpoint: Endpoint,
+    /// The same provider's embeddings endpoint.
+    embeddings: Endpoint,
     client: Transport,
     /// Ask every stream for its usage chunk (the relay removes it when the client did not ask).
     stream_usage: bool,
@@ -44,11 +47,26 @@ fn with_stream_usage(body: &Value) -> Option<Value> {
 }
 
 impl OpenAiProvider {
-    /// The path every call posts to, after the provider's base URL.
+    /// The path every chat call posts to, after the provider's base URL.
     pub const PATH: &'static str = "/chat/completions";
+    /// The path embeddings are posted to, after the provider's base URL.
+    pub const EMBEDDINGS_PATH: &'static str = "/embeddings";
 
-    pub fn new(endpoint: Endpoint, client: &Transport, stream_usage: bool) -> Self {
-        Self { endpoint, client: client.clone(), stream_usage }
+    pub fn new(endpoint: Endpoint, embeddings: Endpoint, client: &Transport, stream_usage: bool) -> Self {
+        Self { endpoint, embeddings, client: client.clone(), stream_usage }
+    }
+
+    /// The reply's bytes, as received, once they are known to be a list of embeddings.
+    pub async fn embed(&self, body: &Value, timeout: Duration) -> Result<Embedded, ProviderError> {
+        let work = async {
+            let res = self.client.post_json(&self.embeddings, body).await?;
+            if !res.status().is_success() {
+                return Err(status_error(res).await);
+            }
+            let bytes = body_bytes(res).await?;
+            Embedded::read(bytes)
+        };
+        tokio::time::timeout(timeout, work).await.map_err(|_| ProviderError::Timeout)?
     }
 
     /// The reply's bytes, as received, once they are known to be a chat completion, with what
