@@ -413,3 +413,48 @@ async fn the_grounded_model_is_metered_under_the_key_and_its_limits() {
     assert!(keel.completion_tokens > 0 && keel.estimated_requests == 2, "{keel:?}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_process_model_answers_embeddings_with_its_own_vectors() {
+    let Some((_tmp, cfg, embedder)) = setup().await else { return };
+    let server = common::Server::start(cfg, embedder.clone()).await;
+    let client = reqwest::Client::new();
+    let url = server.url("/v1/embeddings");
+    let texts = ["How long do refunds take?", "Do you ship to Canada?"];
+    let (status, v) = post(&client, &url, &json!({ "model": "all-MiniLM-L6-v2", "input": texts })).await;
+    assert_eq!(status, 200, "{v}");
+    let want = embedder.embed(&texts).unwrap();
+    let dim = embedder.dim();
+    let tokens: usize = embedder.tokenize(&texts).unwrap().iter().map(Vec::len).sum();
+    assert_eq!(
+        (v["model"].as_str(), v["usage"]["prompt_tokens"].as_u64()),
+        (Some("all-MiniLM-L6-v2"), Some(tokens as u64))
+    );
+    for (i, d) in v["data"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(d["index"], i);
+        let got: Vec<f32> = d["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        assert_eq!(got, want[i * dim..(i + 1) * dim], "input {i}");
+    }
+    // Base64: little-endian f32 bytes of the same vector.
+    let (status, v) =
+        post(&client, &url, &json!({ "model": "all-MiniLM-L6-v2", "input": texts[1], "encoding_format": "base64" }))
+            .await;
+    assert_eq!(status, 200, "{v}");
+    let bytes = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.decode(v["data"][0]["embedding"].as_str().unwrap()).unwrap()
+    };
+    let got: Vec<f32> = bytes.chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    assert_eq!(got, want[dim..2 * dim]);
+    // What the model cannot do is named.
+    for (body, param) in [
+        (json!({ "model": "all-MiniLM-L6-v2", "input": [101, 2000] }), "input"),
+        (json!({ "model": "all-MiniLM-L6-v2", "input": "x", "dimensions": 128 }), "dimensions"),
+    ] {
+        let (status, v) = post(&client, &url, &body).await;
+        assert_eq!((status, v["error"]["param"].as_str()), (422, Some(param)), "{v}");
+    }
+    let models = client.get(server.url("/v1/models")).send().await.unwrap().json::<Value>().await.unwrap();
+    assert!(models["data"].as_array().unwrap().iter().any(|m| m["id"] == "all-MiniLM-L6-v2"), "{models}");
+    server.stop().await;
+}

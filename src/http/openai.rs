@@ -116,6 +116,10 @@ pub async fn models(State(state): State<ServerState>) -> impl IntoResponse {
     let mut data = Vec::new();
     if state.grounded() {
         data.push(json!({ "id": GROUNDED_MODEL, "object": "model", "created": 0, "owned_by": "keel" }));
+        if !state.gateway.has_model(super::embeddings::LOCAL_MODEL) {
+            let id = super::embeddings::LOCAL_MODEL;
+            data.push(json!({ "id": id, "object": "model", "created": 0, "owned_by": "keel" }));
+        }
     }
     for m in state.gateway.models() {
         data.push(json!({ "id": m, "object": "model", "created": 0, "owned_by": "keel-gateway" }));

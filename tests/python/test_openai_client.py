@@ -73,3 +73,20 @@ def test_errors_surface_as_openai_exceptions(keel_url):
 def test_models_list(keel_url):
     ids = [m.id for m in client(keel_url).models.list()]
     assert "keel" in ids
+
+
+def test_embeddings_from_the_in_process_model(keel_url):
+    c = client(keel_url)
+    texts = ["How long do refunds take?", "How many days until I get my money back?", "Do you sell gift cards?"]
+    # The client's default (base64) and floats give the same unit vectors.
+    b64 = c.embeddings.create(model="all-MiniLM-L6-v2", input=texts)
+    flt = c.embeddings.create(model="all-MiniLM-L6-v2", input=texts, encoding_format="float")
+    assert [len(d.embedding) for d in b64.data] == [384, 384, 384]
+    for a, b in zip(b64.data, flt.data):
+        assert max(abs(x - y) for x, y in zip(a.embedding, b.embedding)) < 1e-6
+        assert abs(sum(x * x for x in a.embedding) - 1.0) < 1e-3
+    assert b64.usage.prompt_tokens > 0
+    dot = lambda a, b: sum(x * y for x, y in zip(a.embedding, b.embedding))
+    # A paraphrase is nearer than another topic.
+    assert dot(b64.data[0], b64.data[1]) > dot(b64.data[0], b64.data[2])
+    assert "all-MiniLM-L6-v2" in [m.id for m in c.models.list().data]
