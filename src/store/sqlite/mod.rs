@@ -1,5 +1,6 @@
 //! The embedded SQLite backend: one file in the data directory, WAL mode, migrations applied
-//! at open.
+//! at open, and a second file for request traces (`keel.traces.db`: appended by the thousand
+//! per second, so kept apart from the store's small durable transactions, in larger pages).
 
 mod approved;
 mod conversations;
@@ -14,8 +15,10 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Connection, Row};
 
 use super::StoreError;
 
@@ -29,13 +32,24 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../../../migrations/sqlite/0007_trace_spans_inline.sql")),
 ];
 
+/// The trace database's schema (one table, created if missing).
+const TRACE_SCHEMA: &str = include_str!("../../../migrations/sqlite/traces/0001_traces.sql");
+
+/// Page size of a new trace database. Traces are appended in batches of hundreds of ~1 KiB
+/// rows: measured at 32 concurrent requests on two cores, 64 KiB pages against 4 KiB ones took
+/// p99 from 4.2–4.7 ms to 3.5–3.9 ms and the CPU per request down 2 µs (fewer WAL frames and
+/// writes for the same bytes).
+const TRACE_PAGE_SIZE: u32 = 65536;
+
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// One connection for trace batches, committed without waiting for the disk
-    /// (`synchronous = NORMAL`, per connection under WAL): traces are written after their
-    /// response, so no acknowledged write depends on them, and a process crash still keeps
-    /// every committed batch.
+    /// One connection to the trace database for trace batches, committed without waiting for
+    /// the disk (`synchronous = NORMAL`, per connection under WAL): traces are written after
+    /// their response, so no acknowledged write depends on them, and a process crash still
+    /// keeps every committed batch.
     traces: SqlitePool,
+    /// Readers of the trace database (lists and lookups), apart from the writer's connection.
+    trace_reads: SqlitePool,
     /// Serialises this process's ledger writes (other processes wait on `BEGIN IMMEDIATE`).
     ledger: tokio::sync::Mutex<()>,
 }
@@ -59,6 +73,14 @@ impl SqliteStore {
             .connect_with(opts.clone())
             .await
             .map_err(|e| open_err(e.to_string()))?;
+        let trace_opts = opts
+            .filename(path.with_extension("traces.db"))
+            .page_size(TRACE_PAGE_SIZE)
+            // SQLite checkpoints every 1,000 pages by default: 64 MiB of these pages, whose
+            // copy stalled the writer long enough to drop traces. The default's 4 MiB instead.
+            .pragma("wal_autocheckpoint", ((4 << 20) / TRACE_PAGE_SIZE).to_string())
+            .foreign_keys(false)
+            .synchronous(SqliteSynchronous::Normal);
         let store = Self {
             pool,
             traces: SqlitePoolOptions::new()
@@ -67,10 +89,12 @@ impl SqliteStore {
                 // its worker thread carries the writer's lower priority.
                 .idle_timeout(None)
                 .max_lifetime(None)
-                .connect_lazy_with(opts.synchronous(SqliteSynchronous::Normal)),
+                .connect_lazy_with(trace_opts.clone()),
+            trace_reads: SqlitePoolOptions::new().max_connections(2).connect_lazy_with(trace_opts.clone()),
             ledger: tokio::sync::Mutex::new(()),
         };
         store.migrate().await?;
+        prepare_traces(&trace_opts, path).await.map_err(|e| open_err(format!("trace database: {e}")))?;
         Ok(store)
     }
 
@@ -103,6 +127,36 @@ impl SqliteStore {
         }
         Ok(())
     }
+}
+
+/// Creates the trace database's table on a connection of its own (closed after, so the
+/// writer's first batch starts the connection it keeps, at its priority). When the table is
+/// new, traces stored in the main database before it existed move into it once.
+async fn prepare_traces(opts: &SqliteConnectOptions, main: &Path) -> Result<(), StoreError> {
+    let mut conn = SqliteConnection::connect_with(opts).await?;
+    let existed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'traces'")
+            .fetch_one(&mut conn)
+            .await?;
+    for stmt in statements(TRACE_SCHEMA) {
+        sqlx::query(&stmt).execute(&mut conn).await?;
+    }
+    if existed == 0 {
+        sqlx::query("ATTACH DATABASE ? AS store").bind(main.display().to_string()).execute(&mut conn).await?;
+        let cols = "id, created_at, route, status, duration_us, input, output, spans";
+        let mut tx = conn.begin().await?;
+        sqlx::query(&format!(
+            "INSERT OR IGNORE INTO main.traces ({cols}) SELECT {cols} FROM store.traces ORDER BY rowid"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        // Their spans of before migration 0007 stay in the store's `spans` table, read from there.
+        sqlx::query("DELETE FROM store.traces").execute(&mut *tx).await?;
+        tx.commit().await?;
+        sqlx::query("DETACH DATABASE store").execute(&mut conn).await?;
+    }
+    conn.close().await?;
+    Ok(())
 }
 
 /// Splits a migration file into statements (no `;` inside statements, `--` comments dropped).

@@ -44,7 +44,7 @@ impl TraceStore for SqliteStore {
             "SELECT id, created_at, route, status, duration_us, input, output, spans FROM traces WHERE id = ?",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.trace_reads)
         .await?
         else {
             return Ok(None);
@@ -88,7 +88,7 @@ impl TraceStore for SqliteStore {
         .bind(&f.model)
         .bind(f.since_ms)
         .bind(f.until_ms)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.trace_reads)
         .await?;
         Ok(rows
             .iter()
@@ -124,5 +124,54 @@ impl SqliteStore {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn traces_stored_before_the_trace_database_move_into_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("keel.db");
+        // A store of before the trace database: one trace with its spans inline, one older one
+        // whose spans are rows of the `spans` table.
+        let s = SqliteStore::open(&main).await.unwrap();
+        for (id, spans) in
+            [("tr_old", None), ("tr_new", Some(r#"[{"name":"input","start_us":0,"duration_us":5,"attrs":{}}]"#))]
+        {
+            sqlx::query("INSERT INTO traces (id, created_at, route, status, duration_us, input, output, spans) VALUES (?, 1, 'r', 'ok', 9, '{}', '{}', ?)")
+                .bind(id)
+                .bind(spans)
+                .execute(&s.pool)
+                .await
+                .unwrap();
+        }
+        sqlx::query("INSERT INTO spans (trace_id, seq, name, start_us, duration_us, attrs) VALUES ('tr_old', 0, 'retrieve', 1, 2, '{\"k\":3}')")
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        s.pool.close().await;
+        drop(s);
+        for f in ["keel.traces.db", "keel.traces.db-wal", "keel.traces.db-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(f));
+        }
+
+        let store = Store::open_embedded(dir.path()).await.unwrap();
+        let old = store.traces.get_trace("tr_old").await.unwrap().unwrap();
+        assert_eq!((old.spans.len(), old.spans[0].name.as_str()), (1, "retrieve"));
+        assert_eq!(store.traces.get_trace("tr_new").await.unwrap().unwrap().spans[0].name, "input");
+        let listed = store.traces.list_traces(&TraceFilter { limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(listed.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["tr_new", "tr_old"]);
+        // Moved, not copied; a second open moves nothing again and loses nothing.
+        drop(store);
+        let s = SqliteStore::open(&main).await.unwrap();
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM traces").fetch_one(&s.pool).await.unwrap();
+        assert_eq!(left, 0);
+        assert!(s.get_trace("tr_old").await.unwrap().is_some());
+        let page: u32 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&s.trace_reads).await.unwrap();
+        assert_eq!(page, super::super::TRACE_PAGE_SIZE);
     }
 }
