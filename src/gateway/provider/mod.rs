@@ -77,19 +77,17 @@ impl Embedded {
         struct View {
             #[serde(rename = "data")]
             _data: Vec<serde::de::IgnoredAny>,
+            /// Read loosely: a `usage` of another shape only means the input is counted here.
             #[serde(default)]
-            usage: Option<UsageView>,
-        }
-        #[derive(serde::Deserialize)]
-        struct UsageView {
-            prompt_tokens: Option<u64>,
+            usage: Option<Value>,
         }
         if !bytes.trim_ascii_start().starts_with(b"{") {
             return Err(ProviderError::Malformed("embeddings: not a JSON object".into()));
         }
         let view: View = serde_json::from_slice(&bytes)
             .map_err(|e| ProviderError::Malformed(format!("embeddings: no `data` array ({e})")))?;
-        Ok(Self { prompt_tokens: view.usage.and_then(|u| u.prompt_tokens), bytes })
+        let prompt_tokens = view.usage.as_ref().and_then(|u| u.get("prompt_tokens")?.as_u64());
+        Ok(Self { prompt_tokens, bytes })
     }
 }
 
@@ -190,4 +188,24 @@ fn endpoint(
 pub fn parse_retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
     let v = headers.get(hyper::header::RETRY_AFTER)?.to_str().ok()?;
     v.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embeddings_need_a_data_array_and_their_usage_is_read_loosely() {
+        let read = |s: &'static str| Embedded::read(Bytes::from_static(s.as_bytes()));
+        let e = read(r#"{"data":[{"embedding":[0.1]}],"usage":{"prompt_tokens":3,"total_tokens":3}}"#).unwrap();
+        assert_eq!(e.prompt_tokens, Some(3));
+        for odd in
+            [r#"{"data":[],"usage":null}"#, r#"{"data":[],"usage":{"prompt_tokens":1.5}}"#, r#"{"data":[],"usage":7}"#]
+        {
+            assert_eq!(read(odd).unwrap().prompt_tokens, None, "{odd}");
+        }
+        for bad in [r#"{"data":{}}"#, r#"{"object":"list"}"#, "[]", "{", ""] {
+            assert!(matches!(read(bad), Err(ProviderError::Malformed(_))), "{bad}");
+        }
+    }
 }
