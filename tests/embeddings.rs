@@ -134,6 +134,13 @@ async fn start_keel(cfg: &Config) -> (SocketAddr, Store) {
     (addr, store)
 }
 
+/// Two fakes (`a`, `b`) behind Keel, and a key with `limits`.
+async fn setup(dir: &Path, limits: KeyLimits) -> (Fake, Fake, SocketAddr, String) {
+    let ((fa, a), (fb, b)) = (start_fake().await, start_fake().await);
+    let (addr, store) = start_keel(&config(&a, &b, dir)).await;
+    (fa, fb, addr, key(&store, limits).await)
+}
+
 async fn key(store: &Store, limits: KeyLimits) -> String {
     let (rec, key) = keel::auth::create_key(store, "acme", &["query".into()]).await.unwrap();
     store.usage.set_key_limits(&rec.id, &limits).await.unwrap();
@@ -154,9 +161,7 @@ fn h<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
 #[tokio::test]
 async fn embeddings_pass_through_metered_with_fallback_past_failing_and_anthropic_targets() {
     let tmp = tempfile::tempdir().unwrap();
-    let ((fa, a), (fb, b)) = (start_fake().await, start_fake().await);
-    let (addr, store) = start_keel(&config(&a, &b, tmp.path())).await;
-    let k = key(&store, KeyLimits::default()).await;
+    let (fa, fb, addr, k) = setup(tmp.path(), KeyLimits::default()).await;
 
     // The Anthropic target is skipped; `a` answers; its bytes reach the client unchanged.
     let (status, headers, body) = embed(addr, &k, json!({ "model": "emb", "input": ["one", "two"] })).await;
@@ -193,9 +198,7 @@ async fn embeddings_pass_through_metered_with_fallback_past_failing_and_anthropi
 #[tokio::test]
 async fn bad_requests_are_named_and_never_reach_a_provider() {
     let tmp = tempfile::tempdir().unwrap();
-    let ((fa, a), (_, b)) = (start_fake().await, start_fake().await);
-    let (addr, store) = start_keel(&config(&a, &b, tmp.path())).await;
-    let k = key(&store, KeyLimits::default()).await;
+    let (fa, _, addr, k) = setup(tmp.path(), KeyLimits::default()).await;
     for (body, status, param, says) in [
         (json!({ "model": "emb", "input": "" }), 422, Some("input"), "must not be empty"),
         (json!({ "model": "emb", "input": ["a", 2] }), 422, Some("input"), "an array of non-empty strings"),
@@ -227,9 +230,7 @@ async fn bad_requests_are_named_and_never_reach_a_provider() {
 #[tokio::test]
 async fn a_keys_rate_limit_and_a_routes_input_guard_apply() {
     let tmp = tempfile::tempdir().unwrap();
-    let ((fa, a), (_, b)) = (start_fake().await, start_fake().await);
-    let (addr, store) = start_keel(&config(&a, &b, tmp.path())).await;
-    let k = key(&store, KeyLimits { rpm: Some(2), ..Default::default() }).await;
+    let (fa, _, addr, k) = setup(tmp.path(), KeyLimits { rpm: Some(2), ..Default::default() }).await;
     let body = json!({ "model": "emb-guarded", "input": ["mail ann@example.com", "card 4111 1111 1111 1111"] });
     let (status, headers, text) = embed(addr, &k, body.clone()).await;
     assert_eq!(status, 200, "{text}");

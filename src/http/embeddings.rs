@@ -192,16 +192,12 @@ async fn local(state: &ServerState, caller: &Caller, req: &EmbeddingsRequest) ->
         Err(refused) => return Ok(refused),
     };
     let embedder = app.embedder.clone();
-    let vectors = match tokio::task::spawn_blocking(move || embedder.embed_ids(&ids)).await {
-        Ok(Ok(v)) => v,
-        failed => {
+    let embedded = tokio::task::spawn_blocking(move || embedder.embed_ids(&ids).map_err(|e| e.to_string())).await;
+    let vectors = match embedded.map_err(|e| e.to_string()).and_then(|r| r) {
+        Ok(v) => v,
+        Err(e) => {
             meter.finish(None, false).await;
-            let msg = match failed {
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => e.to_string(),
-                Ok(Ok(_)) => String::new(),
-            };
-            return Err(internal(format!("embedding failed: {msg}")));
+            return Err(internal(format!("embedding failed: {e}")));
         }
     };
     trace.span("embed", [("inputs", json!(texts.len()))]);

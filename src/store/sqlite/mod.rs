@@ -36,9 +36,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
 const TRACE_SCHEMA: &str = include_str!("../../../migrations/sqlite/traces/0001_traces.sql");
 
 /// Page size of a new trace database. Traces are appended in batches of hundreds of ~1 KiB
-/// rows: measured at 32 concurrent requests on two cores, 64 KiB pages against 4 KiB ones took
-/// p99 from 4.2–4.7 ms to 3.5–3.9 ms and the CPU per request down 2 µs (fewer WAL frames and
-/// writes for the same bytes).
+/// rows: at 32 concurrent traced requests on two cores, a store with 64 KiB pages against one
+/// with 4 KiB pages took p99 from 4.2–4.7 ms to 3.5–3.9 ms and the CPU per request down 2 µs
+/// (fewer WAL frames and writes for the same bytes; `bench/README.md`, 2026-12-01).
 const TRACE_PAGE_SIZE: u32 = 65536;
 
 pub struct SqliteStore {
