@@ -17,5 +17,5 @@ echo "== openai Python client against keel serve"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/pip install --quiet --disable-pip-version-check "openai>=1.40,<3" "anthropic>=0.40,<3" "pytest>=8,<10"
+.venv/bin/pip install --quiet --disable-pip-version-check "openai>=1.99,<3" "anthropic>=0.40,<3" "pytest>=8,<10"
 KEEL_BIN="$PWD/target/debug/keel" .venv/bin/python -m pytest -q tests/python

@@ -458,3 +458,53 @@ async fn the_in_process_model_answers_embeddings_with_its_own_vectors() {
     assert!(models["data"].as_array().unwrap().iter().any(|m| m["id"] == "all-MiniLM-L6-v2"), "{models}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_responses_face_answers_with_the_grounded_pipeline_plain_and_streamed() {
+    let Some((_tmp, cfg, embedder)) = setup().await else { return };
+    let server = common::Server::start(cfg, embedder).await;
+    let client = reqwest::Client::new();
+    let body = json!({ "model": "keel", "input": [{ "role": "user", "content": [
+        { "type": "input_text", "text": "How much does express shipping cost?" }] }] });
+    let (status, r) = post(&client, &server.url("/v1/responses"), &body).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!((r["object"].as_str(), r["status"].as_str()), (Some("response"), Some("completed")));
+    let text = r["output"][0]["content"][0]["text"].as_str().unwrap().to_string();
+    assert!(text.contains("14.95") && text.contains("[1]"), "{text}");
+    assert!(!r["keel"]["citations"].as_array().unwrap().is_empty(), "{r}");
+    assert!(r["usage"]["output_tokens"].as_u64().unwrap() > 0);
+
+    let mut sbody = body.clone();
+    sbody["stream"] = json!(true);
+    let res = client.post(server.url("/v1/responses")).json(&sbody).send().await.unwrap();
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let events: Vec<Value> = res
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let streamed: String = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_text.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(streamed, text, "streamed text equals the plain answer");
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "response.completed");
+    assert!(!last["response"]["keel"]["citations"].as_array().unwrap().is_empty());
+
+    // A stateless face: a previous response cannot be continued, and says so.
+    let (status, e) = post(
+        &client,
+        &server.url("/v1/responses"),
+        &json!({ "model": "keel", "input": "x", "previous_response_id": "resp_1" }),
+    )
+    .await;
+    assert_eq!((status, e["error"]["param"].as_str()), (400, Some("previous_response_id")));
+    let (status, e) = post(&client, &server.url("/v1/responses"), &json!({ "model": "keel", "imput": "x" })).await;
+    assert_eq!(status, 422, "{e}");
+    server.stop().await;
+}

@@ -7,6 +7,7 @@
 mod admin;
 mod anthropic;
 mod auth;
+mod chunk_stream;
 mod embeddings;
 mod error;
 mod extract;
@@ -18,6 +19,7 @@ mod native;
 mod openai;
 mod passthrough;
 mod relay;
+mod responses;
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -148,6 +150,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/responses", post(responses::responses))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/answer", post(native::answer))
         .route("/v1/traces", get(native::list_traces))

@@ -5,7 +5,8 @@
 
 use serde_json::{json, Value};
 
-use crate::gateway::sse::{write_event, SseParser};
+use super::super::chunk_stream::{ChunkReader, Ending, Piece};
+use crate::gateway::sse::write_event;
 
 /// OpenAI `finish_reason` → Anthropic `stop_reason`.
 fn stop_reason(finish: Option<&str>) -> &'static str {
@@ -105,12 +106,8 @@ enum Open {
 /// `text` block, each tool call as a `tool_use` block — and closed when another opens.
 #[derive(Default)]
 pub(super) struct ToAnthropic {
-    sse: SseParser,
+    reader: ChunkReader,
     started: bool,
-    finish: Option<String>,
-    usage: Option<Value>,
-    keel: Option<Value>,
-    ended: bool,
     /// The open block, with its index; `blocks` were opened so far.
     open: Option<(Open, usize)>,
     blocks: usize,
@@ -180,63 +177,45 @@ impl ToAnthropic {
         }
     }
 
+    fn finish(&mut self, out: &mut String, end: Ending) {
+        self.start(out, &Value::Null);
+        if self.blocks == 0 {
+            // A reply with nothing in it still has its (empty) text block.
+            self.ensure(out, Open::Text, json!({ "type": "text", "text": "" }));
+        }
+        self.close(out);
+        let mut delta = json!({ "type": "message_delta",
+            "delta": { "stop_reason": stop_reason(end.finish.as_deref()), "stop_sequence": null },
+            "usage": usage_of(end.usage.as_ref()) });
+        if let Some(k) = end.keel {
+            delta["keel"] = k;
+        }
+        write_event(out, Some("message_delta"), &delta.to_string());
+        write_event(out, Some("message_stop"), &json!({ "type": "message_stop" }).to_string());
+    }
+
     pub(super) fn feed(&mut self, bytes: &[u8]) -> String {
         let mut out = String::new();
-        for ev in self.sse.push(bytes) {
-            if self.ended {
-                break;
-            }
-            if ev.data.trim() == "[DONE]" {
-                self.start(&mut out, &Value::Null);
-                if self.blocks == 0 {
-                    // A reply with nothing in it still has its (empty) text block.
-                    self.ensure(&mut out, Open::Text, json!({ "type": "text", "text": "" }));
-                }
-                self.close(&mut out);
-                let mut delta = json!({ "type": "message_delta",
-                    "delta": { "stop_reason": stop_reason(self.finish.as_deref()), "stop_sequence": null },
-                    "usage": usage_of(self.usage.as_ref()) });
-                if let Some(k) = self.keel.take() {
-                    delta["keel"] = k;
-                }
-                write_event(&mut out, Some("message_delta"), &delta.to_string());
-                write_event(&mut out, Some("message_stop"), &json!({ "type": "message_stop" }).to_string());
-                self.ended = true;
-                continue;
-            }
-            let Ok(v) = serde_json::from_str::<Value>(&ev.data) else { continue };
-            if let Some(e) = v.get("error") {
-                let msg = e.get("message").and_then(Value::as_str).unwrap_or("the stream failed");
-                write_event(&mut out, Some("error"), &error_body(500, msg).to_string());
-                self.ended = true;
-                continue;
-            }
-            self.start(&mut out, &v);
-            if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
-                self.usage = Some(u.clone());
-            }
-            if let Some(k) = v.get("keel") {
-                self.keel = Some(k.clone());
-            }
-            let choice = &v["choices"][0];
-            let text_of = |f: &str| choice.pointer(f).and_then(Value::as_str).filter(|t| !t.is_empty());
-            if let Some(t) = text_of("/delta/reasoning_content") {
+        // The reader is taken out for the call so its pieces can change `self`.
+        let mut reader = std::mem::take(&mut self.reader);
+        reader.feed(bytes, |piece| match piece {
+            Piece::Chunk(v) => self.start(&mut out, v),
+            Piece::Reasoning(t) => {
                 let index = self.ensure(&mut out, Open::Thinking, json!({ "type": "thinking", "thinking": "" }));
                 Self::delta(&mut out, index, json!({ "type": "thinking_delta", "thinking": t }));
             }
-            if let Some(t) = text_of("/delta/content") {
+            Piece::Text(t) => {
                 let index = self.ensure(&mut out, Open::Text, json!({ "type": "text", "text": "" }));
                 Self::delta(&mut out, index, json!({ "type": "text_delta", "text": t }));
             }
-            for d in
-                choice.pointer("/delta/tool_calls").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
-            {
-                self.tool_delta(&mut out, d);
+            Piece::ToolCall(d) => self.tool_delta(&mut out, d),
+            Piece::Done(end) => self.finish(&mut out, end),
+            Piece::Failed(e) => {
+                let msg = e.get("message").and_then(Value::as_str).unwrap_or("the stream failed");
+                write_event(&mut out, Some("error"), &error_body(500, msg).to_string());
             }
-            if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
-                self.finish = Some(f.to_string());
-            }
-        }
+        });
+        self.reader = reader;
         out
     }
 }
@@ -244,6 +223,7 @@ impl ToAnthropic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::sse::SseParser;
 
     #[test]
     fn replies_and_errors_take_the_messages_shape() {

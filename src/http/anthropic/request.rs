@@ -308,8 +308,7 @@ pub(super) fn to_chat(req: &MessagesRequest) -> Result<Value, ApiError> {
         body.insert("user".into(), json!(u));
     }
     if req.stream {
-        body.insert("stream".into(), json!(true));
-        body.insert("stream_options".into(), json!({ "include_usage": true }));
+        super::super::chunk_stream::ask_for_chunks(&mut body);
     }
     Ok(Value::Object(body))
 }

@@ -1,0 +1,350 @@
+//! A chat completion → a Response object, whole or as a stream of Responses events translated
+//! chunk by chunk: reasoning becomes a `reasoning` item, the text a `message` item with one
+//! `output_text` part, each tool call a `function_call` item (streamed arguments as
+//! `function_call_arguments.delta`s); usage and finish reasons are mapped. A failure inside a
+//! stream ends it with an `error` event and `response.failed`, never `response.completed`.
+
+use serde_json::{json, Map, Value};
+
+use super::super::chunk_stream::{ChunkReader, Ending, Piece};
+use crate::gateway::sse::write_event;
+
+/// The id the chat reply's id becomes, with `prefix` (`resp_`, `msg_`, `rs_`).
+fn id_from(prefix: &str, chat_id: &str) -> String {
+    format!("{prefix}{}", chat_id.trim_start_matches("chatcmpl-"))
+}
+
+/// A function-call item's id, from its call id.
+fn call_item_id(call_id: &str) -> String {
+    format!("fc_{}", call_id.trim_start_matches("call_"))
+}
+
+/// Chat usage → Responses usage (null when the reply had none).
+fn usage_of(u: Option<&Value>) -> Value {
+    let Some(u) = u.filter(|u| u.is_object()) else { return Value::Null };
+    let n = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+    let (input, output) = (n("/prompt_tokens"), n("/completion_tokens"));
+    json!({ "input_tokens": input, "input_tokens_details": { "cached_tokens": n("/prompt_tokens_details/cached_tokens") },
+            "output_tokens": output, "output_tokens_details": { "reasoning_tokens": n("/completion_tokens_details/reasoning_tokens") },
+            "total_tokens": u.get("total_tokens").and_then(Value::as_u64).unwrap_or(input + output) })
+}
+
+/// A finish reason → the response's status and `incomplete_details`.
+fn status_of(finish: Option<&str>) -> (&'static str, Value) {
+    match finish {
+        Some("length") => ("incomplete", json!({ "reason": "max_output_tokens" })),
+        Some("content_filter") => ("incomplete", json!({ "reason": "content_filter" })),
+        _ => ("completed", Value::Null),
+    }
+}
+
+fn reasoning_item(id: &str, text: &str) -> Value {
+    json!({ "type": "reasoning", "id": id, "summary": [], "content": [{ "type": "reasoning_text", "text": text }] })
+}
+
+fn text_part(text: &str) -> Value {
+    json!({ "type": "output_text", "text": text, "annotations": [], "logprobs": [] })
+}
+
+fn message_item(id: &str, status: &str, content: Vec<Value>) -> Value {
+    json!({ "type": "message", "id": id, "status": status, "role": "assistant", "content": content })
+}
+
+fn call_item(call_id: &str, name: &Value, arguments: &str, status: &str) -> Value {
+    json!({ "type": "function_call", "id": call_item_id(call_id), "call_id": call_id, "name": name,
+            "arguments": arguments, "status": status })
+}
+
+/// A Response object with the request's echoed fields and no output yet.
+fn skeleton(id: &str, created: u64, model: &Value, echo: &Map<String, Value>, status: &str) -> Value {
+    let mut r = json!({ "id": id, "object": "response", "created_at": created, "status": status, "error": null,
+        "incomplete_details": null, "model": model, "output": [], "usage": null });
+    if let Some(o) = r.as_object_mut() {
+        o.extend(echo.clone());
+    }
+    r
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// A chat completion as a Response (Keel's `keel` extension kept).
+pub(super) fn to_response(v: &Value, echo: &Map<String, Value>) -> Value {
+    let chat_id = v.get("id").and_then(Value::as_str).unwrap_or("");
+    let choice = &v["choices"][0];
+    let message = &choice["message"];
+    let mut output = Vec::new();
+    if let Some(r) = message.get("reasoning_content").and_then(Value::as_str).filter(|r| !r.is_empty()) {
+        output.push(reasoning_item(&id_from("rs_", chat_id), r));
+    }
+    let text = message.get("content").and_then(Value::as_str).unwrap_or("");
+    let refusal = message.get("refusal").and_then(Value::as_str).filter(|r| !r.is_empty());
+    let calls = message.get("tool_calls").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    if let Some(r) = refusal {
+        output.push(message_item(
+            &id_from("msg_", chat_id),
+            "completed",
+            vec![json!({ "type": "refusal", "refusal": r })],
+        ));
+    } else if !text.is_empty() || calls.is_empty() {
+        output.push(message_item(&id_from("msg_", chat_id), "completed", vec![text_part(text)]));
+    }
+    for c in calls {
+        let call_id = c.get("id").and_then(Value::as_str).unwrap_or("");
+        let args = c.pointer("/function/arguments").and_then(Value::as_str).unwrap_or("");
+        output.push(call_item(call_id, c.pointer("/function/name").unwrap_or(&Value::Null), args, "completed"));
+    }
+    let (status, incomplete) = status_of(choice.get("finish_reason").and_then(Value::as_str));
+    let created = v.get("created").and_then(Value::as_u64).unwrap_or_else(unix_now);
+    let mut r = skeleton(&id_from("resp_", chat_id), created, v.get("model").unwrap_or(&Value::Null), echo, status);
+    r["incomplete_details"] = incomplete;
+    r["output"] = Value::Array(output);
+    r["usage"] = usage_of(v.get("usage"));
+    if let Some(k) = v.get("keel") {
+        r["keel"] = k.clone();
+    }
+    r
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Reasoning,
+    Text,
+    Call,
+}
+
+/// The output item a stream is writing: its kind, place in `output`, id and text so far
+/// (reasoning, message text or call arguments).
+struct OpenItem {
+    kind: Kind,
+    index: usize,
+    id: String,
+    text: String,
+    call_id: String,
+    name: Value,
+}
+
+/// Translates an OpenAI chunk stream into Responses events: one output item at a time, opened
+/// as its first delta arrives and completed when another opens or the stream ends.
+pub(super) struct ToResponses {
+    reader: ChunkReader,
+    echo: Map<String, Value>,
+    seq: u64,
+    chat_id: String,
+    created: u64,
+    model: Value,
+    started: bool,
+    /// Completed items, in output order; the open one is `open`.
+    output: Vec<Value>,
+    open: Option<OpenItem>,
+    /// Each tool call's chat index and its place in `output`.
+    calls: Vec<(u64, usize)>,
+}
+
+impl ToResponses {
+    pub(super) fn new(echo: Map<String, Value>) -> Self {
+        Self {
+            reader: ChunkReader::default(),
+            echo,
+            seq: 0,
+            chat_id: String::new(),
+            created: 0,
+            model: Value::Null,
+            started: false,
+            output: Vec::new(),
+            open: None,
+            calls: Vec::new(),
+        }
+    }
+
+    fn emit(&mut self, out: &mut String, kind: &str, mut data: Value) {
+        data["type"] = json!(kind);
+        data["sequence_number"] = json!(self.seq);
+        self.seq += 1;
+        write_event(out, Some(kind), &data.to_string());
+    }
+
+    fn response(&self, status: &str) -> Value {
+        skeleton(&id_from("resp_", &self.chat_id), self.created, &self.model, &self.echo, status)
+    }
+
+    fn start(&mut self, out: &mut String, chunk: &Value) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.chat_id = match chunk.get("id").and_then(Value::as_str).filter(|i| !i.is_empty()) {
+            Some(id) => id.to_string(),
+            None => uuid::Uuid::now_v7().simple().to_string(),
+        };
+        self.created = chunk.get("created").and_then(Value::as_u64).unwrap_or_else(unix_now);
+        self.model = chunk.get("model").cloned().unwrap_or(Value::Null);
+        let r = self.response("in_progress");
+        self.emit(out, "response.created", json!({ "response": r }));
+        self.emit(out, "response.in_progress", json!({ "response": r }));
+    }
+
+    /// Completes the open item: its `.done` events, then `response.output_item.done`.
+    fn close(&mut self, out: &mut String) {
+        let Some(o) = self.open.take() else { return };
+        let (index, id) = (o.index, o.id.as_str());
+        let item = match o.kind {
+            Kind::Reasoning => {
+                let done = json!({ "item_id": id, "output_index": index, "content_index": 0, "text": o.text });
+                self.emit(out, "response.reasoning_text.done", done);
+                reasoning_item(id, &o.text)
+            }
+            Kind::Text => {
+                let done =
+                    json!({ "item_id": id, "output_index": index, "content_index": 0, "text": o.text, "logprobs": [] });
+                self.emit(out, "response.output_text.done", done);
+                let part =
+                    json!({ "item_id": id, "output_index": index, "content_index": 0, "part": text_part(&o.text) });
+                self.emit(out, "response.content_part.done", part);
+                message_item(id, "completed", vec![text_part(&o.text)])
+            }
+            Kind::Call => {
+                let done = json!({ "item_id": id, "output_index": index, "name": o.name, "arguments": o.text });
+                self.emit(out, "response.function_call_arguments.done", done);
+                call_item(&o.call_id, &o.name, &o.text, "completed")
+            }
+        };
+        self.emit(out, "response.output_item.done", json!({ "output_index": index, "item": item }));
+        self.output.push(item);
+    }
+
+    /// Makes an item of `kind` the open one (text and reasoning continue; a call is opened per
+    /// call), closing the item of another kind; returns its place in the output.
+    fn ensure(&mut self, out: &mut String, kind: Kind, call: Option<(&str, &Value)>) -> usize {
+        let reuse = self.open.as_ref().is_some_and(|o| o.kind == kind && kind != Kind::Call);
+        if !reuse {
+            self.close(out);
+            let index = self.output.len();
+            let (call_id, name) = call.map(|(c, n)| (c.to_string(), n.clone())).unwrap_or_default();
+            let (id, item) = match kind {
+                Kind::Reasoning => {
+                    let id = id_from("rs_", &self.chat_id);
+                    (id.clone(), json!({ "type": "reasoning", "id": id, "summary": [], "content": [] }))
+                }
+                Kind::Text => {
+                    let id = id_from("msg_", &self.chat_id);
+                    (id.clone(), message_item(&id, "in_progress", Vec::new()))
+                }
+                Kind::Call => (call_item_id(&call_id), call_item(&call_id, &name, "", "in_progress")),
+            };
+            self.emit(out, "response.output_item.added", json!({ "output_index": index, "item": item }));
+            if kind == Kind::Text {
+                let part = json!({ "item_id": id, "output_index": index, "content_index": 0, "part": text_part("") });
+                self.emit(out, "response.content_part.added", part);
+            }
+            self.open = Some(OpenItem { kind, index, id, text: String::new(), call_id, name });
+        }
+        self.output.len()
+    }
+
+    fn text_delta(&mut self, out: &mut String, kind: Kind, delta: &str) {
+        let index = self.ensure(out, kind, None);
+        let Some(o) = self.open.as_mut() else { return };
+        o.text.push_str(delta);
+        let id = o.id.clone();
+        let (event, mut data) = match kind {
+            Kind::Reasoning => ("response.reasoning_text.delta", json!({ "delta": delta })),
+            _ => ("response.output_text.delta", json!({ "delta": delta, "logprobs": [] })),
+        };
+        data["item_id"] = json!(id);
+        data["output_index"] = json!(index);
+        data["content_index"] = json!(0);
+        self.emit(out, event, data);
+    }
+
+    /// One streamed tool-call delta: a new call opens a `function_call` item; argument text
+    /// goes to its call's item.
+    fn call_delta(&mut self, out: &mut String, d: &Value) {
+        let call = d.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let index = match self.calls.iter().find(|(c, _)| *c == call) {
+            Some(&(_, i)) => i,
+            None => {
+                let call_id = d.get("id").and_then(Value::as_str).unwrap_or("");
+                let name = d.pointer("/function/name").cloned().unwrap_or(Value::Null);
+                let i = self.ensure(out, Kind::Call, Some((call_id, &name)));
+                self.calls.push((call, i));
+                i
+            }
+        };
+        let Some(part) = d.pointer("/function/arguments").and_then(Value::as_str).filter(|p| !p.is_empty()) else {
+            return;
+        };
+        let id = match self.open.as_mut().filter(|o| o.index == index) {
+            Some(o) => {
+                o.text.push_str(part);
+                o.id.clone()
+            }
+            // A delta for a call whose item is already complete (interleaved calls): its
+            // arguments there grow too.
+            None => match self.output.get_mut(index) {
+                Some(item) => {
+                    let args = format!("{}{part}", item["arguments"].as_str().unwrap_or(""));
+                    item["arguments"] = json!(args);
+                    item["id"].as_str().unwrap_or("").to_string()
+                }
+                None => return,
+            },
+        };
+        self.emit(
+            out,
+            "response.function_call_arguments.delta",
+            json!({ "item_id": id, "output_index": index, "delta": part }),
+        );
+    }
+
+    fn finish(&mut self, out: &mut String, end: Ending) {
+        self.start(out, &Value::Null);
+        if self.output.is_empty() && self.open.is_none() {
+            // A reply with nothing in it still has its (empty) message.
+            self.ensure(out, Kind::Text, None);
+        }
+        self.close(out);
+        let (status, incomplete) = status_of(end.finish.as_deref());
+        let mut r = self.response(status);
+        r["incomplete_details"] = incomplete;
+        r["output"] = Value::Array(std::mem::take(&mut self.output));
+        r["usage"] = usage_of(end.usage.as_ref());
+        if let Some(k) = end.keel {
+            r["keel"] = k;
+        }
+        let event = if status == "completed" { "response.completed" } else { "response.incomplete" };
+        self.emit(out, event, json!({ "response": r }));
+    }
+
+    fn fail(&mut self, out: &mut String, e: &Value) {
+        self.start(out, &Value::Null);
+        let message = e.get("message").and_then(Value::as_str).unwrap_or("the stream failed");
+        let code = e.get("code").and_then(Value::as_str).unwrap_or("server_error");
+        self.emit(out, "error", json!({ "code": code, "message": message, "param": null }));
+        let mut r = self.response("failed");
+        r["error"] = json!({ "code": "server_error", "message": message });
+        r["output"] = Value::Array(std::mem::take(&mut self.output));
+        self.emit(out, "response.failed", json!({ "response": r }));
+    }
+
+    pub(super) fn feed(&mut self, bytes: &[u8]) -> String {
+        let mut out = String::new();
+        // The reader is taken out for the call so its pieces can change `self`.
+        let mut reader = std::mem::take(&mut self.reader);
+        reader.feed(bytes, |piece| match piece {
+            Piece::Chunk(v) => self.start(&mut out, v),
+            Piece::Reasoning(t) => self.text_delta(&mut out, Kind::Reasoning, t),
+            Piece::Text(t) => self.text_delta(&mut out, Kind::Text, t),
+            Piece::ToolCall(d) => self.call_delta(&mut out, d),
+            Piece::Done(end) => self.finish(&mut out, end),
+            Piece::Failed(e) => self.fail(&mut out, e),
+        });
+        self.reader = reader;
+        out
+    }
+}
+
+#[cfg(test)]
+#[path = "reply_tests.rs"]
+mod tests;
