@@ -50,6 +50,12 @@ pub struct TraceRow {
 /// request filled in without building JSON trees (the gateway's).
 pub trait Recordable: Send {
     fn into_row(self: Box<Self>) -> TraceRow;
+
+    /// About how many bytes of memory this record holds while it waits for the writer (the
+    /// writer's queue is bounded by bytes as well as by count).
+    fn queued_bytes(&self) -> usize {
+        1024
+    }
 }
 
 impl Recordable for Trace {

@@ -281,6 +281,13 @@ fn to_json<T: Serialize + ?Sized>(v: &T) -> String {
 }
 
 impl Recordable for Finished {
+    fn queued_bytes(&self) -> usize {
+        let o = &self.open;
+        let text = |t: &Option<String>| t.as_ref().map_or(0, String::len);
+        let messages = o.messages.iter().flatten().map(|(_, t)| 32 + text(t)).sum::<usize>();
+        768 + messages + text(&o.reply) + text(&o.reasoning) + 192 * o.spans.len()
+    }
+
     fn into_row(self: Box<Self>) -> TraceRow {
         let o = &self.open;
         let pii = &o.head.shared.pii;
