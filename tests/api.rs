@@ -496,14 +496,23 @@ async fn the_responses_face_answers_with_the_grounded_pipeline_plain_and_streame
     assert_eq!(last["type"], "response.completed");
     assert!(!last["response"]["keel"]["citations"].as_array().unwrap().is_empty());
 
-    // A stateless face: a previous response cannot be continued, and says so.
+    // An unknown previous response is a 404 naming the field; the grounded answer was kept.
     let (status, e) = post(
         &client,
         &server.url("/v1/responses"),
         &json!({ "model": "keel", "input": "x", "previous_response_id": "resp_1" }),
     )
     .await;
-    assert_eq!((status, e["error"]["param"].as_str()), (400, Some("previous_response_id")));
+    assert_eq!((status, e["error"]["param"].as_str()), (404, Some("previous_response_id")));
+    let kept: Value = client
+        .get(server.url(&format!("/v1/responses/{}", r["id"].as_str().unwrap())))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(kept, r, "kept as returned");
     let (status, e) = post(&client, &server.url("/v1/responses"), &json!({ "model": "keel", "imput": "x" })).await;
     assert_eq!(status, 422, "{e}");
     server.stop().await;

@@ -403,12 +403,15 @@ pub async fn serve(
     // One store for key checks and the knowledge base.
     let store = Store::open_embedded(&config.data_dir).await?;
     let keys = require_keys.then(|| store.clone());
-    let state = guard(ServerState::loading(config.server.max_body_bytes, gateway), keys, &config).await?.with_traces(
-        TraceSink::spawn(store.clone()),
-        config.gateway.trace,
-        config.gateway.trace_sample,
-        &config.guard.pii,
-    );
+    let state = guard(ServerState::loading(config.server.max_body_bytes, gateway), keys, &config)
+        .await?
+        .with_traces(
+            TraceSink::spawn(store.clone()),
+            config.gateway.trace,
+            config.gateway.trace_sample,
+            &config.guard.pii,
+        )
+        .with_responses(&store);
     let traces = state.traces.clone();
     let loader_state = state.clone();
     let app_gateway = state.gateway.clone();
@@ -512,6 +515,9 @@ async fn serve_proxy(
     let store = if require_keys || traced { Some(Store::open_embedded(&config.data_dir).await?) } else { None };
     let keys = if require_keys { store.clone() } else { None };
     let mut state = guard(ServerState::proxy_only(config.server.max_body_bytes, gateway), keys, &config).await?;
+    if let Some(store) = &store {
+        state = state.with_responses(store);
+    }
     if let Some(store) = store.filter(|_| traced) {
         state = state.with_traces(
             TraceSink::spawn(store),

@@ -61,6 +61,8 @@ pub struct ServerState {
     pub input_guard: Option<Arc<keel_guard::InputGuard>>,
     /// Where the traces of gateway requests go (`None`: not traced).
     pub traces: Option<gateway_trace::GatewayTraces>,
+    /// Where `/v1/responses` keeps responses (`None`: a server without a store keeps none).
+    pub responses: Option<Arc<dyn crate::store::ResponseStore>>,
 }
 
 impl ServerState {
@@ -76,6 +78,7 @@ impl ServerState {
             output: None,
             input_guard: None,
             traces: None,
+            responses: None,
         }
     }
 
@@ -92,6 +95,7 @@ impl ServerState {
             app.config.gateway.trace_sample,
             &app.config.guard.pii,
         );
+        let s = s.with_responses(&app.store);
         s.set_ready(app);
         s
     }
@@ -102,6 +106,12 @@ impl ServerState {
         let limits = self.gateway.limits_config().clone();
         self.limiter = Some(Arc::new(Limiter::new(store.usage.clone(), limits)));
         self.auth = Some(store);
+        self
+    }
+
+    /// Keeps `/v1/responses` responses in `store`.
+    pub fn with_responses(mut self, store: &Store) -> Self {
+        self.responses = Some(store.responses.clone());
         self
     }
 
@@ -151,6 +161,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/responses", post(responses::responses))
+        .route("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/answer", post(native::answer))
         .route("/v1/traces", get(native::list_traces))

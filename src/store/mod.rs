@@ -271,6 +271,33 @@ pub trait UsageStore: Send + Sync {
     async fn usage_totals(&self, since_day: Option<&str>) -> Result<Vec<UsageTotal>, StoreError>;
 }
 
+/// How long a stored Response can be continued or fetched (30 days, as OpenAI keeps them).
+pub const RESPONSE_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// A Response kept for `previous_response_id` and `GET /v1/responses/{id}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResponse {
+    pub id: String,
+    pub tenant: String,
+    pub created_at_ms: i64,
+    /// The conversation as chat messages (without the request's `instructions`), the reply
+    /// included.
+    pub messages: serde_json::Value,
+    /// The Response object as returned.
+    pub response: serde_json::Value,
+}
+
+/// Stored Responses, per tenant.
+#[async_trait]
+pub trait ResponseStore: Send + Sync {
+    /// Stores (or replaces) a response, removing those past [`RESPONSE_RETENTION_MS`].
+    async fn put_response(&self, r: &StoredResponse) -> Result<(), StoreError>;
+    /// The tenant's response `id`, unless it is missing or past retention.
+    async fn get_response(&self, tenant: &str, id: &str) -> Result<Option<StoredResponse>, StoreError>;
+    /// Whether the tenant's response `id` existed (it does not any more).
+    async fn delete_response(&self, tenant: &str, id: &str) -> Result<bool, StoreError>;
+}
+
 /// Handles to every area of the store.
 #[derive(Clone)]
 pub struct Store {
@@ -282,6 +309,7 @@ pub struct Store {
     pub escalations: Arc<dyn EscalationStore>,
     pub snapshots: Arc<dyn SnapshotStore>,
     pub usage: Arc<dyn UsageStore>,
+    pub responses: Arc<dyn ResponseStore>,
 }
 
 impl Store {
@@ -296,7 +324,8 @@ impl Store {
             conversations: db.clone(),
             escalations: db.clone(),
             snapshots: db.clone(),
-            usage: db,
+            usage: db.clone(),
+            responses: db,
         })
     }
 }

@@ -1,6 +1,7 @@
 """`/v1/responses` with the real `openai` client (`client.responses.create`): Keel in quick proxy
 mode in front of a fake chat-completions upstream, plain, streamed, a whole function-calling
-loop, a stream that breaks halfway, and the requests a stateless face refuses."""
+loop, a conversation continued with `previous_response_id` (then fetched and deleted), a
+stream that breaks halfway, and the requests Keel refuses."""
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -133,11 +134,32 @@ def test_a_stream_that_breaks_ends_with_an_error_not_a_completion(client):
     assert "response.completed" not in kinds
 
 
-def test_what_a_stateless_face_cannot_do_is_a_clear_400(client):
-    with pytest.raises(openai.BadRequestError) as e:
-        client.responses.create(model="tiny-model", input="Hi", previous_response_id="resp_123")
+def test_a_conversation_continues_from_a_stored_response(client):
+    first = client.responses.create(model="tiny-model", instructions="Be brief.", input="My name is Ada.")
+    assert first.store is True
+    second = client.responses.create(model="tiny-model", input="What is my name?", previous_response_id=first.id)
+    assert second.previous_response_id == first.id
+    sent = SEEN[-1]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"], sent
+    assert sent[0]["content"] == "My name is Ada." and sent[1]["content"] == first.output_text
+    fetched = client.responses.retrieve(first.id)
+    assert fetched.id == first.id and fetched.output_text == first.output_text
+    client.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(first.id)
+    with pytest.raises(openai.NotFoundError) as e:
+        client.responses.create(model="tiny-model", input="Again?", previous_response_id=first.id)
     assert e.value.body["param"] == "previous_response_id"
-    assert "whole conversation" in e.value.body["message"]
+    unkept = client.responses.create(model="tiny-model", input="Forget me.", store=False)
+    assert unkept.store is False
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(unkept.id)
+
+
+def test_what_keel_cannot_do_is_a_clear_400(client):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.responses.create(model="tiny-model", input="Hi", background=True)
+    assert e.value.body["param"] == "background"
     with pytest.raises(openai.BadRequestError) as e:
         client.responses.create(model="tiny-model", input="Hi", tools=[{"type": "web_search"}])
     assert e.value.body["param"] == "tools[0].type"

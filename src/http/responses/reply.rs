@@ -9,9 +9,15 @@ use serde_json::{json, Map, Value};
 use super::super::chunk_stream::{ChunkReader, Ending, Piece};
 use crate::gateway::sse::write_event;
 
-/// The id the chat reply's id becomes, with `prefix` (`resp_`, `msg_`, `rs_`).
-fn id_from(prefix: &str, chat_id: &str) -> String {
-    format!("{prefix}{}", chat_id.trim_start_matches("chatcmpl-"))
+/// A new response id: Keel's own, never the provider's (which may repeat), since stored
+/// responses are found by it.
+pub(super) fn new_response_id() -> String {
+    format!("resp_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// An output item's id from its response's id, with `prefix` (`msg_`, `rs_`).
+fn id_from(prefix: &str, response_id: &str) -> String {
+    format!("{prefix}{}", response_id.trim_start_matches("resp_"))
 }
 
 /// A function-call item's id, from its call id.
@@ -69,26 +75,48 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// A Response's output as the assistant's chat message (its text, and its function calls as
+/// `tool_calls`): what a stored conversation keeps of the reply.
+pub(super) fn assistant_message(response: &Value) -> Value {
+    let items = response.get("output").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let mut text = Vec::new();
+    let mut calls = Vec::new();
+    for item in items {
+        match item.get("type").and_then(Value::as_str) {
+            Some("message") => {
+                let parts = item.get("content").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+                text.extend(parts.iter().filter_map(|p| p.get("text").or(p.get("refusal")).and_then(Value::as_str)));
+            }
+            Some("function_call") => calls.push(json!({ "id": item["call_id"], "type": "function",
+                "function": { "name": item["name"], "arguments": item["arguments"] } })),
+            _ => {}
+        }
+    }
+    let mut m = json!({ "role": "assistant", "content": text.concat() });
+    if !calls.is_empty() {
+        if text.is_empty() {
+            m["content"] = Value::Null;
+        }
+        m["tool_calls"] = Value::Array(calls);
+    }
+    m
+}
+
 /// A chat completion as a Response (Keel's `keel` extension kept).
-pub(super) fn to_response(v: &Value, echo: &Map<String, Value>) -> Value {
-    let chat_id = v.get("id").and_then(Value::as_str).unwrap_or("");
+pub(super) fn to_response(id: &str, v: &Value, echo: &Map<String, Value>) -> Value {
     let choice = &v["choices"][0];
     let message = &choice["message"];
     let mut output = Vec::new();
     if let Some(r) = message.get("reasoning_content").and_then(Value::as_str).filter(|r| !r.is_empty()) {
-        output.push(reasoning_item(&id_from("rs_", chat_id), r));
+        output.push(reasoning_item(&id_from("rs_", id), r));
     }
     let text = message.get("content").and_then(Value::as_str).unwrap_or("");
     let refusal = message.get("refusal").and_then(Value::as_str).filter(|r| !r.is_empty());
     let calls = message.get("tool_calls").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     if let Some(r) = refusal {
-        output.push(message_item(
-            &id_from("msg_", chat_id),
-            "completed",
-            vec![json!({ "type": "refusal", "refusal": r })],
-        ));
+        output.push(message_item(&id_from("msg_", id), "completed", vec![json!({ "type": "refusal", "refusal": r })]));
     } else if !text.is_empty() || calls.is_empty() {
-        output.push(message_item(&id_from("msg_", chat_id), "completed", vec![text_part(text)]));
+        output.push(message_item(&id_from("msg_", id), "completed", vec![text_part(text)]));
     }
     for c in calls {
         let call_id = c.get("id").and_then(Value::as_str).unwrap_or("");
@@ -97,7 +125,7 @@ pub(super) fn to_response(v: &Value, echo: &Map<String, Value>) -> Value {
     }
     let (status, incomplete) = status_of(choice.get("finish_reason").and_then(Value::as_str));
     let created = v.get("created").and_then(Value::as_u64).unwrap_or_else(unix_now);
-    let mut r = skeleton(&id_from("resp_", chat_id), created, v.get("model").unwrap_or(&Value::Null), echo, status);
+    let mut r = skeleton(id, created, v.get("model").unwrap_or(&Value::Null), echo, status);
     r["incomplete_details"] = incomplete;
     r["output"] = Value::Array(output);
     r["usage"] = usage_of(v.get("usage"));
@@ -131,7 +159,7 @@ pub(super) struct ToResponses {
     reader: ChunkReader,
     echo: Map<String, Value>,
     seq: u64,
-    chat_id: String,
+    id: String,
     created: u64,
     model: Value,
     started: bool,
@@ -140,21 +168,24 @@ pub(super) struct ToResponses {
     open: Option<OpenItem>,
     /// Each tool call's chat index and its place in `output`.
     calls: Vec<(u64, usize)>,
+    /// The final Response once the stream has ended cleanly, until taken.
+    finished: Option<Value>,
 }
 
 impl ToResponses {
-    pub(super) fn new(echo: Map<String, Value>) -> Self {
+    pub(super) fn new(id: String, echo: Map<String, Value>) -> Self {
         Self {
             reader: ChunkReader::default(),
             echo,
             seq: 0,
-            chat_id: String::new(),
+            id,
             created: 0,
             model: Value::Null,
             started: false,
             output: Vec::new(),
             open: None,
             calls: Vec::new(),
+            finished: None,
         }
     }
 
@@ -166,7 +197,7 @@ impl ToResponses {
     }
 
     fn response(&self, status: &str) -> Value {
-        skeleton(&id_from("resp_", &self.chat_id), self.created, &self.model, &self.echo, status)
+        skeleton(&self.id, self.created, &self.model, &self.echo, status)
     }
 
     fn start(&mut self, out: &mut String, chunk: &Value) {
@@ -174,10 +205,6 @@ impl ToResponses {
             return;
         }
         self.started = true;
-        self.chat_id = match chunk.get("id").and_then(Value::as_str).filter(|i| !i.is_empty()) {
-            Some(id) => id.to_string(),
-            None => uuid::Uuid::now_v7().simple().to_string(),
-        };
         self.created = chunk.get("created").and_then(Value::as_u64).unwrap_or_else(unix_now);
         self.model = chunk.get("model").cloned().unwrap_or(Value::Null);
         let r = self.response("in_progress");
@@ -224,11 +251,11 @@ impl ToResponses {
             let (call_id, name) = call.map(|(c, n)| (c.to_string(), n.clone())).unwrap_or_default();
             let (id, item) = match kind {
                 Kind::Reasoning => {
-                    let id = id_from("rs_", &self.chat_id);
+                    let id = id_from("rs_", &self.id);
                     (id.clone(), json!({ "type": "reasoning", "id": id, "summary": [], "content": [] }))
                 }
                 Kind::Text => {
-                    let id = id_from("msg_", &self.chat_id);
+                    let id = id_from("msg_", &self.id);
                     (id.clone(), message_item(&id, "in_progress", Vec::new()))
                 }
                 Kind::Call => (call_item_id(&call_id), call_item(&call_id, &name, "", "in_progress")),
@@ -315,6 +342,12 @@ impl ToResponses {
         }
         let event = if status == "completed" { "response.completed" } else { "response.incomplete" };
         self.emit(out, event, json!({ "response": r }));
+        self.finished = Some(r);
+    }
+
+    /// The final Response, once, after the stream ended cleanly (not after a failure).
+    pub(super) fn take_finished(&mut self) -> Option<Value> {
+        self.finished.take()
     }
 
     fn fail(&mut self, out: &mut String, e: &Value) {

@@ -18,7 +18,7 @@ fn a_reply_becomes_a_response_with_its_items_usage_and_status() {
         "usage": { "prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11,
                    "prompt_tokens_details": { "cached_tokens": 4 }, "completion_tokens_details": { "reasoning_tokens": 1 } },
         "keel": { "trace_id": "tr_1" } });
-    let r = to_response(&v, &echo());
+    let r = to_response("resp_abc", &v, &echo());
     assert_eq!(
         (r["id"].as_str(), r["object"].as_str(), r["created_at"].as_u64()),
         (Some("resp_abc"), Some("response"), Some(1700000000))
@@ -46,16 +46,18 @@ fn a_reply_becomes_a_response_with_its_items_usage_and_status() {
     assert_eq!(r["keel"]["trace_id"], "tr_1");
 
     let plain = to_response(
+        "resp_x",
         &json!({ "id": "chatcmpl-x", "choices": [{ "message": { "content": "ok" }, "finish_reason": "stop" }] }),
         &echo(),
     );
     assert_eq!((plain["status"].as_str(), plain["usage"].is_null()), (Some("completed"), true));
-    let refused = to_response(&json!({ "choices": [{ "message": { "content": null, "refusal": "No." } }] }), &echo());
+    let refused =
+        to_response("resp_x", &json!({ "choices": [{ "message": { "content": null, "refusal": "No." } }] }), &echo());
     assert_eq!(refused["output"][0]["content"][0], json!({ "type": "refusal", "refusal": "No." }));
 }
 
 fn translate(src: &str) -> Vec<Value> {
-    let mut t = ToResponses::new(echo());
+    let mut t = ToResponses::new("resp_s".into(), echo());
     let mut out = String::new();
     for piece in src.as_bytes().chunks(13) {
         out.push_str(&t.feed(piece));

@@ -1,9 +1,9 @@
 //! A Responses request → a chat request: `instructions` becomes a system message; `input` (a
 //! string, or message, `function_call` and `function_call_output` items) becomes messages;
 //! function tools, `tool_choice`, `text.format` and `reasoning.effort` become their chat
-//! equivalents. Keel keeps no response state on this face, so what needs it
-//! (`previous_response_id`, `conversation`, `background`, stored prompts) and OpenAI's hosted
-//! tools are a 400 naming the field.
+//! equivalents; a `previous_response_id`'s stored conversation goes before the new input.
+//! What needs state Keel does not keep (`conversation` objects, `background`, stored prompts)
+//! and OpenAI's hosted tools are a 400 naming the field.
 
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -32,17 +32,17 @@ pub(super) struct ResponsesRequest {
     user: Option<String>,
     safety_identifier: Option<String>,
     service_tier: Option<String>,
-    /// Needs state Keel does not keep: refused when set.
+    /// The stored response this one continues.
     previous_response_id: Option<String>,
+    /// `false`: the response is not kept (it cannot be continued or fetched).
+    store: Option<bool>,
+    /// Needs state Keel does not keep: refused when set.
     conversation: Option<Value>,
     background: Option<bool>,
     prompt: Option<Value>,
-    /// Accepted and without effect: Keel keeps no response to fetch later (`store` is answered
-    /// `false`), has no encrypted reasoning or log-probabilities to include, never truncates a
-    /// conversation, and bounds model calls with its own loop guard.
+    /// Accepted and without effect: Keel has no encrypted reasoning or log-probabilities to
+    /// include, never truncates a conversation, and bounds model calls with its own loop guard.
     #[expect(dead_code, reason = "accepted for compatibility; see the field's comment")]
-    store: Option<bool>,
-    #[expect(dead_code, reason = "accepted for compatibility")]
     include: Option<Vec<String>>,
     #[expect(dead_code, reason = "accepted for compatibility")]
     truncation: Option<String>,
@@ -116,12 +116,21 @@ fn invalid(msg: String, param: &str) -> ApiError {
 }
 
 fn stateless(field: &str, instead: &str) -> ApiError {
-    invalid(format!("Keel keeps no response state: `{field}` is not supported; {instead}"), field)
+    invalid(format!("`{field}` is not supported by Keel; {instead}"), field)
 }
 
 impl ResponsesRequest {
-    /// The request fields a Response object repeats back.
-    pub(super) fn echo(&self) -> Map<String, Value> {
+    pub(super) fn previous_response_id(&self) -> Option<&str> {
+        self.previous_response_id.as_deref()
+    }
+
+    /// Whether the client lets the response be kept (OpenAI's default: yes).
+    pub(super) fn may_store(&self) -> bool {
+        self.store != Some(false)
+    }
+
+    /// The request fields a Response object repeats back (`stored`: whether it is kept).
+    pub(super) fn echo(&self, stored: bool) -> Map<String, Value> {
         let mut e = Map::new();
         e.insert("instructions".into(), json!(self.instructions));
         e.insert("max_output_tokens".into(), json!(self.max_output_tokens));
@@ -136,8 +145,8 @@ impl ResponsesRequest {
         e.insert("reasoning".into(), json!({ "effort": effort, "summary": null }));
         e.insert("metadata".into(), Value::Object(self.metadata.clone().unwrap_or_default()));
         e.insert("user".into(), json!(self.user));
-        e.insert("previous_response_id".into(), Value::Null);
-        e.insert("store".into(), json!(false));
+        e.insert("previous_response_id".into(), json!(self.previous_response_id));
+        e.insert("store".into(), json!(stored));
         e.insert("truncation".into(), json!("disabled"));
         e
     }
@@ -351,12 +360,14 @@ fn response_format(f: &Value) -> Result<Option<Value>, ApiError> {
     }
 }
 
-pub(super) fn to_chat(req: &ResponsesRequest) -> Result<Value, ApiError> {
-    if req.previous_response_id.is_some() {
-        return Err(stateless("previous_response_id", "send the whole conversation in `input`"));
-    }
+/// The chat request, and the conversation it carries without the request's `instructions`
+/// (`prior`, a stored response's messages, then the new input): what is kept if the response is.
+pub(super) fn to_chat(req: &ResponsesRequest, prior: Vec<Value>) -> Result<(Value, Vec<Value>), ApiError> {
     if req.conversation.is_some() {
-        return Err(stateless("conversation", "send the whole conversation in `input`"));
+        return Err(stateless(
+            "conversation",
+            "send the whole conversation in `input`, or continue a stored response with `previous_response_id`",
+        ));
     }
     if req.prompt.is_some() {
         return Err(stateless("prompt", "send the prompt as `instructions` and `input`"));
@@ -364,14 +375,16 @@ pub(super) fn to_chat(req: &ResponsesRequest) -> Result<Value, ApiError> {
     if req.background == Some(true) {
         return Err(stateless("background", "ask without it (or with `stream: true`)"));
     }
-    let mut messages = Vec::new();
+    let mut conversation = prior;
+    match &req.input {
+        Input::Text(t) => conversation.push(json!({ "role": "user", "content": t })),
+        Input::Items(items) => item_messages(items, &mut conversation)?,
+    }
+    let mut messages = Vec::with_capacity(conversation.len() + 1);
     if let Some(s) = &req.instructions {
         messages.push(json!({ "role": "system", "content": s }));
     }
-    match &req.input {
-        Input::Text(t) => messages.push(json!({ "role": "user", "content": t })),
-        Input::Items(items) => item_messages(items, &mut messages)?,
-    }
+    messages.extend(conversation.iter().cloned());
     let mut body = Map::new();
     body.insert("model".into(), json!(req.model));
     body.insert("messages".into(), Value::Array(messages));
@@ -416,7 +429,7 @@ pub(super) fn to_chat(req: &ResponsesRequest) -> Result<Value, ApiError> {
     if req.stream {
         super::super::chunk_stream::ask_for_chunks(&mut body);
     }
-    Ok(Value::Object(body))
+    Ok((Value::Object(body), conversation))
 }
 
 #[cfg(test)]
@@ -425,7 +438,7 @@ mod tests {
     use super::*;
 
     fn chat(raw: Value) -> Result<Value, ApiError> {
-        to_chat(&parse_value::<ResponsesRequest>(&raw)?)
+        Ok(to_chat(&parse_value::<ResponsesRequest>(&raw)?, Vec::new())?.0)
     }
 
     #[test]
@@ -441,6 +454,23 @@ mod tests {
         assert_eq!(c["stream_options"], json!({ "include_usage": true }));
         assert_eq!(c["metadata"], json!({ "conversation_id": "c1" }));
         assert!(c.get("store").is_none(), "Keel stores no response");
+    }
+
+    #[test]
+    fn a_previous_conversation_goes_between_the_instructions_and_the_new_input() {
+        let req: ResponsesRequest =
+            parse_value(&json!({ "model": "m", "input": "And in May?", "instructions": "Be brief.", "previous_response_id": "resp_1" }))
+                .unwrap();
+        let prior = vec![
+            json!({ "role": "user", "content": "Rain in April?" }),
+            json!({ "role": "assistant", "content": "Yes." }),
+        ];
+        let (c, conversation) = to_chat(&req, prior.clone()).unwrap();
+        let m = c["messages"].as_array().unwrap();
+        assert_eq!((m.len(), m[0]["content"].as_str(), &m[1..3]), (4, Some("Be brief."), &prior[..]));
+        assert_eq!(m[3], json!({ "role": "user", "content": "And in May?" }));
+        assert_eq!(conversation, m[1..].to_vec(), "what is kept has no instructions: the next request brings its own");
+        assert_eq!((req.previous_response_id(), req.may_store()), (Some("resp_1"), true));
     }
 
     #[test]
@@ -482,12 +512,8 @@ mod tests {
     #[test]
     fn what_needs_state_or_hosted_tools_is_a_400_naming_the_field() {
         for (raw, param, says) in [
-            (
-                json!({ "model": "m", "input": "x", "previous_response_id": "resp_1" }),
-                "previous_response_id",
-                "whole conversation",
-            ),
-            (json!({ "model": "m", "input": "x", "background": true }), "background", "no response state"),
+            (json!({ "model": "m", "input": "x", "conversation": "conv_1" }), "conversation", "whole conversation"),
+            (json!({ "model": "m", "input": "x", "background": true }), "background", "not supported by Keel"),
             (json!({ "model": "m", "input": [] }), "input", "must not be empty"),
             (
                 json!({ "model": "m", "input": [{ "type": "item_reference", "id": "x" }] }),

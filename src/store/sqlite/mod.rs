@@ -7,6 +7,7 @@ mod conversations;
 mod docs;
 mod escalations;
 mod keys;
+mod responses;
 mod snapshots;
 mod traces;
 mod usage;
@@ -30,6 +31,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../../migrations/sqlite/0005_snapshots.sql")),
     (6, include_str!("../../../migrations/sqlite/0006_chunk_reviews.sql")),
     (7, include_str!("../../../migrations/sqlite/0007_trace_spans_inline.sql")),
+    (8, include_str!("../../../migrations/sqlite/0008_responses.sql")),
 ];
 
 /// The trace database's schema (one table, created if missing).
