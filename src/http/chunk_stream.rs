@@ -7,6 +7,14 @@ use serde_json::{json, Map, Value};
 
 use crate::gateway::sse::SseParser;
 
+/// Whether a response from the chat path is a chunk stream (else it is one JSON body).
+pub(super) fn is_event_stream(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/event-stream"))
+}
+
 /// Makes a translated request a chat stream that ends with its usage chunk (the translated
 /// stream's last event carries the usage).
 pub(super) fn ask_for_chunks(body: &mut Map<String, Value>) {

@@ -127,7 +127,7 @@ pub async fn models(State(state): State<ServerState>) -> impl IntoResponse {
     Json(json!({ "object": "list", "data": data }))
 }
 
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 

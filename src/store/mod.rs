@@ -282,7 +282,7 @@ pub struct StoredResponse {
     pub created_at_ms: i64,
     /// The conversation as chat messages (without the request's `instructions`), the reply
     /// included.
-    pub messages: serde_json::Value,
+    pub messages: Vec<serde_json::Value>,
     /// The Response object as returned.
     pub response: serde_json::Value,
 }

@@ -43,11 +43,7 @@ fn with_json(parts: axum::http::response::Parts, v: &Value) -> Response {
 async fn translate(res: Response) -> Response {
     let status = res.status();
     let (parts, body) = res.into_parts();
-    let is_stream = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("text/event-stream"));
+    let is_stream = super::chunk_stream::is_event_stream(&parts.headers);
     if status.is_success() && is_stream {
         let mut res = Response::from_parts(parts, Body::from_stream(translate_stream(body)));
         res.headers_mut().remove(header::CONTENT_LENGTH);

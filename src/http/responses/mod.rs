@@ -48,7 +48,7 @@ impl Keeper {
             id: id.to_string(),
             tenant: self.tenant,
             created_at_ms: crate::trace::now_ms(),
-            messages: Value::Array(messages),
+            messages,
             response: response.clone(),
         };
         match self.store.put_response(&stored).await {
@@ -108,11 +108,7 @@ fn translate_stream(body: Body, tr: ToResponses, keeper: Option<Keeper>) -> Body
 /// `keeper` says where); errors pass as they are.
 async fn translate(res: Response, echo: Map<String, Value>, keeper: Option<Keeper>) -> Response {
     let (mut parts, body) = res.into_parts();
-    let is_stream = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("text/event-stream"));
+    let is_stream = super::chunk_stream::is_event_stream(&parts.headers);
     if !parts.status.is_success() {
         return Response::from_parts(parts, body);
     }
@@ -162,20 +158,11 @@ async fn prepare(
     let prior = match req.previous_response_id() {
         Some(id) => {
             let store = store_of(state, "previous_response_id")?;
-            let stored = store
+            store
                 .get_response(&caller.tenant, id)
                 .await?
-                .ok_or_else(|| not_found(id, Some("previous_response_id")))?;
-            match stored.messages {
-                Value::Array(m) => m,
-                _ => {
-                    return Err(ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal_error",
-                        "a stored conversation is not a list",
-                    ))
-                }
-            }
+                .ok_or_else(|| not_found(id, Some("previous_response_id")))?
+                .messages
         }
         None => Vec::new(),
     };

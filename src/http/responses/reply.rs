@@ -7,6 +7,7 @@
 use serde_json::{json, Map, Value};
 
 use super::super::chunk_stream::{ChunkReader, Ending, Piece};
+use super::super::openai::unix_now;
 use crate::gateway::sse::write_event;
 
 /// A new response id: Keel's own, never the provider's (which may repeat), since stored
@@ -71,8 +72,24 @@ fn skeleton(id: &str, created: u64, model: &Value, echo: &Map<String, Value>, st
     r
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+/// Completes `r` (a [`skeleton`]) with its status from the finish reason, its output, usage
+/// and Keel's extension; returns the status.
+fn complete(
+    r: &mut Value,
+    finish: Option<&str>,
+    output: Vec<Value>,
+    usage: Option<&Value>,
+    keel: Option<Value>,
+) -> &'static str {
+    let (status, incomplete) = status_of(finish);
+    r["status"] = json!(status);
+    r["incomplete_details"] = incomplete;
+    r["output"] = Value::Array(output);
+    r["usage"] = usage_of(usage);
+    if let Some(k) = keel {
+        r["keel"] = k;
+    }
+    status
 }
 
 /// A Response's output as the assistant's chat message (its text, and its function calls as
@@ -123,15 +140,10 @@ pub(super) fn to_response(id: &str, v: &Value, echo: &Map<String, Value>) -> Val
         let args = c.pointer("/function/arguments").and_then(Value::as_str).unwrap_or("");
         output.push(call_item(call_id, c.pointer("/function/name").unwrap_or(&Value::Null), args, "completed"));
     }
-    let (status, incomplete) = status_of(choice.get("finish_reason").and_then(Value::as_str));
     let created = v.get("created").and_then(Value::as_u64).unwrap_or_else(unix_now);
-    let mut r = skeleton(id, created, v.get("model").unwrap_or(&Value::Null), echo, status);
-    r["incomplete_details"] = incomplete;
-    r["output"] = Value::Array(output);
-    r["usage"] = usage_of(v.get("usage"));
-    if let Some(k) = v.get("keel") {
-        r["keel"] = k.clone();
-    }
+    let mut r = skeleton(id, created, v.get("model").unwrap_or(&Value::Null), echo, "completed");
+    let finish = choice.get("finish_reason").and_then(Value::as_str);
+    complete(&mut r, finish, output, v.get("usage"), v.get("keel").cloned());
     r
 }
 
@@ -142,11 +154,10 @@ enum Kind {
     Call,
 }
 
-/// The output item a stream is writing: its kind, place in `output`, id and text so far
-/// (reasoning, message text or call arguments).
+/// The output item a stream is writing (its place is the end of `output`, where it goes
+/// once complete): its kind, id and text so far (reasoning, message text or call arguments).
 struct OpenItem {
     kind: Kind,
-    index: usize,
     id: String,
     text: String,
     call_id: String,
@@ -215,7 +226,7 @@ impl ToResponses {
     /// Completes the open item: its `.done` events, then `response.output_item.done`.
     fn close(&mut self, out: &mut String) {
         let Some(o) = self.open.take() else { return };
-        let (index, id) = (o.index, o.id.as_str());
+        let (index, id) = (self.output.len(), o.id.as_str());
         let item = match o.kind {
             Kind::Reasoning => {
                 let done = json!({ "item_id": id, "output_index": index, "content_index": 0, "text": o.text });
@@ -265,7 +276,7 @@ impl ToResponses {
                 let part = json!({ "item_id": id, "output_index": index, "content_index": 0, "part": text_part("") });
                 self.emit(out, "response.content_part.added", part);
             }
-            self.open = Some(OpenItem { kind, index, id, text: String::new(), call_id, name });
+            self.open = Some(OpenItem { kind, id, text: String::new(), call_id, name });
         }
         self.output.len()
     }
@@ -302,7 +313,8 @@ impl ToResponses {
         let Some(part) = d.pointer("/function/arguments").and_then(Value::as_str).filter(|p| !p.is_empty()) else {
             return;
         };
-        let id = match self.open.as_mut().filter(|o| o.index == index) {
+        let open = self.output.len();
+        let id = match self.open.as_mut().filter(|_| open == index) {
             Some(o) => {
                 o.text.push_str(part);
                 o.id.clone()
@@ -332,14 +344,9 @@ impl ToResponses {
             self.ensure(out, Kind::Text, None);
         }
         self.close(out);
-        let (status, incomplete) = status_of(end.finish.as_deref());
-        let mut r = self.response(status);
-        r["incomplete_details"] = incomplete;
-        r["output"] = Value::Array(std::mem::take(&mut self.output));
-        r["usage"] = usage_of(end.usage.as_ref());
-        if let Some(k) = end.keel {
-            r["keel"] = k;
-        }
+        let mut r = self.response("completed");
+        let output = std::mem::take(&mut self.output);
+        let status = complete(&mut r, end.finish.as_deref(), output, end.usage.as_ref(), end.keel);
         let event = if status == "completed" { "response.completed" } else { "response.incomplete" };
         self.emit(out, event, json!({ "response": r }));
         self.finished = Some(r);

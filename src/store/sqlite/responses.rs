@@ -6,7 +6,7 @@ use sqlx::Row;
 use super::SqliteStore;
 use crate::store::{ResponseStore, StoreError, StoredResponse, RESPONSE_RETENTION_MS};
 
-fn json(r: &sqlx::sqlite::SqliteRow, i: usize, what: &str) -> Result<serde_json::Value, StoreError> {
+fn json<T: serde::de::DeserializeOwned>(r: &sqlx::sqlite::SqliteRow, i: usize, what: &str) -> Result<T, StoreError> {
     serde_json::from_str(&r.get::<String, _>(i))
         .map_err(|e| StoreError::Corrupt(format!("stored response {what}: {e}")))
 }
@@ -25,7 +25,10 @@ impl ResponseStore for SqliteStore {
         .bind(&r.id)
         .bind(&r.tenant)
         .bind(r.created_at_ms)
-        .bind(r.messages.to_string())
+        .bind(
+            serde_json::to_string(&r.messages)
+                .map_err(|e| StoreError::Corrupt(format!("stored response messages: {e}")))?,
+        )
         .bind(r.response.to_string())
         .execute(&mut *tx)
         .await?;
