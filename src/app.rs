@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::embedding::{self, Embedder, ModelError};
 use crate::gateway::Gateway;
 use crate::governance::approved::ApprovedSet;
+use crate::guardrails::Guards;
 use crate::index::{Index, IndexError};
 use crate::pipeline::{Pipeline, PipelineError, TraceSink};
 use crate::store::{Store, StoreError};
@@ -69,7 +70,10 @@ impl App {
         let index = Arc::new(Index::load(&store, &config.data_dir, embedder.dim()).await?);
         let sink = TraceSink::spawn(store.clone());
         let approved = Arc::new(ApprovedSet::default());
-        let guard = crate::guardrails::build_guard(&config, None)?;
+        let (cfg, model_dir) = (config.clone(), Self::model_dir(&config));
+        let guards = tokio::task::spawn_blocking(move || Guards::load(&cfg, &model_dir))
+            .await
+            .map_err(|e| AppError::Task(e.to_string()))??;
         let pipeline = Pipeline::new(
             &config,
             index,
@@ -77,7 +81,7 @@ impl App {
             sink.clone(),
             store.clone(),
             approved.clone(),
-            guard,
+            guards,
             gateway,
         )?;
         let app = Self { config, store, embedder, pipeline, sink, approved };

@@ -109,10 +109,18 @@ pub async fn query(
 
     let sink = TraceSink::spawn(store.clone());
     let approved = std::sync::Arc::new(crate::governance::approved::ApprovedSet::default());
-    let guard = crate::guardrails::build_guard(&config, None)?;
+    let guards = crate::guardrails::Guards::load(&config, &crate::app::App::model_dir(&config))?;
     let gateway = Arc::new(crate::gateway::Gateway::new(&config.gateway, &super::commands::answer_secrets(&config)?)?);
-    let pipeline =
-        Pipeline::new(&config, index.clone(), embedder.clone(), sink.clone(), store.clone(), approved, guard, gateway)?;
+    let pipeline = Pipeline::new(
+        &config,
+        index.clone(),
+        embedder.clone(),
+        sink.clone(),
+        store.clone(),
+        approved,
+        guards,
+        gateway,
+    )?;
     let mut answer_us = Vec::new();
     for q in &qs {
         let t = Instant::now();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use keel_guard::eval::{evaluate_with, read_records, EvalMode, EvalReport, Record};
+use keel_guard::eval::{evaluate_with, percentile, read_records, EvalMode, EvalReport, Record};
 use keel_guard::{GuardConfig, InputGuard, Signature, SignatureKind, SignatureStatus};
 use serde_json::json;
 
@@ -51,8 +51,9 @@ pub struct RedteamArgs {
     pub benign: Vec<PathBuf>,
     pub documents: bool,
     pub json: bool,
-    /// Score inputs with the embedding classifier, as `keel serve` does (embeds every input;
-    /// that time is not in the latency, since the pipeline reuses the vector for retrieval).
+    /// Score inputs with the embedding classifier, as `keel serve` does with `[guard]
+    /// embedding_classifier = true`: every input goes through the tuned encoder one at a time,
+    /// and that time is reported beside the guard's (`encoder_p50_ms`, `encoder_p99_ms`).
     pub embed: bool,
     /// A JSON file of guard thresholds (keel-guard's `GuardConfig`) for tuning on dev data.
     pub guard_config: Option<PathBuf>,
@@ -71,20 +72,22 @@ pub fn redteam(config: &Config, args: RedteamArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{}: not a guard configuration", p.display()))?,
         None => GuardConfig { pii: cfg.guard.pii.clone(), ..GuardConfig::default() },
     };
-    let embedder = if embed { Some(crate::app::App::load_embedder(config)?) } else { None };
-    // As in the pipeline: the vectors feed the embedding classifier (the signature-embedding
-    // layer stays off, as it is in `keel serve`).
+    let encoder = if embed { Some(guardrails::load_encoder(&crate::app::App::model_dir(config))?) } else { None };
+    // As in the pipeline: the tuned encoder's vectors feed the embedding classifier (the
+    // signature-embedding layer stays off, as it is in `keel serve`).
     let guard: std::sync::Arc<InputGuard> = guardrails::build_guard_with(&cfg, thresholds, None)?
         .context("the input guard is disabled in this configuration")?;
-    let vectors = |recs: &[Record]| -> anyhow::Result<Option<Vec<Vec<f32>>>> {
-        let Some(e) = &embedder else { return Ok(None) };
+    // One input at a time, as a request embeds its question; the time of each is kept.
+    let mut encoder_ms = Vec::new();
+    let mut vectors = |recs: &[Record]| -> anyhow::Result<Option<Vec<Vec<f32>>>> {
+        let Some(e) = &encoder else { return Ok(None) };
         let mut out = Vec::with_capacity(recs.len());
-        for batch in recs.chunks(32) {
+        for r in recs {
             // The same text the pipeline embeds (`guardrails::embedding_text`).
-            let owned: Vec<String> = batch.iter().map(|r| guardrails::embedding_text(&r.text)).collect();
-            let texts: Vec<&str> = owned.iter().map(String::as_str).collect();
-            let flat = e.embed(&texts)?;
-            out.extend(flat.chunks_exact(e.dim().max(1)).map(<[f32]>::to_vec));
+            let text = guardrails::embedding_text(&r.text);
+            let t0 = std::time::Instant::now();
+            out.push(e.embed(&[text.as_str()])?);
+            encoder_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
         }
         Ok(Some(out))
     };
@@ -107,8 +110,14 @@ pub fn redteam(config: &Config, args: RedteamArgs) -> anyhow::Result<ExitCode> {
         offset += r.len();
     }
     let total = evaluate_with(&guard, &all, mode, all_vectors.as_deref(), repeat);
+    encoder_ms.sort_by(f64::total_cmp);
+    let encoder_p = |q: f64| percentile(&encoder_ms, q);
     if json_out {
         let mut v = summary(&total);
+        if embed {
+            v["encoder_p50_ms"] = json!(encoder_p(0.50));
+            v["encoder_p99_ms"] = json!(encoder_p(0.99));
+        }
         v["files"] = per_file.iter().map(|(n, r)| json!({ "file": n, "report": summary(r) })).collect();
         println!("{v}");
     } else {
@@ -116,6 +125,9 @@ pub fn redteam(config: &Config, args: RedteamArgs) -> anyhow::Result<ExitCode> {
             println!("{}", line(n, r));
         }
         println!("{}", line("all", &total));
+        if embed {
+            println!("encoder (one input per pass): p50 {:.3} ms p99 {:.3} ms", encoder_p(0.50), encoder_p(0.99));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

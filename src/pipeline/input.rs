@@ -26,9 +26,9 @@ pub struct InputStage {
     pub settings: GuardSettings,
     /// The optional model check (`[guard] judge`).
     pub judge: Option<Judge>,
-    /// Embeds the (redacted, normalised) question for the guard's embedding classifier; the
-    /// vector is then reused by the later stages.
-    pub embedder: Option<Arc<Embedder>>,
+    /// The embedding classifier's tuned encoder (`guardrails::Guards::encoder`): it embeds the
+    /// redacted, normalised question for that layer only (retrieval uses the base model).
+    pub encoder: Option<Arc<Embedder>>,
 }
 
 /// A gateway route asked whether an input is an injection.
@@ -91,7 +91,7 @@ impl Stage for InputStage {
         }
         let mut refusal = None;
         if let Some(guard) = &self.guard {
-            let vector = match &self.embedder {
+            let vector = match &self.encoder {
                 Some(e) => {
                     // The text the later stages embed: the question as redacted, normalised.
                     let redacted = apply_pii_policy(&ctx.question, &guard.config().pii).redacted;
@@ -105,7 +105,6 @@ impl Stage for InputStage {
                 None => None,
             };
             let mut report = guard.check_with_embedding(&ctx.question, vector.as_deref());
-            ctx.query_vector = vector;
             if let Some(judge) = self.judge.as_ref().filter(|j| j.always || report.verdict.action == Action::Flag) {
                 // The judge reads the redacted text: personal data never reaches it.
                 let (answer, attr, usage) = judge.ask(&report.redacted).await;

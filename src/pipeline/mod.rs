@@ -27,6 +27,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use keel_guard::InputGuard;
+
+use crate::guardrails::Guards;
 use serde_json::{json, Value};
 
 use crate::answer::extractive::Evidence;
@@ -178,11 +180,12 @@ impl Pipeline {
         sink: TraceSink,
         store: Store,
         approved: Arc<ApprovedSet>,
-        guard: Option<Arc<InputGuard>>,
+        guards: Guards,
         gateway: Arc<Gateway>,
     ) -> Result<Self, PipelineError> {
         let gov = &config.governance;
         let ans = &config.answer;
+        let Guards { input: guard, encoder } = guards;
         let scanner = guard.clone().filter(|_| config.guard.scan_documents);
         let scanner_handle = scanner.clone();
         let reviews = Arc::new(ChunkReviews::default());
@@ -216,7 +219,7 @@ impl Pipeline {
                     route: route.clone(),
                     always: config.guard.judge_always,
                 }),
-                embedder: config.guard.embedding_classifier.then(|| embedder.clone()),
+                encoder,
             }),
             Box::new(conversation::ConversationStage { store: store.clone(), cfg: gov.clone() }),
             Box::new(approved::ApprovedStage::new(approved.clone(), embedder.clone(), index.clone(), gov)),

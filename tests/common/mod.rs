@@ -21,8 +21,13 @@ pub fn repo() -> PathBuf {
 }
 
 /// The embedding model, or `None` (with a visible message) when it was not fetched.
+/// The model folder tests use (`KEEL_MODEL_DIR`, else the default cache folder).
+pub fn model_dir() -> PathBuf {
+    std::env::var_os("KEEL_MODEL_DIR").map(PathBuf::from).unwrap_or_else(keel::embedding::default_model_dir)
+}
+
 pub fn embedder() -> Option<Arc<Embedder>> {
-    let dir = std::env::var_os("KEEL_MODEL_DIR").map(PathBuf::from).unwrap_or_else(keel::embedding::default_model_dir);
+    let dir = model_dir();
     if !keel::embedding::is_present(&dir) {
         eprintln!("SKIPPED: embedding model not in {} (run `keel models fetch`)", dir.display());
         return None;
@@ -31,7 +36,7 @@ pub fn embedder() -> Option<Arc<Embedder>> {
 }
 
 pub fn config(data_dir: &Path) -> Config {
-    Config { data_dir: data_dir.to_path_buf(), ..Config::default() }
+    Config { data_dir: data_dir.to_path_buf(), model_dir: Some(model_dir()), ..Config::default() }
 }
 
 pub async fn ingest_paths(cfg: &Config, embedder: &Embedder, paths: &[PathBuf], prune: bool) -> IngestReport {

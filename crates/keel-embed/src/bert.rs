@@ -7,6 +7,7 @@
 use rayon::prelude::*;
 use safetensors::SafeTensors;
 
+use crate::lora::{self, Target};
 use crate::matmul::{matmul, Threads, View};
 use crate::EmbedError;
 
@@ -150,6 +151,38 @@ impl Bert {
             layers,
             cfg,
         })
+    }
+
+    /// Adds a LoRA adapter's `B·A` to the weights it names (see `lora.rs` for the format);
+    /// returns how many linear maps it changed.
+    pub fn merge_lora(&mut self, adapter: &[u8]) -> Result<usize, EmbedError> {
+        let st = lora::parse(adapter)?;
+        let entries = lora::entries(&st, self.layers.len())?;
+        let (h, i) = (self.cfg.hidden, self.cfg.intermediate);
+        for &(l, linear) in &entries {
+            let layer = &mut self.layers[l];
+            let target = match linear {
+                "attention.self.query" => {
+                    Target { data: &mut layer.qkv_w, inputs: h, outputs: h, stride: 3 * h, col: 0 }
+                }
+                "attention.self.key" => Target { data: &mut layer.qkv_w, inputs: h, outputs: h, stride: 3 * h, col: h },
+                "attention.self.value" => {
+                    Target { data: &mut layer.qkv_w, inputs: h, outputs: h, stride: 3 * h, col: 2 * h }
+                }
+                "attention.output.dense" => {
+                    Target { data: &mut layer.attn_out_w, inputs: h, outputs: h, stride: h, col: 0 }
+                }
+                "intermediate.dense" => Target { data: &mut layer.inter_w, inputs: h, outputs: i, stride: i, col: 0 },
+                // "output.dense": `entries` admits only `lora::LINEARS`.
+                _ => Target { data: &mut layer.out_w, inputs: i, outputs: h, stride: h, col: 0 },
+            };
+            lora::merge_one(&st, &format!("lora.{l}.{linear}"), target)?;
+        }
+        Ok(entries.len())
+    }
+
+    pub fn max_positions(&self) -> usize {
+        self.cfg.max_positions
     }
 
     pub fn hidden(&self) -> usize {

@@ -6,6 +6,7 @@
 //! does (mean pooling, 256-token cap).
 
 mod bert;
+mod lora;
 mod matmul;
 pub mod vecmath;
 
@@ -14,6 +15,7 @@ use std::path::Path;
 use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
 
 pub use bert::BertConfig;
+pub use lora::LINEARS as LORA_LINEARS;
 
 /// The files a model folder must hold.
 pub const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
@@ -72,6 +74,24 @@ impl Embedder {
             .with_truncation(Some(TruncationParams { max_length: max_tokens, ..Default::default() }))
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         Ok(Self { tokenizer, bert })
+    }
+
+    /// Loads a model folder and merges a LoRA adapter into it (format in `lora.rs`): a
+    /// task-tuned encoder that shares the base model's files.
+    pub fn load_adapted(dir: &Path, adapter: &[u8]) -> Result<Self, EmbedError> {
+        let mut e = Self::load(dir)?;
+        e.bert.merge_lora(adapter)?;
+        Ok(e)
+    }
+
+    /// Caps tokens per text at `max_tokens` (at most the model's positions), for a model
+    /// tuned on shorter inputs than the default cap.
+    pub fn with_max_tokens(mut self, max_tokens: usize) -> Result<Self, EmbedError> {
+        let max_length = max_tokens.clamp(2, self.bert.max_positions());
+        self.tokenizer
+            .with_truncation(Some(TruncationParams { max_length, ..Default::default() }))
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        Ok(self)
     }
 
     /// Vector length.

@@ -2,4 +2,6 @@
 
 mod report;
 
-pub use report::{evaluate, evaluate_with, read_records, CategoryRate, EvalMode, EvalReport, Label, Record};
+pub use report::{
+    evaluate, evaluate_with, percentile, read_records, CategoryRate, EvalMode, EvalReport, Label, Record,
+};

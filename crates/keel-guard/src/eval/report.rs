@@ -99,7 +99,9 @@ fn ratio(a: usize, b: usize) -> f64 {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The `p` quantile of ascending `sorted` (nearest rank, 0 when empty): the one definition
+/// every latency figure of the guard uses.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

@@ -1,8 +1,10 @@
-//! A logistic regression over an input's sentence embedding (all-MiniLM-L6-v2 of the
-//! normalised input, computed by the caller — Keel computes it anyway for retrieval). It
-//! generalises by meaning where the n-gram layers need the words: paraphrased and translated
-//! injections. Fitted on the train/dev files by Keel's `examples/fit_injection_embedding.rs`;
-//! its thresholds were chosen on held-out folds of those files and ship with the weights.
+//! A logistic regression over an input's vector from a task-tuned encoder: all-MiniLM-L6-v2
+//! with a LoRA adapter ([`ADAPTER`], fitted for this task) merged into it, over the normalised
+//! input cut at the model's `max_tokens`. The caller computes the vector (Keel merges the
+//! adapter into the model it already loads for retrieval); this crate only scores it. It
+//! generalises by meaning where the n-gram layers need the words: paraphrased, role-play and
+//! translated injections. Fitted on the train/dev files by `scripts/fit_injection_adapter.py`;
+//! its thresholds were chosen on a held-out fold of those files and ship with the weights.
 
 use serde::Deserialize;
 
@@ -12,6 +14,10 @@ use crate::guard::LayerThresholds;
 /// The model shipped in the crate.
 const BUILTIN: &str = include_str!("../../data/embedding_classifier.json");
 
+/// The LoRA adapter the shipped model's vectors come from (safetensors, BF16; the format
+/// `keel_embed::Embedder::load_adapted` reads).
+pub const ADAPTER: &[u8] = include_bytes!("../../data/injection_adapter.safetensors");
+
 #[derive(Deserialize)]
 struct File {
     version: String,
@@ -19,6 +25,8 @@ struct File {
     block: f32,
     bias: f32,
     weights: Vec<f32>,
+    /// Tokens per input the encoder reads (the length it was tuned at).
+    max_tokens: usize,
 }
 
 /// Weights, bias and thresholds of the embedding classifier.
@@ -28,6 +36,7 @@ pub struct EmbeddingClassifier {
     weights: Vec<f32>,
     bias: f32,
     thresholds: LayerThresholds,
+    max_tokens: usize,
 }
 
 impl EmbeddingClassifier {
@@ -39,7 +48,7 @@ impl EmbeddingClassifier {
     pub fn from_json(text: &str) -> Result<Self, GuardError> {
         let f: File =
             serde_json::from_str(text).map_err(|e| GuardError::Classifier(format!("embedding classifier: {e}")))?;
-        if f.weights.is_empty() || !(0.0..=1.0).contains(&f.flag) || f.block < f.flag {
+        if f.weights.is_empty() || !(0.0..=1.0).contains(&f.flag) || f.block < f.flag || f.max_tokens < 2 {
             return Err(GuardError::Classifier("embedding classifier: empty weights or bad thresholds".into()));
         }
         Ok(Self {
@@ -47,6 +56,7 @@ impl EmbeddingClassifier {
             weights: f.weights,
             bias: f.bias,
             thresholds: LayerThresholds::new(f.flag, f.block.min(1.0)),
+            max_tokens: f.max_tokens,
         })
     }
 
@@ -56,6 +66,11 @@ impl EmbeddingClassifier {
 
     pub fn thresholds(&self) -> LayerThresholds {
         self.thresholds
+    }
+
+    /// The token cap the encoder must apply to reproduce the tuned vectors.
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
     }
 
     /// The probability that the input is an attack; `None` when the vector has another
@@ -84,7 +99,7 @@ mod tests {
         assert!((0.0..=1.0).contains(&s));
         assert!(m.score(&[0.0; 3]).is_none());
         assert!(EmbeddingClassifier::from_json(
-            "{\"version\":\"x\",\"flag\":0.5,\"block\":0.4,\"bias\":0,\"weights\":[1]}"
+            "{\"version\":\"x\",\"flag\":0.5,\"block\":0.4,\"bias\":0,\"weights\":[1],\"max_tokens\":128}"
         )
         .is_err());
     }

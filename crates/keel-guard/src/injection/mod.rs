@@ -10,7 +10,7 @@ mod rules;
 pub mod signatures;
 
 pub use classifier::Classifier;
-pub use embedding_classifier::EmbeddingClassifier;
+pub use embedding_classifier::{EmbeddingClassifier, ADAPTER};
 pub use heuristics::{HeuristicScores, Heuristics, Scope};
 pub use judge::{combine_judge, consult, parse_judge_reply, JudgeVerdict, ModelJudge, JUDGE_INSTRUCTIONS};
 pub use rules::Family;
