@@ -19,12 +19,14 @@ use serde_json::{json, Value};
 
 type Seen = Arc<Mutex<Vec<Value>>>;
 
-/// A chat upstream that answers "reply N" (N = how many messages it got), streamed or not.
+/// A chat upstream that answers "reply N" (N = how many messages it got), streamed or not;
+/// a last message "echo X" is answered "X".
 async fn upstream(State(seen): State<Seen>, Json(body): Json<Value>) -> Response {
     let n = body["messages"].as_array().unwrap().len();
     let stream = body["stream"] == true;
+    let last = body["messages"][n - 1]["content"].as_str().unwrap_or("").to_string();
     seen.lock().unwrap().push(body);
-    let text = format!("reply {n}");
+    let text = last.strip_prefix("echo ").map_or_else(|| format!("reply {n}"), str::to_string);
     if stream {
         let chunk = |delta: Value, finish: Value| {
             format!(
@@ -83,7 +85,8 @@ async fn start() -> (SocketAddr, Seen, String, String, tempfile::TempDir) {
     let (_, a) = keel::auth::create_key(&store, "tenant-a", &["query".into()]).await.unwrap();
     let (_, b) = keel::auth::create_key(&store, "tenant-b", &["query".into()]).await.unwrap();
     let gateway = Arc::new(Gateway::new(&cfg.gateway, &Default::default()).unwrap());
-    let state = ServerState::proxy_only(1 << 20, gateway).with_auth(store.clone()).with_responses(&store);
+    let state =
+        ServerState::proxy_only(1 << 20, gateway).with_auth(store.clone()).with_responses(&store, &Default::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { keel::http::serve(listener, state, std::future::pending()).await.unwrap() });
@@ -183,4 +186,46 @@ async fn a_stored_response_is_continued_fetched_and_deleted_by_its_tenant_only()
     assert_eq!(call(addr, &a, reqwest::Method::GET, &id).await.0, 404);
     let (s, _) = create(addr, &a, json!({ "model": "m", "input": "x", "previous_response_id": id })).await;
     assert_eq!(s, 404);
+}
+
+/// Every file under `dir` (the store and its WAL) as lossy text.
+fn files_text(dir: &std::path::Path) -> String {
+    let mut out = String::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            out.push_str(&String::from_utf8_lossy(&std::fs::read(&p).unwrap()));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_conversation_holds_no_personal_data_the_client_still_gets_its_reply() {
+    let (addr, seen, a, _b, tmp) = start().await;
+    let (s, first) = create(
+        addr,
+        &a,
+        json!({ "model": "m", "input": "echo Mail jane.doe@example.com, card 4111 1111 1111 1111, IP 10.1.2.3." }),
+    )
+    .await;
+    assert_eq!(s, 200, "{first}");
+    // The live reply is the model's, untouched (this route has no input guard).
+    let live = first["output"][0]["content"][0]["text"].as_str().unwrap();
+    assert_eq!(live, "Mail jane.doe@example.com, card 4111 1111 1111 1111, IP 10.1.2.3.");
+    let id = first["id"].as_str().unwrap().to_string();
+
+    // What was kept is redacted as traces are (IP addresses are allowed by default).
+    let (s, got) = call(addr, &a, reqwest::Method::GET, &id).await;
+    assert_eq!(s, 200, "{got}");
+    assert_eq!(got["output"][0]["content"][0]["text"], "Mail [EMAIL], card [CARD], IP 10.1.2.3.", "{got}");
+    let disk = files_text(tmp.path());
+    assert!(!disk.contains("jane.doe") && !disk.contains("4111 1111"), "personal data reached the store");
+
+    // A continuation sends the redacted conversation.
+    let (s, _) = create(addr, &a, json!({ "model": "m", "input": "And then?", "previous_response_id": id })).await;
+    assert_eq!(s, 200);
+    let sent = roles_and_texts(seen.lock().unwrap().last().unwrap());
+    assert_eq!(sent[0], ("user".into(), "echo Mail [EMAIL], card [CARD], IP 10.1.2.3.".into()), "{sent:?}");
+    assert_eq!(sent[1], ("assistant".into(), "Mail [EMAIL], card [CARD], IP 10.1.2.3.".into()), "{sent:?}");
 }

@@ -411,7 +411,7 @@ pub async fn serve(
             config.gateway.trace_sample,
             &config.guard.pii,
         )
-        .with_responses(&store);
+        .with_responses(&store, &config.guard.pii);
     let traces = state.traces.clone();
     let loader_state = state.clone();
     let app_gateway = state.gateway.clone();
@@ -516,7 +516,7 @@ async fn serve_proxy(
     let keys = if require_keys { store.clone() } else { None };
     let mut state = guard(ServerState::proxy_only(config.server.max_body_bytes, gateway), keys, &config).await?;
     if let Some(store) = &store {
-        state = state.with_responses(store);
+        state = state.with_responses(store, &config.guard.pii);
     }
     if let Some(store) = store.filter(|_| traced) {
         state = state.with_traces(

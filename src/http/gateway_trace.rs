@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::http::HeaderValue;
 use axum::response::Response;
-use keel_guard::pii::{apply_pii_policy, PiiAction, PiiPolicy};
+use keel_guard::pii::{apply_pii_policy, PiiPolicy};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -38,18 +38,7 @@ struct Shared {
 
 impl GatewayTraces {
     pub fn new(sink: TraceSink, capture: TraceCapture, sample: f64, pii: &PiiPolicy) -> Self {
-        let redact = |a: PiiAction| if a == PiiAction::Allow { PiiAction::Allow } else { PiiAction::Redact };
-        let pii = PiiPolicy {
-            email: redact(pii.email),
-            phone: redact(pii.phone),
-            card: redact(pii.card),
-            iban: redact(pii.iban),
-            ssn: redact(pii.ssn),
-            ipv4: redact(pii.ipv4),
-            ipv6: redact(pii.ipv6),
-            secret: redact(pii.secret),
-        };
-        Self(Arc::new(Shared { sink, capture, sample, pii }))
+        Self(Arc::new(Shared { sink, capture, sample, pii: pii.for_storage() }))
     }
 
     /// The sink gateway traces are written through.

@@ -62,7 +62,7 @@ pub struct ServerState {
     /// Where the traces of gateway requests go (`None`: not traced).
     pub traces: Option<gateway_trace::GatewayTraces>,
     /// Where `/v1/responses` keeps responses (`None`: a server without a store keeps none).
-    pub responses: Option<Arc<dyn crate::store::ResponseStore>>,
+    pub responses: Option<Arc<responses::Kept>>,
 }
 
 impl ServerState {
@@ -95,7 +95,7 @@ impl ServerState {
             app.config.gateway.trace_sample,
             &app.config.guard.pii,
         );
-        let s = s.with_responses(&app.store);
+        let s = s.with_responses(&app.store, &app.config.guard.pii);
         s.set_ready(app);
         s
     }
@@ -109,9 +109,10 @@ impl ServerState {
         self
     }
 
-    /// Keeps `/v1/responses` responses in `store`.
-    pub fn with_responses(mut self, store: &Store) -> Self {
-        self.responses = Some(store.responses.clone());
+    /// Keeps `/v1/responses` responses in `store`, personal data redacted per `pii` as in
+    /// traces (`PiiPolicy::for_storage`).
+    pub fn with_responses(mut self, store: &Store, pii: &keel_guard::pii::PiiPolicy) -> Self {
+        self.responses = Some(Arc::new(responses::Kept { store: store.responses.clone(), pii: pii.for_storage() }));
         self
     }
 

@@ -4,8 +4,9 @@
 //! pipeline or gateway route, keys, limits, guards, cache, traces, headers); the reply and its
 //! stream are translated back (`reply.rs`). Unless the request says `store: false`, the
 //! conversation is kept per tenant so `previous_response_id` can continue it, and
-//! `GET`/`DELETE /v1/responses/{id}` fetch or remove it. Errors keep OpenAI's error shape,
-//! which both APIs share.
+//! `GET`/`DELETE /v1/responses/{id}` fetch or remove it. What is kept has personal data
+//! redacted as traces do (`[guard.pii]`, kinds set to `allow` kept). Errors keep OpenAI's error
+//! shape, which both APIs share.
 
 mod reply;
 mod request;
@@ -19,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
+use keel_guard::pii::{apply_pii_policy, PiiPolicy};
 use serde_json::{json, Map, Value};
 
 use super::auth::Caller;
@@ -29,29 +31,65 @@ use crate::store::{ResponseStore, StoredResponse};
 use reply::{assistant_message, new_response_id, to_response, ToResponses};
 use request::{to_chat, ResponsesRequest};
 
+/// Where `/v1/responses` keeps responses, and what it redacts from them first.
+pub struct Kept {
+    pub store: Arc<dyn ResponseStore>,
+    /// `[guard.pii]` for storage: a kept conversation holds no more personal data than a trace.
+    pub pii: PiiPolicy,
+}
+
+/// The fields of messages, content parts and output items that carry text a person or a
+/// model wrote (a message's `content`, a part's `text`, tool-call `arguments`, a tool's `output`).
+const TEXT_FIELDS: [&str; 5] = ["content", "text", "arguments", "output", "refusal"];
+
+/// Redacts, in place, every string under a [`TEXT_FIELDS`] key at any depth of `v`.
+fn redact_texts(v: &mut Value, pii: &PiiPolicy) {
+    match v {
+        Value::Object(map) => {
+            for (k, field) in map.iter_mut() {
+                match field {
+                    Value::String(s) if TEXT_FIELDS.contains(&k.as_str()) => {
+                        let out = apply_pii_policy(s, pii);
+                        if out.redacted != *s {
+                            *s = out.redacted;
+                        }
+                    }
+                    _ => redact_texts(field, pii),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| redact_texts(i, pii)),
+        _ => {}
+    }
+}
+
 /// Where a response is kept once it is complete: the tenant's store and the conversation
 /// that led to it.
 struct Keeper {
-    store: Arc<dyn ResponseStore>,
+    kept: Arc<Kept>,
     tenant: String,
     conversation: Vec<Value>,
 }
 
 impl Keeper {
-    /// Keeps `response` with the conversation and its reply. A failure is logged and leaves
-    /// the response unkept; the client still gets it.
+    /// Keeps `response` with the conversation and its reply, both redacted. A failure is
+    /// logged and leaves the response unkept; the client still gets it as it was.
     async fn keep(self, response: &Value) -> bool {
         let Some(id) = response.get("id").and_then(Value::as_str) else { return false };
         let mut messages = self.conversation;
         messages.push(assistant_message(response));
+        let mut response = response.clone();
+        for v in messages.iter_mut().chain(std::iter::once(&mut response)) {
+            redact_texts(v, &self.kept.pii);
+        }
         let stored = StoredResponse {
             id: id.to_string(),
             tenant: self.tenant,
             created_at_ms: crate::trace::now_ms(),
             messages,
-            response: response.clone(),
+            response,
         };
-        match self.store.put_response(&stored).await {
+        match self.kept.store.put_response(&stored).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(id, error = %e, "a response could not be stored");
@@ -71,7 +109,7 @@ fn not_found(id: &str, param: Option<&str>) -> ApiError {
 
 /// The responses store, or the error that says this server keeps none.
 fn store_of(state: &ServerState, param: &str) -> Result<Arc<dyn ResponseStore>, ApiError> {
-    state.responses.clone().ok_or_else(|| {
+    state.responses.as_ref().map(|k| k.store.clone()).ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "unsupported_value",
@@ -167,8 +205,8 @@ async fn prepare(
         None => Vec::new(),
     };
     let (chat, conversation) = to_chat(&req, prior)?;
-    let keeper = state.responses.clone().filter(|_| req.may_store()).map(|store| Keeper {
-        store,
+    let keeper = state.responses.clone().filter(|_| req.may_store()).map(|kept| Keeper {
+        kept,
         tenant: caller.tenant.clone(),
         conversation,
     });

@@ -63,6 +63,22 @@ impl PiiPolicy {
         }
     }
 
+    /// The policy for what is kept (traces, stored conversations): every kind not allowed is
+    /// redacted, including kinds that block requests (whatever a route did with them).
+    pub fn for_storage(&self) -> Self {
+        let redact = |a: PiiAction| if a == PiiAction::Allow { PiiAction::Allow } else { PiiAction::Redact };
+        Self {
+            email: redact(self.email),
+            phone: redact(self.phone),
+            card: redact(self.card),
+            iban: redact(self.iban),
+            ssn: redact(self.ssn),
+            ipv4: redact(self.ipv4),
+            ipv6: redact(self.ipv6),
+            secret: redact(self.secret),
+        }
+    }
+
     /// The action for `kind`.
     pub fn action(&self, kind: PiiKind) -> PiiAction {
         match kind {
