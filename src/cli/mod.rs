@@ -144,7 +144,8 @@ pub enum Command {
         documents: bool,
         #[arg(long)]
         json: bool,
-        /// Also run the embedding layer (inputs embedded with the model first).
+        /// Also run the embedding classifier: each input embedded by the injection-tuned encoder,
+        /// one at a time, that time reported beside the guard's (`encoder_p50_ms`, `encoder_p99_ms`).
         #[arg(long)]
         embed: bool,
         /// Guard thresholds as JSON (keel-guard `GuardConfig`), for tuning on dev files.
