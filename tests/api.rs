@@ -276,9 +276,9 @@ async fn chat_completions_plain_and_streaming_carry_citations() {
     assert!(!ext["citations"].as_array().unwrap().is_empty());
 
     // Models, health and readiness.
-    let m: Value = client.get(server.url("/v1/models")).send().await.unwrap().json().await.unwrap();
+    let m = server.get_json("/v1/models").await;
     assert_eq!(m["data"][0]["id"], "keel");
-    let r: Value = client.get(server.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    let r = server.get_json("/readyz").await;
     assert_eq!(r["status"], "ready");
     assert!(r["chunks"].as_u64().unwrap() > 30);
     server.stop().await;
@@ -292,7 +292,7 @@ async fn every_request_leaves_a_trace_with_a_span_per_stage() {
     let (_, a) =
         post(&client, &server.url("/v1/answer"), &json!({ "question": "Is there a restocking fee on returns?" })).await;
     let id = a["trace_id"].as_str().unwrap();
-    let t: Value = client.get(server.url(&format!("/v1/traces/{id}"))).send().await.unwrap().json().await.unwrap();
+    let t = server.get_json(&format!("/v1/traces/{id}")).await;
     let names: Vec<&str> = t["spans"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["input", "conversation", "approved", "snapshot", "retrieve", "generate", "record"]);
     let retrieve = &t["spans"][4];
@@ -454,7 +454,7 @@ async fn the_in_process_model_answers_embeddings_with_its_own_vectors() {
         let (status, v) = post(&client, &url, &body).await;
         assert_eq!((status, v["error"]["param"].as_str()), (422, Some(param)), "{v}");
     }
-    let models = client.get(server.url("/v1/models")).send().await.unwrap().json::<Value>().await.unwrap();
+    let models = server.get_json("/v1/models").await;
     assert!(models["data"].as_array().unwrap().iter().any(|m| m["id"] == "all-MiniLM-L6-v2"), "{models}");
     server.stop().await;
 }
@@ -504,14 +504,7 @@ async fn the_responses_face_answers_with_the_grounded_pipeline_plain_and_streame
     )
     .await;
     assert_eq!((status, e["error"]["param"].as_str()), (404, Some("previous_response_id")));
-    let kept: Value = client
-        .get(server.url(&format!("/v1/responses/{}", r["id"].as_str().unwrap())))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let kept = server.get_json(&format!("/v1/responses/{}", r["id"].as_str().unwrap())).await;
     assert_eq!(kept, r, "kept as returned");
     let (status, e) = post(&client, &server.url("/v1/responses"), &json!({ "model": "keel", "imput": "x" })).await;
     assert_eq!(status, 422, "{e}");

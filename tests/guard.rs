@@ -113,7 +113,7 @@ async fn injections_are_refused_benign_look_alikes_answered_and_pii_never_stored
     // The review queue lists it; a person approves that chunk's exact content through the
     // admin API: it may be evidence again (and the snapshot key changes with the review, so
     // the old answer is not replayed).
-    let flagged: Value = c.get(s.url("/v1/admin/documents/flagged")).send().await.unwrap().json().await.unwrap();
+    let flagged = s.get_json("/v1/admin/documents/flagged").await;
     let entry = flagged["data"]
         .as_array()
         .unwrap()

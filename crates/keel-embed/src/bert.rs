@@ -153,9 +153,8 @@ impl Bert {
         })
     }
 
-    /// Adds a LoRA adapter's `B·A` to the weights it names (see `lora.rs` for the format);
-    /// returns how many linear maps it changed.
-    pub fn merge_lora(&mut self, adapter: &[u8]) -> Result<usize, EmbedError> {
+    /// Adds a LoRA adapter's `B·A` to the weights it names (see `lora.rs` for the format).
+    pub fn merge_lora(&mut self, adapter: &[u8]) -> Result<(), EmbedError> {
         let st = lora::parse(adapter)?;
         let entries = lora::entries(&st, self.layers.len())?;
         let (h, i) = (self.cfg.hidden, self.cfg.intermediate);
@@ -178,7 +177,7 @@ impl Bert {
             };
             lora::merge_one(&st, &format!("lora.{l}.{linear}"), target)?;
         }
-        Ok(entries.len())
+        Ok(())
     }
 
     pub fn max_positions(&self) -> usize {

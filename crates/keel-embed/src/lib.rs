@@ -15,7 +15,6 @@ use std::path::Path;
 use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
 
 pub use bert::BertConfig;
-pub use lora::LINEARS as LORA_LINEARS;
 
 /// The files a model folder must hold.
 pub const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];

@@ -11,7 +11,7 @@ use safetensors::{Dtype, SafeTensors};
 use crate::EmbedError;
 
 /// The linear maps an adapter may touch, by their names in the base model.
-pub const LINEARS: [&str; 6] = [
+pub(crate) const LINEARS: [&str; 6] = [
     "attention.self.query",
     "attention.self.key",
     "attention.self.value",

@@ -48,12 +48,7 @@ fn redact_texts(v: &mut Value, pii: &PiiPolicy) {
         Value::Object(map) => {
             for (k, field) in map.iter_mut() {
                 match field {
-                    Value::String(s) if TEXT_FIELDS.contains(&k.as_str()) => {
-                        let out = apply_pii_policy(s, pii);
-                        if out.redacted != *s {
-                            *s = out.redacted;
-                        }
-                    }
+                    Value::String(s) if TEXT_FIELDS.contains(&k.as_str()) => *s = apply_pii_policy(s, pii).redacted,
                     _ => redact_texts(field, pii),
                 }
             }
@@ -69,19 +64,22 @@ struct Keeper {
     kept: Arc<Kept>,
     tenant: String,
     conversation: Vec<Value>,
+    /// How many of `conversation`'s messages came from the store, already redacted.
+    redacted: usize,
 }
 
 impl Keeper {
-    /// Keeps `response` with the conversation and its reply, both redacted. A failure is
-    /// logged and leaves the response unkept; the client still gets it as it was.
+    /// Keeps `response` with the conversation and its reply, both redacted (the new messages
+    /// only: the stored ones were redacted when kept). A failure is logged and leaves the
+    /// response unkept; the client still gets it as it was.
     async fn keep(self, response: &Value) -> bool {
         let Some(id) = response.get("id").and_then(Value::as_str) else { return false };
-        let mut messages = self.conversation;
-        messages.push(assistant_message(response));
+        let pii = &self.kept.pii;
         let mut response = response.clone();
-        for v in messages.iter_mut().chain(std::iter::once(&mut response)) {
-            redact_texts(v, &self.kept.pii);
-        }
+        redact_texts(&mut response, pii);
+        let mut messages = self.conversation;
+        messages.iter_mut().skip(self.redacted).for_each(|m| redact_texts(m, pii));
+        messages.push(assistant_message(&response));
         let stored = StoredResponse {
             id: id.to_string(),
             tenant: self.tenant,
@@ -204,11 +202,14 @@ async fn prepare(
         }
         None => Vec::new(),
     };
-    let (chat, conversation) = to_chat(&req, prior)?;
-    let keeper = state.responses.clone().filter(|_| req.may_store()).map(|kept| Keeper {
+    let kept = state.responses.clone().filter(|_| req.may_store());
+    let redacted = prior.len();
+    let (chat, conversation) = to_chat(&req, prior, kept.is_some())?;
+    let keeper = kept.zip(conversation).map(|(kept, conversation)| Keeper {
         kept,
         tenant: caller.tenant.clone(),
         conversation,
+        redacted,
     });
     Ok((chat, req.echo(keeper.is_some()), keeper))
 }

@@ -360,9 +360,14 @@ fn response_format(f: &Value) -> Result<Option<Value>, ApiError> {
     }
 }
 
-/// The chat request, and the conversation it carries without the request's `instructions`
-/// (`prior`, a stored response's messages, then the new input): what is kept if the response is.
-pub(super) fn to_chat(req: &ResponsesRequest, prior: Vec<Value>) -> Result<(Value, Vec<Value>), ApiError> {
+/// The chat request, and (with `keep`) the conversation it carries without the request's
+/// `instructions` (`prior`, a stored response's messages, then the new input): what is kept if
+/// the response is. Without `keep` the conversation moves into the request uncopied.
+pub(super) fn to_chat(
+    req: &ResponsesRequest,
+    prior: Vec<Value>,
+    keep: bool,
+) -> Result<(Value, Option<Vec<Value>>), ApiError> {
     if req.conversation.is_some() {
         return Err(stateless(
             "conversation",
@@ -384,7 +389,13 @@ pub(super) fn to_chat(req: &ResponsesRequest, prior: Vec<Value>) -> Result<(Valu
     if let Some(s) = &req.instructions {
         messages.push(json!({ "role": "system", "content": s }));
     }
-    messages.extend(conversation.iter().cloned());
+    let kept = if keep {
+        messages.extend(conversation.iter().cloned());
+        Some(conversation)
+    } else {
+        messages.extend(conversation);
+        None
+    };
     let mut body = Map::new();
     body.insert("model".into(), json!(req.model));
     body.insert("messages".into(), Value::Array(messages));
@@ -429,7 +440,7 @@ pub(super) fn to_chat(req: &ResponsesRequest, prior: Vec<Value>) -> Result<(Valu
     if req.stream {
         super::super::chunk_stream::ask_for_chunks(&mut body);
     }
-    Ok((Value::Object(body), conversation))
+    Ok((Value::Object(body), kept))
 }
 
 #[cfg(test)]
@@ -438,7 +449,7 @@ mod tests {
     use super::*;
 
     fn chat(raw: Value) -> Result<Value, ApiError> {
-        Ok(to_chat(&parse_value::<ResponsesRequest>(&raw)?, Vec::new())?.0)
+        Ok(to_chat(&parse_value::<ResponsesRequest>(&raw)?, Vec::new(), false)?.0)
     }
 
     #[test]
@@ -465,7 +476,8 @@ mod tests {
             json!({ "role": "user", "content": "Rain in April?" }),
             json!({ "role": "assistant", "content": "Yes." }),
         ];
-        let (c, conversation) = to_chat(&req, prior.clone()).unwrap();
+        let (c, conversation) = to_chat(&req, prior.clone(), true).unwrap();
+        let conversation = conversation.unwrap();
         let m = c["messages"].as_array().unwrap();
         assert_eq!((m.len(), m[0]["content"].as_str(), &m[1..3]), (4, Some("Be brief."), &prior[..]));
         assert_eq!(m[3], json!({ "role": "user", "content": "And in May?" }));
